@@ -1,0 +1,86 @@
+"""The Flask adapter: reads the request, calls the sans-I/O core, writes the reply. Nothing else."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from .core import HttpRequest, Receiver
+from .reload import FileWatcher, Snapshot, build, initial_snapshot
+from .tencent.platform import TencentPlatform
+
+log = logging.getLogger("imhook.app")
+CALLBACK_PATHS = ("/", "/callback")
+# Parts that attach to the app (routes, observers, background workers) through `install(app, receiver)`.
+INSTALLERS = ("receiver.recording.web", "receiver.ops.web")
+
+
+def create_app(config_file: str | Path | None = None, *, receiver: Receiver | None = None) -> Flask:
+    """App factory: `gunicorn 'receiver.app:create_app()'`. Reads $IMHOOK_CONFIG by default."""
+    snapshot: Snapshot | None = None
+    if receiver is None:
+        platform = TencentPlatform()
+        snapshot = initial_snapshot(Path(config_file) if config_file else None)
+        config, chain = build(snapshot, platform)
+        receiver = Receiver(config, chain, platform=platform)
+        if not config.tokens:
+            log.warning("no token configured: the Sign of callbacks is not checked")
+    app = Flask("imhook")
+    app.config["MAX_CONTENT_LENGTH"] = receiver.config.server["max_body_bytes"]
+    app.extensions["imhook"] = receiver
+    if snapshot is not None and receiver.config.reload["watch"]:
+        app.extensions["imhook.watcher"] = FileWatcher(
+            receiver, snapshot, receiver.config.reload["interval_seconds"]).start()
+
+    _install_parts(app, receiver)
+
+    def callback():
+        outcome = receiver.handle(HttpRequest(
+            method=request.method, query=request.args.to_dict(), body=request.get_data(cache=False),
+            headers=request.headers, remote_addr=request.remote_addr or "",
+            request_id=request.headers.get("X-Request-Id") or uuid.uuid4().hex,
+        ))
+        return json_response(outcome.status, outcome.reply)
+
+    for path in CALLBACK_PATHS:
+        app.add_url_rule(path, endpoint=f"callback{path}", view_func=callback,
+                         methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+
+    @app.get("/healthz")
+    def healthz():
+        return json_response(200, {"status": "ok"})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Routing errors and Werkzeug's own 413 still answer in JSON (PROTOCOL.md §2).
+        return json_response(exc.code or 500, receiver.platform.render_error(exc.code or 500, exc.description
+                                                                               or exc.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unexpected error")
+        return json_response(500, receiver.platform.render_error(500, "internal error"))
+
+    return app
+
+
+def json_response(status: int, body: dict) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _install_parts(app: Flask, receiver: Receiver) -> None:
+    import importlib
+
+    for module_name in INSTALLERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        module.install(app, receiver)

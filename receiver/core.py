@@ -1,0 +1,131 @@
+"""The sans-I/O pipeline: HTTP request in, reply out: from_http → Callback → Decision → reply.
+
+No sockets and no Flask here: the web adapter (app.py), explain and replay all call `handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.chain import Chain, Decision
+
+from .config import Config
+from .errors import MethodNotAllowed, RequestError
+from .model import Callback
+from .tencent.platform import TencentPlatform
+
+log = logging.getLogger("imhook.core")
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    query: Mapping[str, str]
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    remote_addr: str = ""
+    request_id: str = ""
+
+
+@dataclass
+class Outcome:
+    """Everything about one handled request: what to send back and why."""
+
+    status: int
+    reply: dict[str, Any]
+    request: HttpRequest
+    received_at: float
+    callback: Callback | None = None
+    decision: Decision | None = None
+    error: RequestError | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def command(self) -> str:
+        if self.callback is not None:
+            return self.callback.command
+        return str(self.request.query.get("CallbackCommand", ""))
+
+    @property
+    def outcome_name(self) -> str:
+        """allow / refuse / drop / rewrite / refuse_some / notify / rejected."""
+        if self.error is not None:
+            return "rejected"
+        if self.callback is None or not self.callback.is_before or self.decision is None:
+            return "notify"
+        from rules.chain import _result_name
+
+        return _result_name(self.decision.verdict)
+
+
+Observer = Callable[[Outcome], None]
+
+
+class Receiver:
+    """Answers callbacks with the current config and chain; both can be swapped while serving."""
+
+    def __init__(self, config: Config, chain: Chain, *, platform=None, clock: Callable[[], float] = time.time):
+        self.platform = platform or TencentPlatform()
+        self.clock = clock
+        self.observers: list[Observer] = []
+        self._lock = threading.Lock()
+        self._state = (config, chain)
+
+    @property
+    def config(self) -> Config:
+        return self._state[0]
+
+    @property
+    def chain(self) -> Chain:
+        return self._state[1]
+
+    def swap(self, config: Config, chain: Chain) -> None:
+        """Replace config and chain atomically; requests in flight finish with the old ones."""
+        with self._lock:
+            old_chain = self._state[1]
+            self._state = (config, chain)
+        # Let in-flight decisions finish before the old rules close their resources.
+        threading.Timer(5.0, old_chain.close).start()
+
+    def handle(self, request: HttpRequest, *, trusted: bool = False) -> Outcome:
+        """Answer one HTTP request; never raises for any input.
+
+        `trusted` skips the app-id and signature checks: for replaying recordings offline and for
+        `imhook explain`, which run the very same path otherwise.
+        """
+        config, chain = self._state
+        received_at = self.clock()
+        started = time.perf_counter()
+        try:
+            if request.method != "POST":
+                raise MethodNotAllowed(f"method {request.method} not allowed; the IM posts callbacks")
+            callback = self.parse(request, config, received_at, trusted=trusted)
+        except RequestError as exc:
+            outcome = Outcome(exc.status, self.platform.render_error(exc.status, exc.message), request,
+                              received_at, error=exc)
+        else:
+            decision = chain.decide(callback)
+            reply = self.platform.render(callback, decision.verdict)
+            outcome = Outcome(200, reply, request, received_at, callback=callback, decision=decision)
+        outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+        self._notify(outcome)
+        return outcome
+
+    def parse(self, request: HttpRequest, config: Config, now: float, *, trusted: bool = False) -> Callback:
+        app_id = str(request.query.get("SdkAppid") or config.app_id) if trusted else config.app_id
+        return self.platform.from_http(
+            request.query, request.body, app_id=app_id, tokens=() if trusted else config.tokens,
+            window=config.auth["window_seconds"], max_body=config.server["max_body_bytes"], now=now,
+        )
+
+    def _notify(self, outcome: Outcome) -> None:
+        for observer in self.observers:
+            try:
+                observer(outcome)
+            except Exception:  # an observer (recording, metrics) must never break a reply
+                log.exception("observer %r failed", observer)

@@ -1,0 +1,81 @@
+"""gunicorn settings for imhook, tuned for the IM's 2 s callback budget.
+
+Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
+IMHOOK_LOG_LEVEL) or on the gunicorn command line.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("IMHOOK_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}")
+# Threads let one worker serve several of the IM's keep-alive connections at once (PROTOCOL.md §1);
+# processes use the cores. Rules are CPU-bound, so processes ~ cores.
+workers = int(os.environ.get("IMHOOK_WORKERS", max(2, multiprocessing.cpu_count())))
+worker_class = "gthread"
+threads = int(os.environ.get("IMHOOK_THREADS", "8"))
+# The IM reuses connections; keep them a little longer than its idle gap.
+keepalive = 75
+# A worker silent this long is stuck: far beyond the 2 s budget, short enough to recover fast.
+timeout = 30
+graceful_timeout = 20
+# Bounded listen queue: a queued request older than 2 s is worthless to the IM anyway.
+backlog = 256
+max_requests = 0
+limit_request_line = 8190
+accesslog = os.environ.get("IMHOOK_ACCESS_LOG", "-")
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}i)s'
+loglevel = os.environ.get("IMHOOK_LOG_LEVEL", "info")
+wsgi_app = "receiver.app:create_app()"
+
+
+def on_starting(server):
+    """Validate the config once in the master: a bad file stops start-up with a clear message."""
+    from receiver.errors import ImhookError
+    from receiver.reload import validate_and_remember
+
+    try:
+        validate_and_remember()
+    except ImhookError as exc:
+        raise SystemExit(f"imhook: {exc}") from None
+
+
+def on_reload(server):
+    """On HUP: a bad new file is logged and the last good one keeps serving."""
+    from receiver.reload import validate_and_remember
+
+    validate_and_remember()
+
+
+# Parts of imhook with per-process work (draining queues, metrics files) define gunicorn hooks
+# by the same names in these modules; each hook here calls them in order.
+HOOK_MODULES = ("receiver.recording.hooks", "receiver.ops.hooks")
+
+
+def _each(hook, *args):
+    import importlib
+
+    for module_name in HOOK_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        if hasattr(module, hook):
+            getattr(module, hook)(*args)
+
+
+def when_ready(server):
+    _each("when_ready", server)
+
+
+def post_fork(server, worker):
+    _each("post_fork", server, worker)
+
+
+def worker_exit(server, worker):
+    _each("worker_exit", server, worker)
+
+
+def child_exit(server, worker):
+    _each("child_exit", server, worker)

@@ -1,0 +1,187 @@
+"""Platform-neutral values: the callback, its event, message text fields.
+
+A platform adapter (Tencent today, NetEase next) turns its wire format into these values, so a
+rule written against them serves every platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Neutral action names. Rules may be scoped by these or by platform command names.
+MESSAGE_SEND = "message.send"
+FRIEND_ADD = "friend.add"
+FRIEND_RESPOND = "friend.respond"
+GROUP_CREATE = "group.create"
+GROUP_JOIN = "group.join"
+GROUP_INVITE = "group.invite"
+TOPIC_CREATE = "topic.create"
+NOTIFY = "notify"
+
+Path = tuple  # a path into the wire body, e.g. (0, "MsgContent", "Text")
+
+
+@dataclass(frozen=True)
+class TextField:
+    """One human-readable text inside an event, with where it lives and whom it concerns."""
+
+    path: Path
+    text: str
+    kind: str  # "text", "custom.desc", "relay.title", "group.name", "friend.wording", ...
+    subject: str = ""  # for per-friend texts: the friend the text is about
+
+
+class Message(Protocol):
+    """A message body as rules see it; each platform implements it over its wire form."""
+
+    cloud_custom_data: str | None
+
+    def text_fields(self) -> Iterator[TextField]: ...
+
+    def replace_texts(self, edits: Mapping[Path, str]) -> "Message": ...
+
+    def with_cloud_custom_data(self, value: str | None) -> "Message": ...
+
+    def element_types(self) -> tuple[str, ...]: ...
+
+    def custom_payloads(self) -> Iterator[str]: ...
+
+    def text_length(self) -> int: ...
+
+    def to_wire(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Event:
+    """What the callback is about, platform-neutral. `actor` is who does it."""
+
+    action: str
+    actor: str = ""
+    group_id: str = ""
+    group_type: str = ""
+
+    def text_fields(self) -> Iterator[TextField]:
+        return iter(())
+
+
+@dataclass(frozen=True)
+class MessageSend(Event):
+    conversation: str = "c2c"  # "c2c", "group" or "official"
+    peer: str = ""  # the recipient account (c2c) or group id
+    topic_id: str = ""
+    online_only: bool = False
+    message: Any = None  # a Message
+
+    def text_fields(self) -> Iterator[TextField]:
+        return self.message.text_fields()
+
+
+@dataclass(frozen=True)
+class FriendRequestItem:
+    to: str
+    wording: str = ""
+    remark: str = ""
+    source: str = ""
+    group_name: str = ""
+
+
+@dataclass(frozen=True)
+class FriendAdd(Event):
+    items: tuple[FriendRequestItem, ...] = ()
+    add_type: str = ""
+    forced: bool = False
+
+    def text_fields(self) -> Iterator[TextField]:
+        for i, item in enumerate(self.items):
+            if item.wording:
+                yield TextField(("FriendItem", i, "AddWording"), item.wording, "friend.wording", item.to)
+            if item.remark:
+                yield TextField(("FriendItem", i, "Remark"), item.remark, "friend.remark", item.to)
+
+
+@dataclass(frozen=True)
+class FriendResponseItem:
+    to: str
+    action: str = ""
+    remark: str = ""
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class FriendRespond(Event):
+    items: tuple[FriendResponseItem, ...] = ()
+
+    def text_fields(self) -> Iterator[TextField]:
+        for i, item in enumerate(self.items):
+            if item.remark:
+                yield TextField(("ResponseFriendItem", i, "Remark"), item.remark, "friend.remark", item.to)
+
+
+@dataclass(frozen=True)
+class GroupCreate(Event):
+    owner: str = ""
+    name: str = ""
+    created_count: int = 0
+    members: tuple[str, ...] = ()
+
+    def text_fields(self) -> Iterator[TextField]:
+        if self.name:
+            yield TextField(("Name",), self.name, "group.name")
+
+
+@dataclass(frozen=True)
+class GroupJoin(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class GroupInvite(Event):
+    invitees: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TopicCreate(Event):
+    name: str = ""
+
+    def text_fields(self) -> Iterator[TextField]:
+        if self.name:
+            yield TextField(("Name",), self.name, "topic.name")
+
+
+@dataclass(frozen=True)
+class Notification(Event):
+    """An after-callback or notification: nothing to decide, only to record and forward."""
+
+    texts: tuple[TextField, ...] = ()
+
+    def text_fields(self) -> Iterator[TextField]:
+        return iter(self.texts)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One received callback: immutable, typed, with its raw wire form kept."""
+
+    platform: str
+    command: str
+    is_before: bool
+    app_id: str
+    event: Event
+    query: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    client_ip: str = ""
+    client_platform: str = ""
+    known: bool = True  # False: a command this version has no schema for
+
+    @property
+    def action(self) -> str:
+        return self.event.action
+
+    def with_event(self, event: Event) -> "Callback":
+        """Return a copy with another event (used when a rule rewrites the message)."""
+        from dataclasses import replace
+
+        return replace(self, event=event)

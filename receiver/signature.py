@@ -1,0 +1,40 @@
+"""Tencent IM callback authentication (PROTOCOL.md §1)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+from .errors import Unauthorized
+
+
+def sign(token: str, request_time: int | str) -> str:
+    """Return Sign = lower-case hex sha256(token + RequestTime)."""
+    return hashlib.sha256(f"{token}{request_time}".encode()).hexdigest()
+
+
+def verify_sign(
+    tokens: Sequence[str], sign_value: str | None, request_time: str | None, *, now: float, window: float
+) -> None:
+    """Raise Unauthorized unless Sign matches one of `tokens` and RequestTime is fresh.
+
+    Several tokens may be valid at once so a token can be rotated without downtime. Messages
+    never echo the token or the expected signature.
+    """
+    if not sign_value or not request_time:
+        raise Unauthorized("missing Sign or RequestTime")
+    try:
+        when = int(request_time)
+    except ValueError:
+        raise Unauthorized("RequestTime is not an integer") from None
+    # The IM page states no window; a sibling Tencent product advises one minute (PROTOCOL.md §1).
+    if abs(now - when) > window:
+        raise Unauthorized(f"RequestTime is outside the allowed window of {window:g} s")
+    given = sign_value.strip().lower().encode()
+    matched = False
+    for token in tokens:
+        # Compare against every token (no early exit) so timing does not reveal which one failed.
+        matched |= hmac.compare_digest(sign(token, request_time).encode(), given)
+    if not matched:
+        raise Unauthorized("Sign does not match")

@@ -1,0 +1,1 @@
+"""Tencent Cloud IM: wire schemas, commands and replies."""

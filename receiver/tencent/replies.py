@@ -1,0 +1,100 @@
+"""Render a Verdict as the exact reply a Tencent command expects (PROTOCOL.md §2–3)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..model import Callback, FriendAdd, FriendRespond
+from ..verdict import DROP, REFUSE, Verdict
+from .commands import COMMANDS, DECIDE, FRIEND, FRIEND_DEFAULT_REFUSAL, INVITE, MESSAGE, CommandSpec
+
+log = logging.getLogger("imhook.reply")
+
+GENERIC_REFUSAL = 1  # sender sees 20006 (C2C) or 10016 (group)
+SILENT_DROP = 2
+
+
+def envelope(code: int = 0, info: str = "", status: str = "OK") -> dict[str, Any]:
+    return {"ActionStatus": status, "ErrorCode": code, "ErrorInfo": info}
+
+
+def ok() -> dict[str, Any]:
+    return envelope()
+
+
+def render(callback: Callback, verdict: Verdict) -> dict[str, Any]:
+    """Return the reply body for `callback` decided by `verdict`."""
+    spec = COMMANDS.get(callback.command)
+    if spec is None or not spec.is_before:
+        return ok()
+    return _RENDERERS[spec.reply](spec, callback, verdict)
+
+
+def refusal_code(spec: CommandSpec, code: int | None, fallback: int = GENERIC_REFUSAL) -> int:
+    """The app's own code if it lies in the command's range, else the generic refusal.
+
+    A code outside the range would be misread by the IM (for friends: as "the app failed", which
+    lets the request through), so it is never sent.
+    """
+    if code is None:
+        return fallback
+    if spec.codes is not None and code in spec.codes:
+        return code
+    log.warning("refusal code %s is outside %s's range %s; sent %s instead",
+                code, spec.name, spec.codes or "(none)", fallback)
+    return fallback
+
+
+def _message(spec: CommandSpec, callback: Callback, verdict: Verdict) -> dict[str, Any]:
+    if verdict.outcome == REFUSE:
+        return envelope(refusal_code(spec, verdict.code), verdict.info)
+    if verdict.outcome == DROP:
+        return envelope(SILENT_DROP)
+    reply = ok()
+    if verdict.message is not None:
+        original = callback.event.message
+        new = verdict.message.to_wire()
+        # Only send what changed: an absent MsgBody / CloudCustomData keeps the original.
+        if new["MsgBody"] != list(original.body):
+            reply["MsgBody"] = new["MsgBody"]
+        if verdict.message.cloud_custom_data != original.cloud_custom_data:
+            reply["CloudCustomData"] = verdict.message.cloud_custom_data or ""
+    return reply
+
+
+def _decide(spec: CommandSpec, callback: Callback, verdict: Verdict) -> dict[str, Any]:
+    if verdict.outcome in (REFUSE, DROP):  # no silent drop here: a drop refuses
+        return envelope(refusal_code(spec, verdict.code), verdict.info)
+    return ok()
+
+
+def _invite(spec: CommandSpec, callback: Callback, verdict: Verdict) -> dict[str, Any]:
+    reply = _decide(spec, callback, verdict)
+    if reply["ErrorCode"] == 0 and verdict.refused_members:
+        reply["RefusedMembers_Account"] = list(verdict.refused_members)
+    return reply
+
+
+def _friend(spec: CommandSpec, callback: Callback, verdict: Verdict) -> dict[str, Any]:
+    """One ResultItem per requested friend; refusals live there, never in the top ErrorCode."""
+    event = callback.event
+    assert isinstance(event, (FriendAdd, FriendRespond))
+    items = []
+    for item in event.items:
+        if verdict.outcome in (REFUSE, DROP):
+            code = refusal_code(spec, verdict.code, FRIEND_DEFAULT_REFUSAL)
+            info = verdict.info
+        elif item.to in verdict.friend_results:
+            result = verdict.friend_results[item.to]
+            code = refusal_code(spec, result.code, FRIEND_DEFAULT_REFUSAL)
+            info = result.info
+        else:
+            code, info = 0, ""
+        items.append({"To_Account": item.to, "ResultCode": code, "ResultInfo": info})
+    reply = ok()
+    reply["ResultItem"] = items
+    return reply
+
+
+_RENDERERS = {MESSAGE: _message, DECIDE: _decide, INVITE: _invite, FRIEND: _friend}

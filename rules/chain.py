@@ -1,0 +1,187 @@
+"""The rule chain: rules in config order, first refusal wins, rewrites compose, default allow."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+
+from receiver.model import Callback, MessageSend
+from receiver.verdict import ALLOW, DROP, REFUSE, FriendResult, Verdict
+
+from .base import Rule
+
+log = logging.getLogger("imhook.chain")
+
+ON_ERROR_OUTCOMES = (ALLOW, REFUSE, DROP)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which callbacks a rule sees. Empty tuples mean "any"."""
+
+    commands: tuple[str, ...] = ()  # platform command names or neutral actions ("message.send")
+    group_types: tuple[str, ...] = ()
+    conversations: tuple[str, ...] = ()  # "c2c", "group", "official"
+    users: tuple[str, ...] = ()
+    except_users: tuple[str, ...] = ()
+
+    def covers(self, callback: Callback) -> bool:
+        event = callback.event
+        if self.commands and callback.command not in self.commands and event.action not in self.commands:
+            return False
+        if self.group_types and event.group_type not in self.group_types:
+            return False
+        if self.conversations and getattr(event, "conversation", "") not in self.conversations:
+            return False
+        if self.users and event.actor not in self.users:
+            return False
+        return event.actor not in self.except_users
+
+
+@dataclass
+class ChainEntry:
+    rule: Rule
+    scope: Scope = field(default_factory=Scope)
+    on_error: str = ALLOW
+    budget_ms: float = 200.0
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    def applies_to(self, callback: Callback) -> bool:
+        if self.rule.actions and callback.action not in self.rule.actions:
+            return False
+        return self.scope.covers(callback)
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """What one rule did with one callback, for `imhook explain`, replay and logs."""
+
+    rule: str
+    result: str  # allow, refuse, drop, rewrite, refuse_some, no_opinion, error, timeout, skipped
+    reason: str = ""
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    trace: tuple[TraceStep, ...]
+    elapsed_ms: float = 0.0
+
+
+class Chain:
+    """Run rules in order under a whole-chain deadline; never raise."""
+
+    def __init__(self, entries: list[ChainEntry], *, deadline_ms: float = 1500.0, on_error: str = ALLOW,
+                 threads: int = 8):
+        self.entries = entries
+        self.deadline_ms = deadline_ms
+        self.on_error = on_error
+        # The chain runs on a pool thread so a rule that hangs cannot hold the reply past the
+        # deadline; the hung thread is abandoned (and logged), the reply still leaves in time.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imhook-chain")
+
+    def decide(self, callback: Callback) -> Decision:
+        """Decide a callback; after-callbacks and callbacks no rule covers are allowed at once."""
+        if not callback.is_before or not any(e.applies_to(callback) for e in self.entries):
+            return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+        started = time.perf_counter()
+        future = self._pool.submit(self.run, callback)
+        try:
+            decision = future.result(timeout=self.deadline_ms / 1000)
+        except FutureTimeout:
+            log.error("rule chain overran its %.0f ms deadline on %s; replied %s",
+                      self.deadline_ms, callback.command, self.on_error)
+            verdict = _fallback(self.on_error, "chain", f"chain deadline of {self.deadline_ms:g} ms exceeded")
+            decision = Decision(verdict, (TraceStep("chain", "timeout", verdict.reason),))
+        return replace(decision, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+    def run(self, callback: Callback) -> Decision:
+        """Run the chain in the calling thread (no deadline): used by `decide`, explain and replay."""
+        trace: list[TraceStep] = []
+        current = callback
+        refused_members: dict[str, None] = {}
+        friend_results: dict[str, FriendResult] = {}
+        changed_by: list[str] = []
+        for entry in self.entries:
+            if not entry.applies_to(current):
+                continue
+            started = time.perf_counter()
+            verdict, fault = _call(entry, current)
+            elapsed = (time.perf_counter() - started) * 1000
+            if fault is None and elapsed > entry.budget_ms:
+                fault = f"overran its budget of {entry.budget_ms:g} ms ({elapsed:.1f} ms)"
+            if fault is not None:
+                log.error("rule %s failed on %s: %s; applied on_error=%s",
+                          entry.name, current.command, fault, entry.on_error)
+                trace.append(TraceStep(entry.name, "error", fault, elapsed))
+                verdict = _fallback(entry.on_error, entry.name, f"rule error: {fault}")
+                if verdict.outcome == ALLOW:
+                    continue
+            if verdict is None:
+                trace.append(TraceStep(entry.name, "no_opinion", "", elapsed))
+                continue
+            verdict = verdict.by(entry.name)
+            if fault is None:
+                trace.append(TraceStep(entry.name, _result_name(verdict), verdict.reason, elapsed))
+            if verdict.ends_chain:
+                return Decision(verdict, tuple(trace))
+            if verdict.message is not None:
+                current = current.with_event(replace(current.event, message=verdict.message))
+                changed_by.append(entry.name)
+            refused_members.update(dict.fromkeys(verdict.refused_members))
+            for account, result in verdict.friend_results.items():
+                friend_results.setdefault(account, result)
+            if verdict.refused_members or verdict.friend_results:
+                changed_by.append(entry.name)
+        final_message = current.event.message if changed_by and isinstance(current.event, MessageSend) else None
+        reason = "; ".join(s.reason for s in trace if s.rule in changed_by and s.reason) or "no rule objected"
+        return Decision(
+            Verdict(ALLOW, message=final_message, refused_members=tuple(refused_members),
+                    friend_results=friend_results, rule=",".join(dict.fromkeys(changed_by)), reason=reason),
+            tuple(trace),
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for entry in self.entries:
+            try:
+                entry.rule.close()
+            except Exception:  # closing must not stop the other rules from closing
+                log.exception("rule %s failed to close", entry.name)
+
+
+def _call(entry: ChainEntry, callback: Callback) -> tuple[Verdict | None, str | None]:
+    """Call a rule; return (verdict, None) or (None, what went wrong)."""
+    try:
+        verdict = entry.rule.decide(callback)
+    except Exception as exc:  # a rule's fault must never take the service down
+        log.debug("rule %s raised", entry.name, exc_info=True)
+        return None, f"raised {type(exc).__name__}: {exc}"
+    if verdict is not None and not isinstance(verdict, Verdict):
+        return None, f"returned {type(verdict).__name__}, not a Verdict or None"
+    if verdict is not None and verdict.message is not None and not isinstance(callback.event, MessageSend):
+        return None, "rewrote a message on a callback that carries none"
+    if verdict is not None and verdict.outcome not in ON_ERROR_OUTCOMES:
+        return None, f"returned an unknown outcome {verdict.outcome!r}"
+    return verdict, None
+
+
+def _fallback(outcome: str, rule: str, reason: str) -> Verdict:
+    return Verdict(outcome, rule=rule, reason=reason)
+
+
+def _result_name(verdict: Verdict) -> str:
+    if verdict.outcome != ALLOW:
+        return verdict.outcome
+    if verdict.message is not None:
+        return "rewrite"
+    if verdict.refused_members or verdict.friend_results:
+        return "refuse_some"
+    return "allow"

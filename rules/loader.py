@@ -1,0 +1,68 @@
+"""Build a Chain from the validated config: resolve rule classes, validate each rule's config."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError
+
+from receiver.config import Config
+from receiver.errors import ConfigError
+from receiver.yamlfile import errors_to_config_error
+
+from .base import RuleContext
+from .chain import Chain, ChainEntry, Scope
+from .registry import load_rule_class
+
+
+def build_chain(config: Config, *, platform=None, services: dict | None = None) -> Chain:
+    """Instantiate every enabled rule in config order; errors name file, path and line."""
+    doc = config.document
+    context = RuleContext(base_dir=config.base_dir, platform=platform, services=services or {})
+    chain_cfg = config.chain
+    entries: list[ChainEntry] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(config.rules):
+        if not item["enabled"]:
+            continue
+        path = ("rules", index)
+        rule_class = load_rule_class(item["use"], file=doc.file, path=f"rules[{index}].use",
+                                     line=doc.line_of(path + ("use",)))
+        name = item["name"] or item["use"]
+        if name in seen:
+            raise doc.error(path + ("name",), f"rule name {name!r} is already used by rules[{seen[name]}]; "
+                                              "give one of them a distinct `name`")
+        seen[name] = index
+        try:
+            rule_config = rule_class.Config().load(item["config"])
+        except ValidationError as exc:
+            raise errors_to_config_error(doc, exc.messages, path + ("config",)) from None
+        try:
+            rule = rule_class(rule_config, name=name, context=context)
+        except ConfigError as exc:
+            if exc.file is None:  # a rule's own check: say where in our file it came from
+                raise doc.error(path + ("config",) + tuple(exc.path.split(".") if exc.path else ()),
+                                exc.detail) from None
+            raise
+        scope = item["scope"]
+        entries.append(ChainEntry(
+            rule=rule,
+            scope=Scope(**{k: tuple(v) for k, v in scope.items()}),
+            on_error=item["on_error"] or chain_cfg["on_error"],
+            budget_ms=item["budget_ms"] or chain_cfg["rule_budget_ms"],
+        ))
+        _check_scope(doc, path, entries[-1], platform)
+    return Chain(entries, deadline_ms=chain_cfg["deadline_ms"], on_error=chain_cfg["on_error"],
+                 threads=chain_cfg["threads"])
+
+
+def _check_scope(doc, path, entry: ChainEntry, platform) -> None:
+    """Scope commands must be names the platform (or the neutral vocabulary) knows."""
+    if platform is None:
+        return
+    from receiver import model
+
+    neutral = {v for k, v in vars(model).items() if k.isupper() and isinstance(v, str)}
+    for i, command in enumerate(entry.scope.commands):
+        if command not in platform.commands and command not in neutral:
+            raise doc.error(path + ("scope", "commands", i),
+                            f"unknown command {command!r}; use a {platform.name} CallbackCommand "
+                            f"or one of {', '.join(sorted(neutral))}")

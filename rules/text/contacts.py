@@ -1,0 +1,178 @@
+"""Detection of contact details (phones, e-mail, URLs, QQ/WeChat ids) in chat text.
+
+Text is first mapped character by character onto a normalised stream: full-width and
+circled digits, Chinese numerals (一二三 / 壹贰叁) and other Unicode decimal digits become
+ASCII digits, full-width letters and punctuation become ASCII.  Every character maps to
+exactly ONE character, so the index map back to the original text is the identity and a
+regex span on the stream is directly a span of the original.  Separators between digits
+("1 3 8-0013-8000") are allowed by the regexes themselves and end up inside the span.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable
+
+__all__ = ["ContactMatch", "ContactFinder", "KINDS"]
+
+KINDS = ("phone", "email", "url", "digits")
+
+_CHINESE_DIGITS = dict(zip("〇零一二三四五六七八九", "00123456789"))
+_CHINESE_DIGITS.update(zip("壹贰叁肆伍陆柒捌玖", "123456789"))
+_CHINESE_DIGITS.update({"貳": "2", "參": "3", "陸": "6", "幺": "1"})
+
+# Between two digits of one number: up to two of these (spaces, dashes, dots, bullets...).
+_SEP = r"[\s\-.·•_~—–]{0,2}"
+# Dots people use to dodge URL filters: ASCII, ideographic full stop, and the word 点.
+_DOT = r"[.。点]"
+# Common TLDs; short ones that are also everyday words (in, is, at, to, us, am...) are left
+# out on purpose, so "U.S." or "log.in" in normal prose are not taken for links.
+_TLDS = ("com|net|org|cn|io|cc|tv|me|info|biz|xyz|top|vip|club|site|online|shop|store|app|"
+         "dev|co|ly|gl|gg|link|live|ink|fun|wang|ren|pro|asia|mobi|name|hk|tw|jp|kr|uk|ru|de|"
+         "fr|eu|ca|au|sg|tk|ml|cf|ga|gq|pw|ws|la|im")
+_URL_TAIL = r"(?:[/?#:][!-~]*[A-Za-z0-9/#=_~\-])?"  # path/query; never ends on punctuation
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?" + _DOT + r")+"
+
+_PATTERNS: dict[str, tuple[str, ...]] = {
+    "email": (
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]*@"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])",
+    ),
+    "url": (
+        r"(?<![A-Za-z0-9])(?:https?|ftp)://[!-~]*[A-Za-z0-9/#=_~\-]",
+        r"(?<![A-Za-z0-9.\-])www" + _DOT + _HOST + r"[A-Za-z]{2,24}(?![A-Za-z0-9\-])" + _URL_TAIL,
+        r"(?<![A-Za-z0-9@._\-])" + _HOST + r"(?:" + _TLDS + r")(?![A-Za-z0-9\-])" + _URL_TAIL,
+    ),
+    "phone": (
+        # Chinese mobile, optionally with +86 / 0086 / (+86) in front.
+        r"(?<![0-9])(?:(?:\+|00)[\s\-]*86[\s\-]*|\(\+?86\)[\s\-]*)?"
+        r"1" + _SEP + r"[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])",
+        # Any +CC international number, grouping with spaces, dashes, dots or brackets.
+        r"(?<![0-9A-Za-z])\+[1-9][0-9]{0,2}(?:[\s\-.()]{0,3}[0-9]){6,14}(?![0-9])",
+        # Chinese landline with area code: 010-12345678, (0755) 8888 8888.
+        r"(?<![0-9])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[\s\-]?[2-9][0-9]{2,3}[\s\-]?[0-9]{4}"
+        r"(?![0-9])",
+    ),
+}
+# A WeChat id (letter then 5-19 letters/digits/_/-) is only recognisable after a keyword.
+_WECHAT = (r"(?<![A-Za-z])(?:微信|威信|薇信|维信|徽信|微xin|wei\s?xin|we\s?chat|vchat|vx|wx|v信|"
+           r"加v|加微)\s*(?:号|id)?\s*[:=]?\s*([A-Za-z][A-Za-z0-9_\-]{5,19})(?![A-Za-z0-9_\-])")
+# Dates are the common long digit run in ordinary chat; they are not contact numbers.
+_DATE = re.compile(r"(?:19|20)[0-9]{2}([-./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12][0-9]|3[01])")
+# Overlaps are resolved leftmost-longest; on a tie the earlier kind here wins.
+_PRIORITY = {"email": 0, "url": 1, "phone": 2, "digits": 3}
+
+
+@dataclass(frozen=True)
+class ContactMatch:
+    """A contact detail found in the ORIGINAL text; ``end`` is exclusive."""
+
+    start: int
+    end: int
+    kind: str  # "phone", "email", "url" or "digits" (QQ numbers and WeChat ids)
+
+
+class _ContactChars(dict):
+    """code point -> exactly one normalised char, filled lazily; a str.translate table."""
+
+    def __missing__(self, cp: int) -> str:
+        out = _contact_char(chr(cp))
+        if len(self) < 100_000:  # bounded: hostile input cannot grow it without limit
+            self[cp] = out
+        return out
+
+
+def _contact_char(ch: str) -> str:
+    if ch in _CHINESE_DIGITS:
+        return _CHINESE_DIGITS[ch]
+    folded = unicodedata.normalize("NFKC", ch)
+    if len(folded) != 1:
+        folded = ch  # keep 1:1 (e.g. ⑩ -> "10" would shift every later offset)
+    if folded in _CHINESE_DIGITS:  # e.g. circled ㊀
+        return _CHINESE_DIGITS[folded]
+    digit = unicodedata.decimal(folded, None)
+    if digit is not None:
+        return str(digit)
+    if unicodedata.category(folded) == "Cf":
+        return " "  # zero-width chars act like a separator
+    return folded
+
+
+_CHARS = _ContactChars()
+
+
+def normalize_contacts(text: str) -> str:
+    """Return the 1:1 normalised stream used for contact detection (same length as text)."""
+    return text.translate(_CHARS)
+
+
+class ContactFinder:
+    """Finds phone numbers, e-mail addresses, URLs and QQ/WeChat ids; thread-safe."""
+
+    def __init__(self, *, kinds: Iterable[str] = KINDS, allow_domains: Iterable[str] = (),
+                 min_digits: int = 5) -> None:
+        self.kinds = frozenset(kinds)
+        unknown = self.kinds - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown contact kinds: {sorted(unknown)}; expected {KINDS}")
+        if min_digits < 2:
+            raise ValueError("min_digits must be at least 2")
+        self.allow_domains = tuple(d.strip().lower().strip(".") for d in allow_domains if d.strip())
+        self.min_digits = min_digits
+        flags = re.IGNORECASE | re.ASCII
+        self._detectors: list[tuple[str, re.Pattern[str]]] = []
+        for kind in KINDS:
+            if kind in self.kinds and kind in _PATTERNS:
+                self._detectors.extend((kind, re.compile(p, flags)) for p in _PATTERNS[kind])
+        self._digits = self._wechat = None
+        if "digits" in self.kinds:
+            run = r"(?<![0-9])[0-9](?:" + _SEP + r"[0-9]){%d,}(?![0-9])" % (min_digits - 1)
+            self._digits = re.compile(run, flags)
+            # \s in the keyword pattern must also see CJK spaces, so no re.ASCII here.
+            self._wechat = re.compile(_WECHAT, re.IGNORECASE)
+
+    def find(self, text: str) -> list[ContactMatch]:
+        """Return sorted, non-overlapping contact matches with offsets into ``text``."""
+        if not text:
+            return []
+        norm = normalize_contacts(text)
+        # (start, end, kind, reportable) candidates from every detector.
+        candidates: list[tuple[int, int, str, bool]] = []
+        for kind, pattern in self._detectors:
+            for m in pattern.finditer(norm):
+                candidates.append((m.start(), m.end(), kind, not self._allowed(kind, m.group())))
+        if self._digits is not None:
+            for m in self._digits.finditer(norm):
+                if not _DATE.fullmatch(m.group()):
+                    candidates.append((m.start(), m.end(), "digits", True))
+            for m in self._wechat.finditer(norm):
+                candidates.append((m.start(1), m.end(1), "digits", True))
+        if not candidates:
+            return []
+        candidates.sort(key=lambda c: (c[0], c[0] - c[1], _PRIORITY[c[2]]))
+        found: list[ContactMatch] = []
+        covered = 0
+        for start, end, kind, reportable in candidates:
+            if start < covered:
+                continue
+            covered = end  # an allowed link still occupies its span, hiding digits inside it
+            if reportable:
+                found.append(ContactMatch(start, end, kind))
+        return found
+
+    def _allowed(self, kind: str, matched: str) -> bool:
+        if not self.allow_domains or kind not in ("url", "email"):
+            return False
+        host = _host_of(kind, matched)
+        return any(host == d or host.endswith("." + d) for d in self.allow_domains)
+
+
+def _host_of(kind: str, matched: str) -> str:
+    if kind == "email":
+        host = matched.rpartition("@")[2]
+    else:
+        host = matched.split("://", 1)[1] if "://" in matched else matched
+        host = re.split(r"[/?#:]", host, maxsplit=1)[0].rpartition("@")[2]
+    return host.replace("。", ".").replace("点", ".").lower().strip(".")

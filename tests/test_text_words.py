@@ -1,0 +1,218 @@
+"""Table tests for the sensitive-word engine (rules.text.words / rules.text.normalize)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rules.text.normalize import get_normalizer, normalize_char
+from rules.text.words import Match, Word, WordMatcher, load_word_file
+
+ABUSE = [Word("fuck", "abuse"), Word("傻逼", "abuse"), Word("ass", "abuse")]
+
+# (words, build options, input, expected masked output)
+MASK_CASES = [
+    # letter case, width and styled letters
+    (ABUSE, {}, "What the FUCK!", "What the ****!"),
+    (ABUSE, {}, "ｆｕｃｋ off", "**** off"),
+    (ABUSE, {}, "ＦＵＣＫ", "****"),
+    (ABUSE, {}, "Ⓕⓤⓒⓚ you", "**** you"),
+    (ABUSE, {}, "ⓕⓤⓒⓚ", "****"),
+    (ABUSE, {}, "𝐟𝐮𝐜𝐤 it", "**** it"),  # mathematical bold (astral code points)
+    (ABUSE, {}, "𝓯𝓾𝓬𝓴", "****"),  # mathematical bold script
+    (ABUSE, {}, "𝕗𝕦𝕔𝕜", "****"),  # double-struck
+    (ABUSE, {}, "fück", "****"),  # accent on a Latin letter
+    # Traditional <-> Simplified, in both directions
+    (["这个"], {}, "這個人", "**人"),
+    (["這個"], {}, "这个人", "**人"),
+    (["头发"], {}, "頭髮很長", "**很長"),
+    (["这个"], {"traditional": False}, "這個人", "這個人"),
+    # noise between characters
+    (ABUSE, {}, "傻@逼", "***"),
+    (ABUSE, {}, "你是傻 逼吗", "你是***吗"),
+    (ABUSE, {}, "你是傻\u3000逼吗", "你是***吗"),
+    (ABUSE, {}, "f.u.c.k off", "******* off"),
+    (ABUSE, {}, "f u c k you", "******* you"),
+    (ABUSE, {}, "fu\u200bck", "*****"),  # zero-width space
+    (ABUSE, {}, "f\u0336u\u0336c\u0336k\u0336", "*******\u0336"),  # combining strike-through
+    (ABUSE, {}, "傻😀逼", "***"),
+    (ABUSE, {"skip_noise": False}, "傻@逼", "傻@逼"),
+    (ABUSE, {"skip_noise": False}, "FUCK", "****"),
+    # repeated letters
+    (ABUSE, {}, "fuuuuck", "fuuuuck"),
+    (ABUSE, {"fold_repeats": True}, "fuuuuck", "*******"),
+    (ABUSE, {"fold_repeats": True}, "ffuucckk!", "********!"),
+    (ABUSE, {"fold_repeats": True}, "傻傻逼逼", "****"),
+    # whole-word Latin vs CJK anywhere
+    (ABUSE, {}, "first class act", "first class act"),
+    (ABUSE, {}, "kiss my ass.", "kiss my ***."),
+    (ABUSE, {}, "ASS!", "***!"),
+    (ABUSE, {}, "a.s.s", "*****"),
+    (ABUSE, {"whole_word_latin": False}, "first class act", "first cl*** act"),
+    (ABUSE, {}, "motherfucker", "motherfucker"),
+    (ABUSE, {}, "你傻逼吧", "你**吧"),
+    (ABUSE, {}, "abc傻逼xyz", "abc**xyz"),
+    (ABUSE, {}, "fuck傻逼", "******"),
+    (["sb", "b站"], {}, "asb站", "as**"),  # a rejected Latin hit must not hide "b站"
+    (["64"], {}, "1964年", "1964年"),
+    (["64"], {}, "六4 and 64!", "六4 and **!"),
+    # allow-list: longer harmless words win over the sensitive word inside them
+    (["操"], {"allow": ["操作", "体操"]}, "请操作一下", "请操作一下"),
+    (["操"], {"allow": ["操作", "体操"]}, "體操比賽", "體操比賽"),
+    (["操"], {"allow": ["操作", "体操"]}, "操你，操作", "*你，操作"),
+    (["cock"], {"allow": ["cocktail"], "whole_word_latin": False}, "cocktail cock", "cocktail ****"),
+    (["傻逼"], {"allow": ["傻逼"]}, "傻逼", "傻逼"),  # an allow entry beats the same word
+    # leftmost-longest and several matches
+    (ABUSE, {}, "fuck 傻逼 and ass", "**** ** and ***"),
+    # words written in odd forms still normalise
+    (["ＦＵＣＫ"], {}, "fuck", "****"),
+    (["F.U.C.K"], {}, "fuck", "****"),
+    # surrogate-heavy text around a match stays untouched
+    (ABUSE, {}, "👍🏽 傻逼 👨‍👩‍👧 ok 🇨🇳", "👍🏽 ** 👨‍👩‍👧 ok 🇨🇳"),
+    (ABUSE, {}, "𠀀𠀁傻逼𠀂", "𠀀𠀁**𠀂"),
+    # nothing to find
+    (ABUSE, {}, "", ""),
+    (ABUSE, {}, "今天天气不错 hello world", "今天天气不错 hello world"),
+    ([], {}, "fuck", "fuck"),
+]
+
+
+@pytest.mark.parametrize(("words", "options", "text", "expected"), MASK_CASES)
+def test_mask_table(words, options, text, expected):
+    matcher = WordMatcher.build(words, **options)
+    assert matcher.mask(text, matcher.find(text)) == expected
+
+
+# (input, expected matches as (start, end, word, category))
+FIND_CASES = [
+    ("傻@逼", [(0, 3, "傻逼", "abuse")]),
+    ("x FUCK y ass", [(2, 6, "fuck", "abuse"), (9, 12, "ass", "abuse")]),
+    ("😀ｆｕｃｋ", [(1, 5, "fuck", "abuse")]),
+    ("", []),
+]
+
+
+def test_leftmost_longest_prefers_the_longer_word():
+    matcher = WordMatcher.build(["傻", "傻逼"])
+    assert [(m.start, m.end, m.word) for m in matcher.find("傻逼傻")] == [(0, 2, "傻逼"), (2, 3, "傻")]
+
+
+@pytest.mark.parametrize(("text", "expected"), FIND_CASES)
+def test_find_offsets_and_metadata(text, expected):
+    matcher = WordMatcher.build(ABUSE)
+    assert [(m.start, m.end, m.word, m.category) for m in matcher.find(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "replacement", "expected"),
+    [
+        ("你是傻@逼吗", "[censored]", "你是[censored]吗"),
+        ("fuck 傻逼", "", " "),
+        ("fuck 傻逼", "♥", "♥ ♥"),
+    ],
+)
+def test_mask_replacement(text, replacement, expected):
+    matcher = WordMatcher.build(ABUSE)
+    assert matcher.mask(text, matcher.find(text), replacement=replacement) == expected
+
+
+def test_mask_custom_char_and_rejects_long_char():
+    matcher = WordMatcher.build(ABUSE)
+    assert matcher.mask("傻@逼", matcher.find("傻@逼"), char="#") == "###"
+    with pytest.raises(ValueError):
+        matcher.mask("傻逼", matcher.find("傻逼"), char="**")
+
+
+def test_mask_accepts_unsorted_and_overlapping_matches():
+    matcher = WordMatcher.build(ABUSE)
+    text = "abcdefgh"
+    matches = [Match(5, 7, "x", ""), Match(1, 3, "x", ""), Match(2, 4, "x", "")]
+    assert matcher.mask(text, matches) == "a***e**h"
+
+
+def test_duplicate_words_keep_first_category():
+    matcher = WordMatcher.build([Word("Fuck", "first"), Word("ＦＵＣＫ", "second")])
+    assert len(matcher) == 1
+    assert [(m.word, m.category) for m in matcher.find("fuck")] == [("Fuck", "first")]
+
+
+def test_build_accepts_plain_strings_and_skips_words_that_normalise_to_nothing():
+    matcher = WordMatcher.build(["傻逼", "@@@", " "])
+    assert len(matcher) == 1
+    assert matcher.find("@@@") == []
+
+
+def test_build_is_fast_for_thousands_of_words():
+    words = [Word(f"词{i:05d}x", "c") for i in range(5000)]
+    get_normalizer()  # tables are per process; measure only the word work
+    started = time.perf_counter()
+    matcher = WordMatcher.build(words)
+    assert time.perf_counter() - started < 1.0
+    assert [m.word for m in matcher.find("前面词04999x后面")] == ["词04999x"]
+
+
+# ---- normalisation properties ------------------------------------------------------------
+
+_TRICKY = "這個傻逼ＡＢＣⓕ𝐟ﬁßİΣς\u200b\u0301 ,.!@😀👍🏽\ufa6c\U00020000\ud800aAa"
+_texts = st.text(alphabet=st.sampled_from(list(_TRICKY)) | st.characters(), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts, st.booleans(), st.booleans(), st.booleans())
+def test_fast_normalize_equals_per_char_reference(text, skip_noise, traditional, fold):
+    normalizer = get_normalizer(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold)
+    reference = "".join(normalize_char(c, skip_noise=skip_noise, traditional=traditional)
+                        for c in text)
+    if fold:
+        folded = [c for i, c in enumerate(reference) if i == 0 or reference[i - 1] != c]
+        reference = "".join(folded)
+    assert normalizer.normalize(text) == reference
+    starts, ends = normalizer.offsets(text)
+    assert len(starts) == len(ends) == len(reference)
+    assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends))
+    assert starts == sorted(starts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30), st.sampled_from(["傻@逼", "ＦＵＣＫ", "f u c k", "這個"]),
+       st.text(max_size=30))
+def test_mask_only_touches_matched_spans(prefix, word_form, suffix):
+    matcher = WordMatcher.build(["傻逼", "fuck", "这个"])
+    text = f"{prefix} {word_form} {suffix}"
+    matches = matcher.find(text)
+    assert matches, "the planted word must be found"
+    masked = matcher.mask(text, matches)
+    assert len(masked) == len(text)
+    inside = {i for m in matches for i in range(m.start, m.end)}
+    for i, (before, after) in enumerate(zip(text, masked)):
+        assert after == ("*" if i in inside else before)
+
+
+# ---- word files ----------------------------------------------------------------------------
+
+def test_load_word_file_reads_categories_comments_and_bom(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\ufeff# abuse words\n傻逼\tabuse\n\n  fuck , abuse \n赌博\n   # indented comment\n",
+                    encoding="utf-8")
+    assert load_word_file(path) == [Word("傻逼", "abuse"), Word("fuck", "abuse"), Word("赌博", "")]
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "reason"),
+    [
+        ("ok\n\n\ta\tb\tc\n", 3, "fields"),
+        ("ok\n,abuse\n", 2, "empty word"),
+        ("# c\nword,\n", 2, "empty category"),
+        ("ok\n\xff\xfe\n", 2, "UTF-8"),
+    ],
+)
+def test_load_word_file_bad_line_names_file_and_line(tmp_path, content, line, reason):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content.encode("latin-1") if "\xff" in content else content.encode())
+    with pytest.raises(ValueError) as excinfo:
+        load_word_file(path)
+    message = str(excinfo.value)
+    assert f"{path}:{line}:" in message
+    assert reason in message
