@@ -33,7 +33,10 @@ def load_rule_class(name: str, *, file: str | None = None, path: str = "", line:
         if entry is None:
             known = ", ".join(sorted(registered())) or "(none installed)"
             raise ConfigError(f"unknown rule {name!r}; known rules: {known}", **where)
-        obj = entry.load()
+        try:
+            obj = entry.load()
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"rule {name!r} is registered but cannot be loaded: {exc}", **where) from exc
     if not (isinstance(obj, type) and issubclass(obj, Rule)):
         raise ConfigError(f"{name!r} is not a subclass of rules.Rule", **where)
     return obj

@@ -47,6 +47,7 @@ class CommandSpec:
     reply: str
     build_event: Callable[[dict], m.Event]
     codes: CodeRange | None = None  # the app's own refusal codes, None: only the generic 1
+    action: str = m.NOTIFY  # the neutral action of its event, known without building one
 
     @property
     def is_before(self) -> bool:
@@ -152,15 +153,15 @@ def generic_event(d: dict[str, Any]) -> m.Event:
 
 
 _BEFORE = {
-    "C2C.CallbackBeforeSendMsg": (MESSAGE, _c2c_message, C2C_CODES),
-    "Group.CallbackBeforeSendMsg": (MESSAGE, _group_message, GROUP_CODES),
-    "OfficialAccount.CallbackBeforeSendMsg": (MESSAGE, _official_message, None),
-    "Group.CallbackBeforeCreateGroup": (DECIDE, _group_create, GROUP_CODES),
-    "Group.CallbackBeforeApplyJoinGroup": (DECIDE, _group_join, GROUP_CODES),
-    "Group.CallbackBeforeInviteJoinGroup": (INVITE, _group_invite, GROUP_CODES),
-    "Group.CallbackBeforeCreateTopic": (DECIDE, _topic_create, GROUP_CODES),
-    "Sns.CallbackPrevFriendAdd": (FRIEND, _friend_add, FRIEND_CODES),
-    "Sns.CallbackPrevFriendResponse": (FRIEND, _friend_respond, FRIEND_CODES),
+    "C2C.CallbackBeforeSendMsg": (MESSAGE, _c2c_message, C2C_CODES, m.MESSAGE_SEND),
+    "Group.CallbackBeforeSendMsg": (MESSAGE, _group_message, GROUP_CODES, m.MESSAGE_SEND),
+    "OfficialAccount.CallbackBeforeSendMsg": (MESSAGE, _official_message, None, m.MESSAGE_SEND),
+    "Group.CallbackBeforeCreateGroup": (DECIDE, _group_create, GROUP_CODES, m.GROUP_CREATE),
+    "Group.CallbackBeforeApplyJoinGroup": (DECIDE, _group_join, GROUP_CODES, m.GROUP_JOIN),
+    "Group.CallbackBeforeInviteJoinGroup": (INVITE, _group_invite, GROUP_CODES, m.GROUP_INVITE),
+    "Group.CallbackBeforeCreateTopic": (DECIDE, _topic_create, GROUP_CODES, m.TOPIC_CREATE),
+    "Sns.CallbackPrevFriendAdd": (FRIEND, _friend_add, FRIEND_CODES, m.FRIEND_ADD),
+    "Sns.CallbackPrevFriendResponse": (FRIEND, _friend_respond, FRIEND_CODES, m.FRIEND_RESPOND),
 }
 
 COMMANDS: dict[str, CommandSpec] = {

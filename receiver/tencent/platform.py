@@ -91,6 +91,10 @@ class TencentPlatform:
         spec = COMMANDS.get(command)
         return bool(spec and spec.can_drop)
 
+    def commands_for(self, actions) -> tuple[str, ...]:
+        """Before-commands whose neutral action is in `actions` (all of them if `actions` is empty)."""
+        return tuple(c for c in BEFORE_COMMANDS if not actions or COMMANDS[c].action in actions)
+
     def _note_unknown(self, command: str) -> None:
         with self._lock:
             if command in self._unknown_seen:

@@ -53,13 +53,9 @@ def _message(spec: CommandSpec, callback: Callback, verdict: Verdict) -> dict[st
         return envelope(SILENT_DROP)
     reply = ok()
     if verdict.message is not None:
-        original = callback.event.message
-        new = verdict.message.to_wire()
-        # Only send what changed: an absent MsgBody / CloudCustomData keeps the original.
-        if new["MsgBody"] != list(original.body):
-            reply["MsgBody"] = new["MsgBody"]
-        if verdict.message.cloud_custom_data != original.cloud_custom_data:
-            reply["CloudCustomData"] = verdict.message.cloud_custom_data or ""
+        # The reply's MsgBody replaces the whole body, CloudCustomData likewise (PROTOCOL.md §3):
+        # send both as the rules left them, as the documented "modify" replies do.
+        reply.update(verdict.message.to_wire())
     return reply
 
 

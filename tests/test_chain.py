@@ -1,0 +1,117 @@
+"""Chain semantics: config order, first refusal wins, rewrites compose, faults follow on_error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .helpers import handle, make_receiver, rules_yaml, sample
+
+K = "tests.rulekit"
+
+
+def decide(*rules, extra="", body="C2C.CallbackBeforeSendMsg"):
+    receiver = make_receiver(rules_yaml(*rules, extra=extra))
+    outcome = handle(receiver, sample(body) if isinstance(body, str) else body)
+    return outcome
+
+
+def texts(reply):
+    return [e["MsgContent"]["Text"] for e in reply["MsgBody"]]
+
+
+# (rules in order, expected ErrorCode, expected deciding rule)
+ORDER = [
+    ([], 0, ""),
+    ([f"{{use: '{K}:Decide', config: {{outcome: none}}}}"], 0, ""),
+    ([f"{{use: '{K}:Decide', name: a, config: {{outcome: refuse}}}}",
+      f"{{use: '{K}:Decide', name: b, config: {{outcome: drop}}}}"], 1, "a"),
+    ([f"{{use: '{K}:Decide', name: a, config: {{outcome: drop}}}}",
+      f"{{use: '{K}:Decide', name: b, config: {{outcome: refuse}}}}"], 2, "a"),
+    ([f"{{use: '{K}:Decide', name: a, config: {{outcome: allow}}}}",
+      f"{{use: '{K}:Decide', name: b, config: {{outcome: refuse, code: 120500, info: nope}}}}"], 120500, "b"),
+    ([f"{{use: '{K}:Decide', name: a, enabled: false, config: {{outcome: refuse}}}}"], 0, ""),
+    ([f"{{use: '{K}:Decide', name: a, scope: {{commands: [Group.CallbackBeforeSendMsg]}}, "
+      "config: {outcome: refuse}}"], 0, ""),
+    ([f"{{use: '{K}:Decide', name: a, scope: {{commands: [message.send]}}, config: {{outcome: refuse}}}}"], 1, "a"),
+    ([f"{{use: '{K}:Decide', name: a, scope: {{users: [someone]}}, config: {{outcome: refuse}}}}"], 0, ""),
+    ([f"{{use: '{K}:Decide', name: a, scope: {{except_users: [jared]}}, config: {{outcome: refuse}}}}"], 0, ""),
+    ([f"{{use: '{K}:Decide', name: a, scope: {{users: [jared]}}, config: {{outcome: refuse}}}}"], 1, "a"),
+]
+
+
+@pytest.mark.parametrize("rules, code, rule", ORDER)
+def test_rules_run_in_config_order_and_a_refusal_ends_the_chain(rules, code, rule):
+    outcome = decide(*rules)
+    assert outcome.reply["ErrorCode"] == code
+    assert outcome.decision.verdict.rule == rule
+    if code:  # nothing after the deciding rule ran
+        assert outcome.decision.trace[-1].rule == rule
+
+
+def test_rewrites_compose_in_order():
+    outcome = decide(f"{{use: '{K}:Append', name: one, config: {{suffix: '-1'}}}}",
+                     f"{{use: '{K}:Append', name: two, config: {{suffix: '-2'}}}}",
+                     f"{{use: '{K}:Tag', config: {{value: tagged}}}}")
+    assert texts(outcome.reply) == ["red packet-1-2"]
+    assert outcome.reply["CloudCustomData"] == "tagged"
+    assert outcome.decision.verdict.rule == "one,two,tests.rulekit:Tag"
+
+
+def test_a_refusal_after_a_rewrite_discards_the_rewrite():
+    outcome = decide(f"{{use: '{K}:Append', config: {{suffix: '-1'}}}}",
+                     f"{{use: '{K}:Decide', config: {{outcome: refuse}}}}")
+    assert outcome.reply == {"ActionStatus": "OK", "ErrorCode": 1, "ErrorInfo": ""}
+
+
+def test_partial_refusals_accumulate():
+    outcome = decide(f"{{use: '{K}:RefuseInvitees', name: a, config: {{accounts: [jared]}}}}",
+                     f"{{use: '{K}:RefuseInvitees', name: b, config: {{accounts: [leckie, jared]}}}}",
+                     body="Group.CallbackBeforeInviteJoinGroup")
+    assert outcome.reply["RefusedMembers_Account"] == ["jared", "leckie"]
+    friends = decide(f"{{use: '{K}:RefuseFriends', config: {{accounts: [id2], code: 38500}}}}",
+                     body="Sns.CallbackPrevFriendAdd")
+    assert [(i["To_Account"], i["ResultCode"]) for i in friends.reply["ResultItem"]] == [("id1", 0), ("id2", 38500)]
+
+
+FAULTS = [
+    (f"{{use: '{K}:Raise', name: bad}}", "raised RuntimeError: boom"),
+    (f"{{use: '{K}:Nonsense', name: bad}}", "returned str"),
+    (f"{{use: '{K}:Sleep', name: bad, budget_ms: 5, config: {{seconds: 0.05}}}}", "overran its budget"),
+    (f"{{use: '{K}:Append', name: bad, scope: {{commands: [group.create]}}, config: {{suffix: x}}}}", None),
+]
+
+
+@pytest.mark.parametrize("rule, fault", FAULTS)
+@pytest.mark.parametrize("on_error, code", [("allow", 0), ("refuse", 1), ("drop", 2)])
+def test_a_faulty_rule_gets_on_error_and_is_logged_by_name(rule, fault, on_error, code, caplog):
+    outcome = decide(rule, extra=f"chain: {{on_error: {on_error}}}")
+    if fault is None:  # out of scope: never ran
+        assert outcome.reply["ErrorCode"] == 0
+        return
+    assert outcome.reply["ErrorCode"] == code
+    step = outcome.decision.trace[0]
+    assert step.rule == "bad" and step.result == "error" and fault in step.reason
+    assert any("bad" in r.getMessage() and fault in r.getMessage() for r in caplog.records)
+
+
+def test_rule_on_error_overrides_the_chain_default():
+    outcome = decide(f"{{use: '{K}:Raise', on_error: refuse}}", extra="chain: {on_error: allow}")
+    assert outcome.reply["ErrorCode"] == 1
+
+
+def test_a_hanging_rule_cannot_hold_the_reply_past_the_deadline():
+    started = time.perf_counter()
+    outcome = decide(f"{{use: '{K}:Sleep', config: {{seconds: 3}}}}",
+                     extra="chain: {deadline_ms: 100, on_error: allow}")
+    waited = time.perf_counter() - started
+    assert outcome.reply["ErrorCode"] == 0
+    assert outcome.decision.trace[-1].result == "timeout"
+    assert waited < 2.0  # the IM's budget; the deadline itself is 0.1 s
+
+
+def test_after_callbacks_never_run_rules():
+    outcome = decide(f"{{use: '{K}:Raise'}}", body="C2C.CallbackAfterSendMsg")
+    assert outcome.decision.trace == ()
+    assert outcome.reply == {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}

@@ -1,0 +1,76 @@
+"""The Flask adapter: the same table of inputs over the WSGI interface, every reply JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from receiver.app import create_app
+from receiver.signature import sign
+
+from .helpers import APP_ID, TOKEN, make_receiver, rules_yaml, sample
+
+
+@pytest.fixture
+def client():
+    receiver = make_receiver(rules_yaml(extra="server: {max_body_bytes: 2048}"), env={"IMHOOK_TOKEN": TOKEN})
+    return create_app(receiver=receiver).test_client()
+
+
+def signed_query(command, token=TOKEN):
+    import time
+
+    now = int(time.time())
+    return {"SdkAppid": APP_ID, "CallbackCommand": command, "contenttype": "json",
+            "RequestTime": str(now), "Sign": sign(token, now)}
+
+
+CASES = [
+    ("POST", "/callback", "State.StateChange", None, 200),
+    ("POST", "/", "State.StateChange", None, 200),
+    ("POST", "/callback", "State.StateChange", "wrong-token", 401),
+    ("GET", "/callback", "State.StateChange", None, 405),
+    ("PUT", "/callback", "State.StateChange", None, 405),
+    ("POST", "/elsewhere", "State.StateChange", None, 404),
+]
+
+
+@pytest.mark.parametrize("method, path, command, token, status", CASES)
+def test_statuses_and_json_everywhere(client, method, path, command, token, status):
+    response = client.open(path, method=method, query_string=signed_query(command, token or TOKEN),
+                           data=json.dumps(sample(command)), content_type="text/plain")
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    reply = response.get_json()
+    assert reply["ActionStatus"] == ("OK" if status == 200 else "FAIL")
+    assert reply["ErrorInfo"] or status == 200
+
+
+def test_body_over_limit_is_413_before_reading_it(client):
+    body = sample("State.StateChange")
+    body["Padding"] = "x" * 5000
+    response = client.post("/callback", query_string=signed_query("State.StateChange"), data=json.dumps(body))
+    assert response.status_code == 413
+    assert response.get_json()["ActionStatus"] == "FAIL"
+
+
+def test_content_type_is_ignored(client):
+    for content_type in ("application/json", "application/x-www-form-urlencoded", None):
+        response = client.post("/callback", query_string=signed_query("C2C.CallbackBeforeSendMsg"),
+                               data=json.dumps(sample("C2C.CallbackBeforeSendMsg")), content_type=content_type)
+        assert response.get_json() == sample("C2C.CallbackBeforeSendMsg.response")
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_rules_and_core_do_not_import_flask():
+    import subprocess
+    import sys
+
+    code = ("import sys, rules, rules.chain, rules.loader, receiver.core, receiver.tencent.platform;"
+            "print('flask' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
