@@ -44,7 +44,8 @@ class Rule:
 
     Config: ClassVar[type[Schema]] = RuleConfig
     actions: ClassVar[tuple[str, ...]] = ()  # empty: every before-callback in scope
-    #: refusal outcomes this rule may produce from config ("refuse", "drop"), for validation
+    #: actions the rule can also handle when its scope names them (default: just `actions`)
+    supports: ClassVar[tuple[str, ...]] = ()
     name: str
 
     def __init__(self, config: dict[str, Any], *, name: str, context: RuleContext):

@@ -53,7 +53,10 @@ class ChainEntry:
         return self.rule.name
 
     def applies_to(self, callback: Callback) -> bool:
-        if self.rule.actions and callback.action not in self.rule.actions:
+        # A rule sees its default `actions`; naming commands in the scope widens that to anything
+        # the rule `supports` (e.g. sensitive_words on friend wordings only when asked to).
+        allowed = (self.rule.supports or self.rule.actions) if self.scope.commands else self.rule.actions
+        if allowed and callback.action not in allowed:
             return False
         return self.scope.covers(callback)
 
