@@ -1,0 +1,83 @@
+"""`sensitive_words`: find words through the usual evasions; mask, refuse, drop or tag."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from marshmallow import fields, validate
+
+from receiver.errors import ConfigError
+from rules.text.words import Word, WordMatcher, load_word_file
+
+from .textscan import ACTIONS, Span, TextScanConfig, TextScanRule
+
+
+class SensitiveWordsConfig(TextScanConfig):
+    words = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    words_file = fields.String(load_default=None, allow_none=True)
+    words_files = fields.List(fields.String(), load_default=list)
+    allow = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    allow_files = fields.List(fields.String(), load_default=list)
+    categories = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.OneOf(ACTIONS)),
+                             load_default=dict)
+    whole_word_latin = fields.Boolean(load_default=True)
+    fold_repeats = fields.Boolean(load_default=False)
+    skip_noise = fields.Boolean(load_default=True)
+    traditional = fields.Boolean(load_default=True)
+
+
+# Stronger actions win when words of several categories match one message.
+SEVERITY = {"tag": 0, "mask": 1, "drop": 2, "refuse": 3}
+
+
+class SensitiveWords(TextScanRule):
+    """Words inline or from files (`word` or `word<TAB>category` per line), matched by one automaton."""
+
+    Config = SensitiveWordsConfig
+
+    def __init__(self, config: dict[str, Any], *, name: str, context):
+        super().__init__(config, name=name, context=context)
+        words = [self._word(w) for w in config["words"]]
+        files = ([config["words_file"]] if config["words_file"] else []) + config["words_files"]
+        for i, path in enumerate(files):
+            words += self._read(path, "words_file" if i == 0 and config["words_file"] else "words_files")
+        allow = list(config["allow"])
+        for path in config["allow_files"]:
+            allow += [w.text for w in self._read(path, "allow_files")]
+        if not words:
+            raise ConfigError("no words: give `words`, `words_file` or `words_files`", path="words")
+        self.matcher = WordMatcher.build(
+            words, allow=allow, whole_word_latin=config["whole_word_latin"],
+            fold_repeats=config["fold_repeats"], skip_noise=config["skip_noise"],
+            traditional=config["traditional"])
+        self.file_count = len(files)
+
+    @staticmethod
+    def _word(entry: str) -> Word:
+        # Inline entries may carry a category as "word:category" (files use a tab or comma).
+        text, _, category = entry.partition(":") if ":" in entry[1:] else (entry, "", "")
+        return Word(text, category)
+
+    def _read(self, path: str, key: str) -> list[Word]:
+        resolved = self.context.resolve(path)
+        try:
+            return load_word_file(resolved)
+        except OSError as exc:
+            raise ConfigError(f"cannot read word list {resolved}: {exc.strerror}", path=key) from None
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=key) from None
+
+    def find(self, text: str) -> list[Span]:
+        return [Span(hit.start, hit.end, hit.word, hit.category) for hit in self.matcher.find(text)]
+
+    def action_for(self, spans: Iterable[Span]) -> str:
+        overrides = self.config["categories"]
+        actions = [overrides.get(s.category, self.config["action"]) for s in spans]
+        return max(actions, key=SEVERITY.__getitem__)
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"{len(self.matcher)} words from {self.file_count} file(s) and inline, action={c['action']}"
+                f", allow-list {len(c['allow'])}+{len(c['allow_files'])} file(s), whole_word_latin="
+                f"{c['whole_word_latin']}, fold_repeats={c['fold_repeats']}, traditional={c['traditional']}")
