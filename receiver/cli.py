@@ -102,3 +102,7 @@ def _register_more() -> None:
 
 
 _register_more()
+
+
+if __name__ == "__main__":
+    main()
