@@ -119,7 +119,7 @@ class Receiver:
     def parse(self, request: HttpRequest, config: Config, now: float, *, trusted: bool = False) -> Callback:
         app_id = str(request.query.get("SdkAppid") or config.app_id) if trusted else config.app_id
         return self.platform.from_http(
-            request.query, request.body, app_id=app_id, tokens=() if trusted else config.tokens,
+            request.query, request.body, headers=request.headers, app_id=app_id, tokens=() if trusted else config.tokens,
             window=config.auth["window_seconds"], max_body=config.server["max_body_bytes"], now=now,
         )
 

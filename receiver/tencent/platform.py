@@ -37,6 +37,7 @@ class TencentPlatform:
         query: Mapping[str, str],
         body: bytes,
         *,
+        headers: Mapping[str, str] | None = None,  # Tencent authenticates in the query, not headers
         app_id: str,
         tokens: tuple[str, ...] = (),
         window: float = 60.0,

@@ -1,0 +1,42 @@
+"""What an IM platform adapter provides; the core and the rules depend only on this.
+
+Tencent (`receiver/tencent/`) is the first. NetEase IM comes next (PROTOCOL.md §8): its adapter
+checks `AppKey`/`CurTime`/`MD5`/`CheckSum` headers instead of the query, maps numeric `eventType`s
+onto the same neutral events (1/2 → MessageSend, 7 → GroupCreate, 9 → GroupInvite, 19 → GroupJoin…)
+with a Message over `body`/`attach`/`ext`, and renders verdicts as `{"errCode", "responseCode",
+"modifyResponse"}`. Rules written against the neutral values serve both unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from .model import Callback
+from .verdict import Verdict
+
+
+class Platform(Protocol):
+    name: str
+    commands: tuple[str, ...]  # every command (event type) name the adapter knows
+    before_commands: tuple[str, ...]  # those whose reply decides something
+
+    def from_http(self, query: Mapping[str, str], body: bytes, *, headers: Mapping[str, str] = ...,
+                  app_id: str, tokens: tuple[str, ...], window: float, max_body: int,
+                  now: float) -> Callback:
+        """Authenticate and parse one request into a Callback, or raise a RequestError."""
+
+    def render(self, callback: Callback, verdict: Verdict) -> dict[str, Any]:
+        """The reply body the platform expects for this callback and decision."""
+
+    def render_error(self, status: int, message: str) -> dict[str, Any]:
+        """The JSON body of an error reply."""
+
+    def code_range(self, command: str) -> Any:
+        """The app's own refusal codes for `command` (supports `in`), or None."""
+
+    def supports_drop(self, command: str) -> bool:
+        """Whether `command` can be silently dropped."""
+
+    def commands_for(self, actions: tuple[str, ...]) -> tuple[str, ...]:
+        """Before-commands whose neutral action is one of `actions`."""
