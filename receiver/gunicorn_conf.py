@@ -26,6 +26,9 @@ accesslog = os.environ.get("IMHOOK_ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}i)s'
 loglevel = os.environ.get("IMHOOK_LOG_LEVEL", "info")
 wsgi_app = "receiver.app:create_app()"
+# gunicorn 27's control socket defaults to one path per user: several imhook instances on one
+# machine (tests, benchmarks, blue/green) would fight over it. imhook needs none.
+control_socket_disable = True
 
 
 def on_starting(server):

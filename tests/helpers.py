@@ -89,7 +89,7 @@ def start_server(tmp_path: Path, config_text: str, *, workers: int = 2, threads:
         try:
             if requests.get(server.url + ready_path, timeout=1).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a worker still booting: not yet
             pass
         time.sleep(0.1)
     server.stop(signal.SIGKILL)
