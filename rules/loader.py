@@ -39,8 +39,9 @@ def build_chain(config: Config, *, platform=None, services: dict | None = None) 
             rule = rule_class(rule_config, name=name, context=context)
         except ConfigError as exc:
             if exc.file is None:  # a rule's own check: say where in our file it came from
-                raise doc.error(path + ("config",) + tuple(exc.path.split(".") if exc.path else ()),
-                                exc.detail) from None
+                # "limits.0.max" -> ("limits", 0, "max"): list indexes are ints in the line table
+                inner = tuple(int(p) if p.isdigit() else p for p in exc.path.split(".")) if exc.path else ()
+                raise doc.error(path + ("config",) + inner, exc.detail) from None
             raise
         scope = item["scope"]
         entries.append(ChainEntry(

@@ -1,0 +1,98 @@
+"""The store interface and the in-memory sliding-window log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from receiver.errors import RuleError
+
+
+class StoreUnavailable(RuleError):
+    """The counters cannot be reached (Redis down, timed out, or its circuit is open)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One counter to check and, if every counter of the request is under its limit, to bump."""
+
+    key: str
+    limit: int  # at most this many events...
+    window: float  # ...in any window of this many seconds
+
+
+@dataclass(frozen=True)
+class Result:
+    allowed: bool
+    hit: Hit | None = None  # the first counter that was at its limit
+    retry_after: float = 0.0  # seconds until that counter has room again
+
+
+ALLOWED = Result(True)
+
+
+class Store(Protocol):
+    def hit(self, hits: Sequence[Hit]) -> Result:
+        """Atomically: if every counter is under its limit, count the event in all; else count none."""
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A sliding-window log per key, in this process only.
+
+    Under gunicorn every worker process holds its own counters, so with N workers a sender may get
+    up to N times the limit; use the Redis store where the limit must hold across workers.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = 4096):
+        self.clock = clock
+        self._logs: dict[str, tuple[float, deque[float]]] = {}
+        self._lock = threading.Lock()
+        self._sweep_every = sweep_every
+        self._calls = 0
+
+    def hit(self, hits: Sequence[Hit]) -> Result:
+        now = self.clock()
+        with self._lock:
+            for h in hits:
+                entry = self._logs.get(h.key)
+                if entry is None:
+                    continue
+                log = entry[1]
+                _trim(log, now - h.window)
+                if len(log) >= h.limit:
+                    return Result(False, h, max(0.0, log[0] + h.window - now))
+            for h in hits:
+                self._logs.setdefault(h.key, (h.window, deque()))[1].append(now)
+            self._calls += 1
+            if self._calls % self._sweep_every == 0:
+                self._sweep(now)
+        return ALLOWED
+
+    def __len__(self) -> int:
+        return len(self._logs)
+
+    def sweep(self) -> None:
+        """Forget keys with nothing left in their window (done every `sweep_every` hits anyway)."""
+        with self._lock:
+            self._sweep(self.clock())
+
+    def _sweep(self, now: float) -> None:
+        # Without this a process would keep one entry for every sender it ever saw.
+        for key in [k for k, (window, log) in self._logs.items() if not log or log[-1] <= now - window]:
+            del self._logs[key]
+
+    def close(self) -> None:
+        with self._lock:
+            self._logs.clear()
+
+
+def _trim(log: deque[float], horizon: float) -> None:
+    # The window is (now - window, now], the same bounds the Redis script uses.
+    while log and log[0] <= horizon:
+        log.popleft()
