@@ -52,7 +52,9 @@ def validate_and_remember(path: Path | None = None) -> bool:
     global LAST_GOOD
     try:
         snapshot = read_snapshot(path)
-        _, chain = build(snapshot)
+        from .tencent.platform import TencentPlatform
+
+        _, chain = build(snapshot, TencentPlatform())
         chain.close()
     except ImhookError as exc:
         if LAST_GOOD is None:

@@ -16,6 +16,7 @@ from .base import Rule
 log = logging.getLogger("imhook.chain")
 
 ON_ERROR_OUTCOMES = (ALLOW, REFUSE, DROP)
+FAULT_LOG_INTERVAL = 10.0  # seconds between two log lines about the same failing rule
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,23 @@ class ChainEntry:
     on_error: str = ALLOW
     budget_ms: float = 200.0
 
+    _last_logged: float = field(default=0.0, repr=False)
+    _suppressed: int = field(default=0, repr=False)
+
     @property
     def name(self) -> str:
         return self.rule.name
+
+    def log_fault(self, command: str, fault: str) -> None:
+        """Log a fault with the rule's name; a rule failing on every request (Redis down) logs
+        once per FAULT_LOG_INTERVAL with a count, not one line per callback."""
+        now = time.monotonic()
+        if now - self._last_logged < FAULT_LOG_INTERVAL:
+            self._suppressed += 1
+            return
+        more = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
+        log.error("rule %s failed on %s: %s; applied on_error=%s%s", self.name, command, fault, self.on_error, more)
+        self._last_logged, self._suppressed = now, 0
 
     def applies_to(self, callback: Callback) -> bool:
         # A rule sees its default `actions`; naming commands in the scope widens that to anything
@@ -121,8 +136,7 @@ class Chain:
             if fault is None and elapsed > entry.budget_ms:
                 fault = f"overran its budget of {entry.budget_ms:g} ms ({elapsed:.1f} ms)"
             if fault is not None:
-                log.error("rule %s failed on %s: %s; applied on_error=%s",
-                          entry.name, current.command, fault, entry.on_error)
+                entry.log_fault(current.command, fault)
                 trace.append(TraceStep(entry.name, "error", fault, elapsed))
                 verdict = _fallback(entry.on_error, entry.name, f"rule error: {fault}")
                 if verdict.outcome == ALLOW:

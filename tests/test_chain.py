@@ -115,3 +115,16 @@ def test_after_callbacks_never_run_rules():
     outcome = decide(f"{{use: '{K}:Raise'}}", body="C2C.CallbackAfterSendMsg")
     assert outcome.decision.trace == ()
     assert outcome.reply == {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
+
+
+def test_a_rule_failing_on_every_request_is_logged_once_per_interval(caplog):
+    receiver = make_receiver(rules_yaml(f"{{use: '{K}:Raise', name: flaky}}"))
+    for _ in range(5):
+        assert handle(receiver, sample("C2C.CallbackBeforeSendMsg")).reply["ErrorCode"] == 0
+    lines = [r.getMessage() for r in caplog.records if "flaky" in r.getMessage()]
+    assert len(lines) == 1
+    entry = receiver.chain.entries[0]
+    assert entry._suppressed == 4
+    entry._last_logged -= 60  # the interval has passed: the next failure reports the count
+    handle(receiver, sample("C2C.CallbackBeforeSendMsg"))
+    assert "(4 more since the last report)" in caplog.records[-1].getMessage()
