@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from marshmallow import fields, validate
 
 from receiver import model as m
-from receiver.verdict import DROP, REFUSE, FriendResult, Verdict, refuse_friends, rewrite
+from receiver.verdict import DROP, REFUSE, FriendResult, Verdict, drop, refuse_friends, rewrite
 
 from ..base import Rule, RuleConfig
 from .refusal import build_refusal
@@ -51,9 +51,10 @@ class TextScanRule(Rule):
 
     def __init__(self, config: dict[str, Any], *, name: str, context):
         super().__init__(config, name=name, context=context)
-        self.refusal = build_refusal(
-            {"action": DROP if config["action"] == DROP else REFUSE, "code": config["code"],
-             "info": config["info"]}, context, SCANNED)
+        # One Refusal (code and info validated once); drop is decided per match below, since a
+        # category may drop while the rule's own action masks.
+        self.refusal = build_refusal({"action": REFUSE, "code": config["code"], "info": config["info"]},
+                                     context, SCANNED)
         self.kinds = frozenset(config["fields"])
 
     def find(self, text: str) -> list[Span]:
@@ -78,6 +79,8 @@ class TextScanRule(Rule):
                 return rewrite(event.message.replace_texts(edits), reason=f"masked {reason}")
             if action == TAG:
                 return self.tag(event.message, all_spans, reason)
+            if action == DROP:
+                return drop(reason)
             return self.refusal.verdict(callback, reason)
         if isinstance(event, (m.FriendAdd, m.FriendRespond)):
             # One bad wording refuses only the friend it was written to.
