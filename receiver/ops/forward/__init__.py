@@ -1,0 +1,1 @@
+"""Forward After* callbacks to downstream HTTP endpoints through a durable SQLite outbox."""

@@ -1,0 +1,210 @@
+"""The sender: one thread per imhook (elected by a lock file) posts outbox rows downstream.
+
+Every gunicorn worker starts a Forwarder; only the one holding an exclusive `flock` on
+`<outbox>.lock` sends, so two workers never send the same row. The kernel drops the lock when
+its holder dies (even by SIGKILL), and another worker takes over within `poll_seconds`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from . import events
+from .events import Target
+from .outbox import Outbox, Row
+
+log = logging.getLogger("imhook.forward")
+PURGE_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one delivery attempt came to: delivered, retry later, or give up."""
+
+    ok: bool
+    permanent: bool = False
+    error: str = ""
+    kind: str = ""  # for metrics: "connect", "timeout", "http_5xx", "http_4xx", ...
+
+
+class LeaderLock:
+    """An exclusive, non-blocking flock on a file; released by the kernel when the process dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+
+class Deliverer:
+    """POST one row to one target, signed when the target has a secret."""
+
+    def __init__(self, user_agent: str = "imhook-forwarder"):
+        self.user_agent = user_agent
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def headers(self, target: Target, row: Row, timestamp: str) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": self.user_agent,
+            events.TIMESTAMP_HEADER: timestamp,
+            events.EVENT_ID_HEADER: events.event_id(row.dedupe),
+            events.COMMAND_HEADER: row.command,
+            events.APP_ID_HEADER: row.app_id,
+            events.ATTEMPT_HEADER: str(row.attempts + 1),
+        }
+        if target.secret is not None:
+            headers[events.SIGNATURE_HEADER] = events.sign(target.secret, timestamp, row.body)
+        return headers
+
+    def __call__(self, target: Target, row: Row) -> Result:
+        headers = self.headers(target, row, str(int(time.time())))
+        try:
+            response = self._session().post(target.url, data=row.body, headers=headers,
+                                            timeout=target.timeout, allow_redirects=False)
+        except requests.Timeout:
+            return Result(False, error=f"no answer within {target.timeout:g} s", kind="timeout")
+        except requests.ConnectionError as exc:
+            return Result(False, error=f"cannot connect: {type(exc).__name__}", kind="connect")
+        except requests.RequestException as exc:
+            return Result(False, error=f"{type(exc).__name__}", kind="other")
+        status = response.status_code
+        response.close()
+        if 200 <= status < 300:
+            return Result(True)
+        permanent = events.is_permanent(status)
+        return Result(False, permanent=permanent, error=f"HTTP {status}", kind=f"http_{status // 100}xx")
+
+
+class Forwarder:
+    """Background thread: while leader, send due heads in parallel, mark them, repeat."""
+
+    def __init__(self, outbox: Outbox, targets: Sequence[Target], settings: dict, *,
+                 deliver: Callable[[Target, Row], Result] | None = None, stats=None):
+        self.outbox = outbox
+        self.targets = {t.name: t for t in targets}
+        self.settings = settings
+        self.retry = settings["retry"]
+        self.deliver = deliver or Deliverer()
+        self.stats = stats  # receiver.ops.metrics.ForwardStats or None
+        self.lock = LeaderLock(Path(f"{outbox.path}.lock"))
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=settings["concurrency"], thread_name_prefix="imhook-forward")
+        self._thread = threading.Thread(target=self._run, name="imhook-forwarder", daemon=True)
+        self._last_purge = 0.0
+
+    def start(self) -> "Forwarder":
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """A row was just added in this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.lock.release()
+
+    def _run(self) -> None:
+        poll = self.settings["poll_seconds"]
+        while not self._stop.is_set():
+            try:
+                wait = self.step() if self.lock.try_acquire() else poll
+            except Exception:  # a broken file or a bug must not kill the thread for good
+                log.exception("forwarder step failed")
+                wait = poll
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def step(self) -> float:
+        """Send one round of due heads; return how long to wait before the next round."""
+        poll = self.settings["poll_seconds"]
+        rows = self.outbox.heads(self.targets, limit=self.settings["concurrency"] * 4)
+        if rows:
+            list(self._pool.map(self._send, rows))
+            return 0.0  # more may be due right away: the next rows of these conversations
+        self._purge()
+        due = self.outbox.next_due(self.targets)
+        return poll if due is None else min(poll, max(0.0, due - self.outbox.clock()))
+
+    def _send(self, row: Row) -> None:
+        target = self.targets[row.target]
+        result = self.deliver(target, row)
+        if result.ok:
+            self.outbox.delivered(row.id)
+            self._count("delivered", target.name)
+            return
+        self._count("failed", target.name, result.kind)
+        attempts = row.attempts + 1
+        if result.permanent or (self.retry["max_attempts"] and attempts >= self.retry["max_attempts"]):
+            log.error("forwarding %s to %s gave up after %d attempts: %s",
+                      row.command, target.name, attempts, result.error)
+            self.outbox.dead(row.id, result.error)
+            self._count("dead", target.name)
+            return
+        delay = events.backoff_seconds(attempts, self.retry["base_seconds"], self.retry["cap_seconds"])
+        log.warning("forwarding %s to %s failed (attempt %d: %s); retry in %.1f s",
+                    row.command, target.name, attempts, result.error, delay)
+        self.outbox.retry_later(row.id, delay, result.error)
+
+    def _count(self, what: str, target: str, kind: str = "") -> None:
+        if self.stats is not None:
+            self.stats.count(what, target, kind)
+
+    def _purge(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge >= PURGE_EVERY_SECONDS:
+            self._last_purge = now
+            self.outbox.purge(self.settings["keep_delivered_hours"] * 3600)
+
+
+# Forwarders running in this process, so gunicorn's worker_exit hook can stop them cleanly.
+RUNNING: list[Forwarder] = []
+
+
+def stop_all() -> None:
+    while RUNNING:
+        RUNNING.pop().stop()

@@ -1,0 +1,85 @@
+"""Config sections owned by receiver.ops: `metrics`, `logging`, `forwarding`.
+
+Kept free of prometheus_client and requests on purpose: the gunicorn master imports this module
+(through receiver.config) before it sets PROMETHEUS_MULTIPROC_DIR, and prometheus_client reads that
+variable once, at import.
+"""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class _Section(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class MetricsSection(_Section):
+    enabled = fields.Boolean(load_default=True)
+
+
+class LoggingSection(_Section):
+    enabled = fields.Boolean(load_default=True)
+    level = fields.String(load_default="info", validate=validate.OneOf(LOG_LEVELS))
+    callbacks = fields.Boolean(load_default=True)
+
+
+class RetrySection(_Section):
+    base_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=3600))
+    cap_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=0.01, max=86400))
+    max_attempts = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+    @validates_schema
+    def _cap_not_below_base(self, data, **kwargs):
+        if data["cap_seconds"] < data["base_seconds"]:
+            raise ValidationError("must not be smaller than base_seconds", "cap_seconds")
+
+
+def _non_empty(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be empty")
+
+
+class TargetSection(_Section):
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    name = fields.String(load_default=None, validate=validate.Regexp(
+        r"^[A-Za-z0-9_.:-]{1,64}$", error="must be 1–64 letters, digits or _.:-"))
+    # fnmatch globs over CallbackCommand, e.g. "C2C.CallbackAfter*"; only After*/notification
+    # callbacks are ever forwarded, whatever the glob.
+    commands = fields.List(fields.String(validate=_non_empty), load_default=lambda: ["*"],
+                           validate=validate.Length(min=1, error="list at least one command or glob"))
+    timeout_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0.1, max=60))
+    secret_env = fields.String(load_default=None, validate=validate.Regexp(
+        r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable"))
+
+
+class ForwardingSection(_Section):
+    targets = fields.List(fields.Nested(TargetSection), load_default=list)
+    outbox = fields.String(load_default="imhook-outbox.sqlite3", validate=_non_empty)
+    concurrency = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    poll_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.05, max=60))
+    keep_delivered_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))
+    retry = fields.Nested(RetrySection, load_default=lambda: RetrySection().load({}))
+
+    @validates_schema
+    def _unique_names(self, data, **kwargs):
+        from .forward.events import target_name
+
+        seen: dict[str, int] = {}
+        for index, target in enumerate(data.get("targets", [])):
+            name = target_name(target)
+            if name in seen:
+                raise ValidationError(
+                    {index: {"name": [f"target name {name!r} is already used by targets[{seen[name]}]; "
+                                      "give one of them a distinct `name`"]}}, "targets")
+            seen[name] = index
+
+
+SECTIONS: dict[str, type[Schema]] = {
+    "metrics": MetricsSection,
+    "logging": LoggingSection,
+    "forwarding": ForwardingSection,
+}
