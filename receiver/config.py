@@ -32,9 +32,18 @@ class AuthSection(Section):
     window_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=1))
 
 
+def _cidr(value: str) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+
+
 class ServerSection(Section):
     max_body_bytes = fields.Integer(load_default=1 << 20, validate=validate.Range(min=1024))
-    allow_ips = fields.List(fields.String(), load_default=list)
+    allow_ips = fields.List(fields.String(validate=_cidr), load_default=list)
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0))
     log_text = fields.Boolean(load_default=False)
 

@@ -114,6 +114,8 @@ class Chain:
         try:
             decision = future.result(timeout=self.deadline_ms / 1000)
         except FutureTimeout:
+            # If it never started (every pool thread held by hung rules), it never will be needed.
+            future.cancel()
             log.error("rule chain overran its %.0f ms deadline on %s; replied %s",
                       self.deadline_ms, callback.command, self.on_error)
             verdict = _fallback(self.on_error, "chain", f"chain deadline of {self.deadline_ms:g} ms exceeded")

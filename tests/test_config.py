@@ -39,6 +39,7 @@ ERRORS = [
     ("rules:\n  - use: 'tests.rulekit:Decide'\n    scope:\n      conversations: [room]\n",
      ["rules.yaml:4", "scope.conversations", "Must be one of"]),
     ("rules: [\n", ["rules.yaml", "not valid YAML"]),
+    ("server:\n  allow_ips: [10.0.0.0/8, bogus]\n", ["rules.yaml:2", "server.allow_ips[1]", "not an IP address"]),
     ("- just\n- a list\n", ["rules.yaml:1", "mapping at the top level"]),
 ]
 
