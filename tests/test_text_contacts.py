@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -32,6 +34,7 @@ CASES = [
     ({}, "mail foo.bar+x@gmail.com ok", [("foo.bar+x@gmail.com", "email")]),
     ({}, "邮箱12345678@qq.com谢谢", [("12345678@qq.com", "email")]),
     ({}, "ＡＢＣ＠ＱＱ．ＣＯＭ", [("ＡＢＣ＠ＱＱ．ＣＯＭ", "email")]),
+    ({}, "Bob.Smith_@Example.CN", [("Bob.Smith_@Example.CN", "email")]),
     # URLs
     ({}, "see https://evil.example.org/x?a=1, ok", [("https://evil.example.org/x?a=1", "url")]),
     ({}, "http://1.2.3.4:8080/p", [("http://1.2.3.4:8080/p", "url")]),
@@ -56,6 +59,8 @@ CASES = [
     ({}, "WeChat ID Tom_2024x please", [("Tom_2024x", "digits")]),
     ({"min_digits": 8}, "QQ 1234567", []),
     ({"min_digits": 8}, "QQ 12345678", [("12345678", "digits")]),
+    ({"min_digits": 3}, "房间 1234", [("1234", "digits")]),
+    ({}, "房间 1234", []),
     # kinds filter
     ({"kinds": ["email"]}, "13800138000 a@b.cn", [("a@b.cn", "email")]),
     ({"kinds": ["phone"]}, "QQ 12345678 13800138000", [("13800138000", "phone")]),
@@ -68,6 +73,8 @@ CASES = [
     ({}, "2024年1月15日见", []),
     ({}, "meeting on 2024-01-15 at 10:30", []),
     ({}, "价格 99.50 元，共 3 件", []),
+    ({}, "这次花了12000元，房价 35000 元/平", []),
+    ({}, "raised 250000 dollars, 40000 km", []),
     ({}, "U.S. and e.g. file.py node.js", []),
     ({}, "vx is short for vertex", []),
     ({}, "add me on wechat please", []),
@@ -103,3 +110,11 @@ def test_results_are_sorted_non_overlapping_and_in_bounds(text):
     for m in found:
         assert previous_end <= m.start < m.end <= len(text)
         previous_end = m.end
+
+
+@pytest.mark.parametrize("text", ["1 " * 6000, "a." * 6000, "x@" + "a-" * 6000, "www." + "a." * 6000,
+                                  ("a" * 60 + ".") * 200, "vx:" * 4000, "一二三" * 4000])
+def test_hostile_input_stays_fast(text):
+    started = time.perf_counter()
+    ContactFinder().find(text)
+    assert time.perf_counter() - started < 0.5

@@ -153,9 +153,21 @@ def test_build_is_fast_for_thousands_of_words():
     assert [m.word for m in matcher.find("前面词04999x后面")] == ["词04999x"]
 
 
+def test_rejected_latin_hits_stay_linear_on_hostile_text():
+    matcher = WordMatcher.build(["ass", "ssa", "b站"])
+    # Every "ass" here is glued (rejected) and hides a glued "ssa" that a full re-search
+    # would also reject: without the cap this costs thousands of whole-text searches.
+    text = "classa " * 4000 + "asb站 kiss my ass"
+    started = time.perf_counter()
+    found = matcher.find(text)
+    assert time.perf_counter() - started < 0.5
+    assert [m.word for m in found] == ["b站", "ass"]
+    assert text[found[-1].start:found[-1].end] == "ass" and found[-1].end == len(text)
+
+
 # ---- normalisation properties ------------------------------------------------------------
 
-_TRICKY = "這個傻逼ＡＢＣⓕ𝐟ﬁßİΣς\u200b\u0301 ,.!@😀👍🏽\ufa6c\U00020000\ud800aAa"
+_TRICKY = "這個傻逼ＡＢＣⓕ𝐟ﬁßİΣς½…\u200b\u0301\U000E0061 ,.!@😀👍🏽\ufa6c\U00020000\U0002F800\ud800aAa"
 _texts = st.text(alphabet=st.sampled_from(list(_TRICKY)) | st.characters(), max_size=40)
 
 
@@ -173,6 +185,12 @@ def test_fast_normalize_equals_per_char_reference(text, skip_noise, traditional,
     assert len(starts) == len(ends) == len(reference)
     assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends))
     assert starts == sorted(starts)
+    # The C-speed offset map used on the hot path agrees with the per-char loop.
+    marked, unfolded, _ = normalizer.streams(text)
+    located = normalizer.locate(text, marked, unfolded)
+    assert [located.span(p, p + 1) for p in range(len(reference))] == list(zip(starts, ends))
+    assert [located.adjacent(p) for p in range(1, len(reference))] == [
+        starts[p] <= ends[p - 1] for p in range(1, len(reference))]
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,7 +2,7 @@
 
 Text is first mapped character by character onto a normalised stream: full-width and
 circled digits, Chinese numerals (一二三 / 壹贰叁) and other Unicode decimal digits become
-ASCII digits, full-width letters and punctuation become ASCII.  Every character maps to
+ASCII digits, full-width letters and punctuation become ASCII, Latin capitals lower-case.  Every character maps to
 exactly ONE character, so the index map back to the original text is the identity and a
 regex span on the stream is directly a span of the original.  Separators between digits
 ("1 3 8-0013-8000") are allowed by the regexes themselves and end up inside the span.
@@ -10,6 +10,7 @@ regex span on the stream is directly a span of the original.  Separators between
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ _CHINESE_DIGITS = dict(zip("〇零一二三四五六七八九", "00123456789"))
 _CHINESE_DIGITS.update(zip("壹贰叁肆伍陆柒捌玖", "123456789"))
 _CHINESE_DIGITS.update({"貳": "2", "參": "3", "陸": "6", "幺": "1"})
 
-# Between two digits of one number: up to two of these (spaces, dashes, dots, bullets...).
-_SEP = r"[\s\-.·•_~—–]{0,2}"
+# Between two digits of one number: up to two of these (spaces, dashes, dots, bullets, and
+# the invisible plane-14 tag chars that lie beyond the translate table).
+_SEP = r"[\s\-.·•_~—–\U000E0000-\U000E007F]{0,2}"
 # Dots people use to dodge URL filters: ASCII, ideographic full stop, and the word 点.
 _DOT = r"[.。点]"
 # Common TLDs; short ones that are also everyday words (in, is, at, to, us, am...) are left
@@ -35,32 +37,51 @@ _TLDS = ("com|net|org|cn|io|cc|tv|me|info|biz|xyz|top|vip|club|site|online|shop|
 _URL_TAIL = r"(?:[/?#:][!-~]*[A-Za-z0-9/#=_~\-])?"  # path/query; never ends on punctuation
 _HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?" + _DOT + r")+"
 
-_PATTERNS: dict[str, tuple[str, ...]] = {
+# kind -> ((hint, regex), ...); the regex only runs when the hint finds its marker.
+_PATTERNS: dict[str, tuple[tuple[str, str], ...]] = {
     "email": (
-        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]*@"
-        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])",
+        ("email", r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]*@"
+         r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"),
     ),
     "url": (
-        r"(?<![A-Za-z0-9])(?:https?|ftp)://[!-~]*[A-Za-z0-9/#=_~\-]",
-        r"(?<![A-Za-z0-9.\-])www" + _DOT + _HOST + r"[A-Za-z]{2,24}(?![A-Za-z0-9\-])" + _URL_TAIL,
-        r"(?<![A-Za-z0-9@._\-])" + _HOST + r"(?:" + _TLDS + r")(?![A-Za-z0-9\-])" + _URL_TAIL,
+        ("scheme", r"(?<![A-Za-z0-9])(?:https?|ftp)://[!-~]*[A-Za-z0-9/#=_~\-]"),
+        ("dot", r"(?<![A-Za-z0-9.\-])www" + _DOT + _HOST + r"[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+         + _URL_TAIL),
+        ("dot", r"(?<![A-Za-z0-9@._\-])" + _HOST + r"(?:" + _TLDS + r")(?![A-Za-z0-9\-])"
+         + _URL_TAIL),
     ),
     "phone": (
         # Chinese mobile, optionally with +86 / 0086 / (+86) in front.
-        r"(?<![0-9])(?:(?:\+|00)[\s\-]*86[\s\-]*|\(\+?86\)[\s\-]*)?"
-        r"1" + _SEP + r"[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])",
+        ("digits", r"(?<![0-9])(?:(?:\+|00)[\s\-]*86[\s\-]*|\(\+?86\)[\s\-]*)?"
+         r"1" + _SEP + r"[3-9](?:" + _SEP + r"[0-9]){9}(?![0-9])"),
         # Any +CC international number, grouping with spaces, dashes, dots or brackets.
-        r"(?<![0-9A-Za-z])\+[1-9][0-9]{0,2}(?:[\s\-.()]{0,3}[0-9]){6,14}(?![0-9])",
+        ("digits", r"(?<![0-9A-Za-z])\+[1-9][0-9]{0,2}(?:[\s\-.()]{0,3}[0-9]){6,14}(?![0-9])"),
         # Chinese landline with area code: 010-12345678, (0755) 8888 8888.
-        r"(?<![0-9])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[\s\-]?[2-9][0-9]{2,3}[\s\-]?[0-9]{4}"
-        r"(?![0-9])",
+        ("digits", r"(?<![0-9])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[\s\-]?[2-9][0-9]{2,3}"
+         r"[\s\-]?[0-9]{4}(?![0-9])"),
     ),
 }
 # A WeChat id (letter then 5-19 letters/digits/_/-) is only recognisable after a keyword.
+# Without a ":"/"号"/"id" marker the id must hold a digit, "_" or "-", so "vx please"
+# (an ordinary English word after the keyword) is not taken for an id.
 _WECHAT = (r"(?<![A-Za-z])(?:微信|威信|薇信|维信|徽信|微xin|wei\s?xin|we\s?chat|vchat|vx|wx|v信|"
-           r"加v|加微)\s*(?:号|id)?\s*[:=]?\s*([A-Za-z][A-Za-z0-9_\-]{5,19})(?![A-Za-z0-9_\-])")
+           r"加v|加微)\s*(?:(?:号|id)?\s*[:=]\s*|(?:号|id)\s*|(?=[A-Za-z][A-Za-z0-9_\-]*[0-9_\-]))"
+           r"([A-Za-z][A-Za-z0-9_\-]{5,19})(?![A-Za-z0-9_\-])")
+# Cheap single scans that let a text skip the detectors that cannot possibly match it
+# (most chat has a "." or "一" somewhere, but rarely "x.y" or five digits in a row).
+# Each starts with a literal or a small set, which the regex engine skips to quickly.
+_HINTS = {
+    "email": re.compile(r"@(?<=[a-z0-9._%+\-]@)[a-z0-9]"),
+    "scheme": re.compile(r"://"),
+    "dot": re.compile(r"[.。点](?<=[a-z0-9][.。点])[a-z]"),
+    "digits": re.compile(r"[0-9](?:" + _SEP + r"[0-9]){4}"),
+    "wechat": re.compile(r"微信|威信|薇信|维信|徽信|微xin|wei\s?xin|we\s?chat|vchat|vx|wx|v信|加v|加微"),
+}
 # Dates are the common long digit run in ordinary chat; they are not contact numbers.
 _DATE = re.compile(r"(?:19|20)[0-9]{2}([-./])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12][0-9]|3[01])")
+# A number followed by a unit or currency is an amount, not a QQ number ("花了12000元").
+_NOT_A_QUANTITY = (r"(?!\s?(?:元|块|万|亿|千|百|年|岁|%|个|人|次|分|秒|米|斤|克|公里|平|件|台|"
+                   r"km|kg|rmb|usd|yuan|dollars?))")
 # Overlaps are resolved leftmost-longest; on a tie the earlier kind here wins.
 _PRIORITY = {"email": 0, "url": 1, "phone": 2, "digits": 3}
 
@@ -74,16 +95,6 @@ class ContactMatch:
     kind: str  # "phone", "email", "url" or "digits" (QQ numbers and WeChat ids)
 
 
-class _ContactChars(dict):
-    """code point -> exactly one normalised char, filled lazily; a str.translate table."""
-
-    def __missing__(self, cp: int) -> str:
-        out = _contact_char(chr(cp))
-        if len(self) < 100_000:  # bounded: hostile input cannot grow it without limit
-            self[cp] = out
-        return out
-
-
 def _contact_char(ch: str) -> str:
     if ch in _CHINESE_DIGITS:
         return _CHINESE_DIGITS[ch]
@@ -92,6 +103,8 @@ def _contact_char(ch: str) -> str:
         folded = ch  # keep 1:1 (e.g. ⑩ -> "10" would shift every later offset)
     if folded in _CHINESE_DIGITS:  # e.g. circled ㊀
         return _CHINESE_DIGITS[folded]
+    if "A" <= folded <= "Z":
+        return folded.lower()  # lets every regex skip IGNORECASE, which is much slower
     digit = unicodedata.decimal(folded, None)
     if digit is not None:
         return str(digit)
@@ -100,12 +113,16 @@ def _contact_char(ch: str) -> str:
     return folded
 
 
-_CHARS = _ContactChars()
+@functools.cache
+def _contact_table() -> list[str]:
+    # A list indexed by code point (planes 0-1, so maths digits like 𝟏 are covered) is the
+    # fastest str.translate table; chars beyond it raise IndexError and stay as they are.
+    return [_contact_char(chr(cp)) for cp in range(0x20000)]
 
 
 def normalize_contacts(text: str) -> str:
     """Return the 1:1 normalised stream used for contact detection (same length as text)."""
-    return text.translate(_CHARS)
+    return text.translate(_contact_table())
 
 
 class ContactFinder:
@@ -121,17 +138,22 @@ class ContactFinder:
             raise ValueError("min_digits must be at least 2")
         self.allow_domains = tuple(d.strip().lower().strip(".") for d in allow_domains if d.strip())
         self.min_digits = min_digits
-        flags = re.IGNORECASE | re.ASCII
-        self._detectors: list[tuple[str, re.Pattern[str]]] = []
+        flags = re.ASCII  # the stream is already lower-case ASCII where it matters
+        # (kind, hint name, regex, group reported)
+        self._detectors: list[tuple[str, str, re.Pattern[str], int]] = []
         for kind in KINDS:
             if kind in self.kinds and kind in _PATTERNS:
-                self._detectors.extend((kind, re.compile(p, flags)) for p in _PATTERNS[kind])
-        self._digits = self._wechat = None
+                self._detectors.extend((kind, hint, re.compile(pattern, flags), 0)
+                                       for hint, pattern in _PATTERNS[kind])
         if "digits" in self.kinds:
-            run = r"(?<![0-9])[0-9](?:" + _SEP + r"[0-9]){%d,}(?![0-9])" % (min_digits - 1)
-            self._digits = re.compile(run, flags)
-            # \s in the keyword pattern must also see CJK spaces, so no re.ASCII here.
-            self._wechat = re.compile(_WECHAT, re.IGNORECASE)
+            run = (r"(?<![0-9])[0-9](?:" + _SEP + r"[0-9]){%d,}(?![0-9])" % (min_digits - 1)
+                   + _NOT_A_QUANTITY)
+            # Shorter runs than the hint's five digits must not be skipped by it.
+            hint = "digits" if min_digits >= 5 else "any"
+            self._detectors.append(("digits", hint, re.compile(run, flags), 0))
+            # \s in the keyword pattern must also see CJK spaces, so no re.ASCII there.
+            self._detectors.append(("digits", "wechat", re.compile(_WECHAT), 1))
+        _contact_table()  # build the translate table now, not on the first message
 
     def find(self, text: str) -> list[ContactMatch]:
         """Return sorted, non-overlapping contact matches with offsets into ``text``."""
@@ -140,15 +162,18 @@ class ContactFinder:
         norm = normalize_contacts(text)
         # (start, end, kind, reportable) candidates from every detector.
         candidates: list[tuple[int, int, str, bool]] = []
-        for kind, pattern in self._detectors:
+        hinted: dict[str, bool] = {"any": True}
+        for kind, hint, pattern, group in self._detectors:
+            if hint not in hinted:
+                hinted[hint] = _HINTS[hint].search(norm) is not None
+            if not hinted[hint]:
+                continue
             for m in pattern.finditer(norm):
-                candidates.append((m.start(), m.end(), kind, not self._allowed(kind, m.group())))
-        if self._digits is not None:
-            for m in self._digits.finditer(norm):
-                if not _DATE.fullmatch(m.group()):
-                    candidates.append((m.start(), m.end(), "digits", True))
-            for m in self._wechat.finditer(norm):
-                candidates.append((m.start(1), m.end(1), "digits", True))
+                matched = m.group(group)
+                if kind == "digits" and not group and _DATE.fullmatch(matched):
+                    continue
+                reportable = not self._allowed(kind, matched)
+                candidates.append((m.start(group), m.end(group), kind, reportable))
         if not candidates:
             return []
         candidates.sort(key=lambda c: (c[0], c[0] - c[1], _PRIORITY[c[2]]))

@@ -1,14 +1,21 @@
-"""Sensitive-word matching over normalised text with one Aho-Corasick automaton."""
+"""Sensitive-word matching over normalised text with one Aho-Corasick automaton.
+
+    matcher = WordMatcher.build(load_word_file("words.txt"), allow=["操作"])
+    matches = matcher.find(text)            # offsets into the original text
+    clean = matcher.mask(text, matches)     # "你是傻@逼" -> "你是***"
+
+Build once (startup / reload), then share: ``find`` does no I/O and keeps no state.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import ahocorasick_rs
 
-from .normalize import CharNormalizer, get_normalizer, is_latin_alnum
+from .normalize import CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -31,8 +38,7 @@ class Match:
     category: str
 
 
-@dataclass(frozen=True)
-class _Pattern:
+class _Pattern(NamedTuple):
     word: str
     category: str
     allowed: bool  # allow-list entry: consumes its span but is never reported
@@ -42,15 +48,17 @@ class _Pattern:
 class WordMatcher:
     """Finds and masks sensitive words; immutable and safe to share between threads."""
 
-    __slots__ = ("_automaton", "_patterns", "_normalizer", "_whole_word_latin", "word_count")
+    __slots__ = ("_automaton", "_patterns", "_normalizer", "_whole_word_latin", "_longest",
+                 "word_count")
 
     def __init__(self, automaton: ahocorasick_rs.AhoCorasick | None, patterns: Sequence[_Pattern],
-                 normalizer: CharNormalizer, whole_word_latin: bool) -> None:
+                 normalizer: CharNormalizer, whole_word_latin: bool, longest: int) -> None:
         # Use WordMatcher.build(); this constructor takes already-prepared parts.
         self._automaton = automaton
         self._patterns = tuple(patterns)
         self._normalizer = normalizer
         self._whole_word_latin = whole_word_latin
+        self._longest = longest  # longest normalised pattern, bounds the re-check window
         self.word_count = sum(not p.allowed for p in self._patterns)
 
     @classmethod
@@ -75,7 +83,8 @@ class WordMatcher:
         if by_key:
             automaton = ahocorasick_rs.AhoCorasick(
                 list(by_key), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
-        return cls(automaton, list(by_key.values()), normalizer, whole_word_latin)
+        longest = max(map(len, by_key), default=0)
+        return cls(automaton, list(by_key.values()), normalizer, whole_word_latin, longest)
 
     def __len__(self) -> int:
         return self.word_count
@@ -84,36 +93,48 @@ class WordMatcher:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
         if not text or self._automaton is None:
             return []
-        norm = self._normalizer.normalize(text)
+        marked, unfolded, norm = self._normalizer.streams(text)
         hits = self._automaton.find_matches_as_indexes(norm)
         if not hits:
             return []  # the common case: offsets are never computed
-        return self._resolve(text, norm, hits)
+        return self._resolve(text, marked, unfolded, norm, hits)
 
-    def _resolve(self, text: str, norm: str, hits: list[tuple[int, int, int]]) -> list[Match]:
-        starts, ends = self._normalizer.offsets(text)
+    def _resolve(self, text: str, marked: str, unfolded: str, norm: str,
+                 hits: list[tuple[int, int, int]]) -> list[Match]:
+        offsets = self._normalizer.locate(text, marked, unfolded)
         patterns = self._patterns
         check_latin = self._whole_word_latin
         found: list[Match] = []
         base = 0
+        rescans = 0
         while True:
             restart = -1
             for index, start, end in hits:
-                pattern = patterns[index]
-                if pattern.allowed:
+                word, category, allowed, latin_only = patterns[index]
+                if allowed:
                     continue
                 start += base
                 end += base
-                if check_latin and pattern.latin_only and _glued(norm, starts, ends, start, end):
-                    # A rejected hit may hide a shorter/later one that overlaps it (e.g.
-                    # "sb" rejected in "asb站" hides "b站"), so search again just after it.
-                    restart = start + 1
-                    break
-                found.append(Match(starts[start], ends[end - 1], pattern.word, pattern.category))
+                if check_latin and latin_only and _glued(norm, offsets, start, end):
+                    # A rejected hit may hide a word starting inside it (e.g. "sb" rejected
+                    # in "asb站" hides "b站").  Only if a short look finds one, search again
+                    # from just after its start; the cap keeps hostile text linear.
+                    if rescans < _MAX_RESCANS and self._hides_another(norm, start, end):
+                        rescans += 1
+                        restart = start + 1
+                        break
+                    continue
+                found.append(Match(*offsets.span(start, end), word, category))
             if restart < 0:
                 return found
             base = restart
             hits = self._automaton.find_matches_as_indexes(norm[base:])
+
+    def _hides_another(self, norm: str, start: int, end: int) -> bool:
+        """True if some pattern starts inside norm[start+1:end] (any fits in the window)."""
+        window = norm[start + 1:end - 1 + self._longest]
+        hidden = self._automaton.find_matches_as_indexes(window)
+        return bool(hidden) and hidden[0][1] < end - start - 1
 
     def mask(self, text: str, matches: Iterable[Match], *, char: str = "*",
              replacement: str | None = None) -> str:
@@ -138,15 +159,19 @@ class WordMatcher:
         return "".join(pieces)
 
 
+# Full re-searches per text after a rejected Latin hit; beyond this, hidden words are missed.
+_MAX_RESCANS = 16
+
+
 def _is_latin_word(key: str) -> bool:
     return all(is_latin_alnum(c) for c in key)
 
 
-def _glued(norm: str, starts: list[int], ends: list[int], start: int, end: int) -> bool:
+def _glued(norm: str, offsets: OffsetMap, start: int, end: int) -> bool:
     """True when a Latin hit touches another Latin letter/digit with nothing dropped between."""
-    if start > 0 and is_latin_alnum(norm[start - 1]) and starts[start] <= ends[start - 1]:
+    if start > 0 and is_latin_alnum(norm[start - 1]) and offsets.adjacent(start):
         return True
-    return end < len(norm) and is_latin_alnum(norm[end]) and starts[end] <= ends[end - 1]
+    return end < len(norm) and is_latin_alnum(norm[end]) and offsets.adjacent(end)
 
 
 def load_word_file(path: str | os.PathLike[str]) -> list[Word]:
