@@ -1,0 +1,98 @@
+"""What a recording keeps: the Sign, message texts and account ids only as configured.
+
+Texts and ids are found by key anywhere in a JSON value, so the same walk serves the request
+body, the reply (a rewritten MsgBody, RefusedMembers_Account) and bodies that failed validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+# Keys whose string values are person-written text (PROTOCOL.md §4–5): element texts and custom
+# payloads, CloudCustomData, group/topic names and notices, friend request wording and remarks,
+# group custom field values.
+TEXT_KEYS = frozenset({
+    "Text", "Desc", "Data", "Ext", "FileName", "Title", "CompatibleText", "AbstractList",
+    "CloudCustomData", "Name", "GroupName", "Introduction", "Notification", "FaceUrl",
+    "AddWording", "Remark", "ApplyMsg", "Value",
+})
+SIGN_PARAMS = ("Sign",)
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_sign: bool = False
+    store_text: bool = True
+    salt: bytes | None = None  # set: account ids are replaced by a keyed hash
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], env: Mapping[str, str]) -> "Policy":
+        salt = None
+        if settings["hash_user_ids"]:
+            name = settings["user_id_salt_env"]
+            if not env.get(name):
+                raise ConfigError(f"recording.hash_user_ids is on but ${name} is empty; set it to a secret "
+                                  "salt (the same in every worker, so an account always hashes alike)")
+            salt = env[name].encode()
+        return cls(keep_sign=settings["keep_sign"], store_text=settings["store_text"], salt=salt)
+
+    @property
+    def redacted(self) -> tuple[str, ...]:
+        return (() if self.store_text else ("text",)) + (("user_ids",) if self.salt else ())
+
+    @property
+    def rewrites_json(self) -> bool:
+        return bool(self.redacted)
+
+    def query(self, query: Mapping[str, str]) -> dict[str, str]:
+        if self.keep_sign:
+            return dict(query)
+        return {k: v for k, v in query.items() if k not in SIGN_PARAMS}
+
+    def user(self, account: str) -> str:
+        return hash_id(account, self.salt) if self.salt and account else account
+
+    def value(self, value: Any) -> Any:
+        """Return a copy of a JSON value with texts and ids hashed as configured."""
+        if not self.rewrites_json:
+            return value
+        return _walk(value, self, key="")
+
+    def body(self, raw: bytes) -> bytes:
+        """The body to store. A body that is not JSON cannot be searched for texts: only its hash."""
+        if not self.rewrites_json:
+            return raw
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            return f'"{hash_text(raw.decode("utf-8", "replace"))}"'.encode()
+        return json.dumps(self.value(data), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def hash_text(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hash_id(account: str, salt: bytes) -> str:
+    # Keyed, so ids cannot be recovered by hashing a list of known accounts without the salt.
+    return "uid:" + hmac.new(salt, account.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def _walk(value: Any, policy: Policy, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _walk(v, policy, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, policy, key) for v in value]
+    if isinstance(value, str) and value:
+        if not policy.store_text and key in TEXT_KEYS:
+            return hash_text(value)
+        if policy.salt and key.endswith("_Account"):
+            return hash_id(value, policy.salt)
+    return value

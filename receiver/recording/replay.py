@@ -1,0 +1,236 @@
+"""Replay recorded callbacks against the current (or given) rules and compare the replies.
+
+Offline, each record goes through `Receiver.handle(..., trusted=True)`: the very path the server
+runs, minus the app-id and Sign checks. Over HTTP, each record is re-signed and posted to a
+running receiver. Either way the new reply is compared with the recorded one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import requests
+
+from ..client import post_callback
+from ..core import HttpRequest, Receiver
+from ..signature import sign
+from .record import Problem, Record
+from .summary import Case, Side, Summary
+
+UNCHANGED, CHANGED, NEW, ERROR = "unchanged", "changed", "new", "error"
+SIGN_PARAMS = ("Sign", "RequestTime")
+
+
+def build_receiver(rules_file: str | None = None, env: dict[str, str] | None = None) -> Receiver:
+    """A receiver with the rules of `rules_file` (default: $IMHOOK_CONFIG, else the bundled one)."""
+    from rules.loader import build_chain
+
+    from ..config import load_config
+    from ..tencent.platform import TencentPlatform
+
+    config = load_config(rules_file, dict(os.environ if env is None else env), require_app_id=False)
+    platform = TencentPlatform()
+    return Receiver(config, build_chain(config, platform=platform), platform=platform)
+
+
+def compare(record: Record, new: Side) -> Case:
+    """Classify one replayed record: unchanged, changed, or new (nothing recorded to compare)."""
+    old = Side(record.status, record.reply, record.outcome, record.rule, record.reason) if record.has_reply else None
+    if old is None:
+        kind = NEW
+    else:
+        kind = UNCHANGED if (old.status, old.reply) == (new.status, new.reply) else CHANGED
+    return Case(record.where, record.command, record.user, record.received_at, kind, old, new)
+
+
+def check_replayable(record: Record) -> str | None:
+    """Why a record cannot be replayed (None: it can)."""
+    if record.body_truncated:
+        return "the body was truncated when recorded (a rejected request over max_rejected_body_bytes)"
+    if record.rejected:
+        return None  # junk bodies are what rejected records are about: replay them as they are
+    try:
+        body = json.loads(record.body)
+    except (ValueError, RecursionError) as exc:
+        return f"the body is not valid JSON, the record is truncated or corrupt ({exc})"
+    if not isinstance(body, dict):
+        return f"the body is a JSON {type(body).__name__}, not an object"
+    return None
+
+
+class OfflineReplay:
+    """Replay through an in-process Receiver: the server's own code path."""
+
+    mode = "offline"
+
+    def __init__(self, receiver: Receiver, *, save: Callable[[Record], None] | None = None):
+        self.receiver = receiver
+        self.target = receiver.config.file
+        self.save = save  # receives each record answered anew: a new baseline
+
+    def __call__(self, record: Record) -> Case:
+        query = {**record.query}
+        query.setdefault("CallbackCommand", record.command)
+        # A hand-made record may lack SdkAppid; the trusted path still wants one to be present.
+        query.setdefault("SdkAppid", self.receiver.config.app_id or "0")
+        outcome = self.receiver.handle(HttpRequest("POST", query, record.body, request_id=record.request_id),
+                                       trusted=True)
+        verdict = outcome.decision.verdict if outcome.decision else None
+        new = Side(outcome.status, outcome.reply, outcome.outcome_name, verdict.rule if verdict else "",
+                   verdict.reason if verdict else (outcome.error.message if outcome.error else ""))
+        if self.save:
+            self.save(replace(record, status=new.status, reply=new.reply, outcome=new.outcome, rule=new.rule,
+                              reason=new.reason, elapsed_ms=round(outcome.elapsed_ms, 3), id=None, origin="",
+                              trace=[vars(step).copy() for step in outcome.decision.trace] if outcome.decision else []))
+        return compare(record, new)
+
+    def close(self) -> None:
+        self.receiver.chain.close()
+
+
+class RateLimiter:
+    """Space calls evenly at `rate` per second across threads (None: no limit)."""
+
+    def __init__(self, rate: float | None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+class HttpReplay:
+    """Re-post each record to a running receiver, re-signed with a fresh RequestTime."""
+
+    mode = "http"
+
+    def __init__(self, url: str, *, app_id: str | None, token: str | None, timeout: float = 5.0,
+                 rate: float | None = None, before_commands: Iterable[str] = ()):
+        self.target = url
+        self.url, self.app_id, self.token, self.timeout = url, app_id, token, timeout
+        self.limiter = RateLimiter(rate)
+        self.before_commands = frozenset(before_commands)
+        self._local = threading.local()
+
+    def _session(self):
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def query_for(self, record: Record) -> dict[str, str]:
+        query = {k: v for k, v in record.query.items() if k not in SIGN_PARAMS}
+        query["CallbackCommand"] = query.get("CallbackCommand") or record.command
+        if self.app_id:
+            query["SdkAppid"] = self.app_id
+        if self.token:
+            request_time = str(int(time.time()))
+            query["RequestTime"], query["Sign"] = request_time, sign(self.token, request_time)
+        return query
+
+    def __call__(self, record: Record) -> Case:
+        self.limiter.wait()
+        query = self.query_for(record)
+        try:
+            result = post_callback(self.url, record.body, app_id=query.get("SdkAppid", ""), query=query,
+                                   session=self._session(), timeout=self.timeout)
+        except requests.RequestException as exc:
+            return error_case(record, f"HTTP request failed: {type(exc).__name__}: {exc}")
+        # Over HTTP only the reply is seen: the outcome is read back from it, the rule is unknown.
+        outcome = classify_reply(record.command, result.status, result.reply, self.before_commands)
+        return compare(record, Side(result.status, result.reply, outcome, None, None))
+
+    def close(self) -> None:
+        pass
+
+
+def classify_reply(command: str, status: int, reply: Any, before_commands: frozenset[str]) -> str:
+    """The outcome a Tencent reply expresses (PROTOCOL.md §3)."""
+    if status != 200 or not isinstance(reply, dict):
+        return "rejected"
+    if command not in before_commands:
+        return "notify"
+    items = reply.get("ResultItem")
+    if isinstance(items, list) and items:
+        refused = [i for i in items if isinstance(i, dict) and i.get("ResultCode")]
+        return "allow" if not refused else "refuse" if len(refused) == len(items) else "refuse_some"
+    code = reply.get("ErrorCode")
+    if code == 2 and command.endswith("CallbackBeforeSendMsg"):
+        return "drop"
+    if code:
+        return "refuse"
+    if reply.get("RefusedMembers_Account"):
+        return "refuse_some"
+    if "MsgBody" in reply or "CloudCustomData" in reply:
+        return "rewrite"
+    return "allow"
+
+
+def error_case(item: Record | Problem, why: str) -> Case:
+    if isinstance(item, Problem):
+        return Case(item.where, "", "", 0.0, ERROR, error=item.why)
+    return Case(item.where, item.command, item.user, item.received_at, ERROR, error=why)
+
+
+def run(items: Iterable[Record | Problem], replay: Callable[[Record], Case], *, include_rejected: bool = False,
+        concurrency: int = 1, progress: Callable[[int], Any] | None = None) -> Summary:
+    """Replay every item into a Summary; a bad record is reported and the run goes on."""
+    summary = Summary()
+    for case in _cases(items, replay, summary, include_rejected, concurrency):
+        if case is None:
+            summary.skipped_rejected += 1
+        else:
+            summary.add(case)
+        if progress:
+            progress(1)
+    return summary
+
+
+def _cases(items, replay, summary: Summary, include_rejected: bool, concurrency: int) -> Iterator[Case | None]:
+    def one(item: Record | Problem) -> Case | None:
+        if isinstance(item, Problem):
+            return error_case(item, item.why)
+        if item.rejected and not include_rejected:
+            return None
+        why = check_replayable(item)
+        if why:
+            return error_case(item, why)
+        try:
+            return replay(item)
+        except Exception as exc:  # one bad record must not end the run; it is reported
+            return error_case(item, f"replay failed: {type(exc).__name__}: {exc}")
+
+    def note(item) -> None:
+        if isinstance(item, Record) and item.redacted:
+            summary.redacted += 1
+
+    if concurrency <= 1:
+        for item in items:
+            note(item)
+            yield one(item)
+        return
+    # Keep a bounded window in flight so a huge source is streamed, and results stay in order.
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="imhook-replay") as pool:
+        window: deque = deque()
+        for item in items:
+            note(item)
+            window.append(pool.submit(one, item))
+            if len(window) >= concurrency * 4:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()

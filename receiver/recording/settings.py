@@ -1,0 +1,30 @@
+"""The `recording:` config section (validated with the rest of the file by receiver/config.py)."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from ..config import Section
+
+DEFAULT_PATH = "imhook-recordings.sqlite"
+
+
+class RecordingSection(Section):
+    # On by default: replaying real traffic is how a rule change is checked before it ships, and a
+    # recording that starts only after the incident is no help. retention_days bounds the disk.
+    enabled = fields.Boolean(load_default=True)
+    # Relative paths are resolved against the working directory of the server process.
+    path = fields.String(load_default=DEFAULT_PATH, validate=validate.Length(min=1))
+    queue_size = fields.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
+    batch_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=10_000))
+    flush_interval_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
+    keep_sign = fields.Boolean(load_default=False)
+    store_text = fields.Boolean(load_default=True)
+    hash_user_ids = fields.Boolean(load_default=False)
+    user_id_salt_env = fields.String(load_default="IMHOOK_RECORDING_SALT", validate=validate.Length(min=1))
+    retention_days = fields.Float(load_default=7.0, allow_none=True, validate=validate.Range(min=0))
+    max_rejected_per_minute = fields.Integer(load_default=60, validate=validate.Range(min=0))
+    max_rejected_body_bytes = fields.Integer(load_default=4096, validate=validate.Range(min=0))
+
+
+SECTIONS = {"recording": RecordingSection}

@@ -1,0 +1,163 @@
+"""Where recordings come from and go to: the SQLite store, JSON Lines files, sample folders."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import ImhookError
+from .record import Problem, Record, RecordError, dumps
+from .store import Filters, Store, is_sqlite_file
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, *, now: float | None = None) -> float:
+    """Epoch seconds from "1715000000", "2024-05-01", "2024-05-01T12:00:00+08:00" or "2h" ago."""
+    text = text.strip()
+    now = time.time() if now is None else now
+    if match := _RELATIVE.match(text):
+        return now - float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        # A time without a zone is local time, as a person at a terminal means it.
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ImhookError(f"cannot read the time {text!r}: give epoch seconds, an ISO 8601 date/time "
+                          "(2024-05-01T12:00:00+08:00) or a span back from now (30m, 2h, 7d)") from None
+
+
+@dataclass
+class Source:
+    """Records to replay or export, filtered; `count` is for the progress bar."""
+
+    path: Path
+    filters: Filters
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite_file(self.path)
+
+    def count(self) -> int:
+        if self.is_sqlite:
+            store = Store(self.path, create=False)
+            try:
+                return store.count(self.filters)
+            finally:
+                store.close()
+        with open(self.path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+
+    def __iter__(self) -> Iterator[Record | Problem]:
+        if self.is_sqlite:
+            store = Store(self.path, create=False)
+            try:
+                yield from store.records(self.filters)
+            finally:
+                store.close()
+            return
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            for record in read_jsonl(f, self.path.name):
+                if isinstance(record, Problem) or self.filters.match(record):
+                    yield record
+
+
+def open_source(path: str | Path, filters: Filters = Filters()) -> Source:
+    path = Path(path)
+    if not path.is_file():
+        raise ImhookError(f"no recordings at {path}: expected a SQLite recordings file or a .jsonl file")
+    return Source(path, filters)
+
+
+def read_jsonl(lines: TextIO, name: str) -> Iterator[Record | Problem]:
+    """One record per line; a line that is not a valid record becomes a Problem naming the line."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            record = Record.from_json(json.loads(line))
+        except ValueError as exc:
+            yield Problem(where, f"not valid JSON ({exc})")
+            continue
+        except RecordError as exc:
+            yield Problem(where, str(exc))
+            continue
+        record.origin = where
+        yield record
+
+
+def export_jsonl(source: Source, out: TextIO) -> tuple[int, list[Problem]]:
+    """Write each record as one line; return (written, problems)."""
+    written, problems = 0, []
+    for item in source:
+        if isinstance(item, Problem):
+            problems.append(item)
+            continue
+        out.write(dumps(item) + "\n")
+        written += 1
+    return written, problems
+
+
+def import_records(items: Iterator[Record | Problem], db: str | Path, *, batch: int = 500) -> tuple[int, list[Problem]]:
+    """Insert records into a store (new ids); return (imported, problems)."""
+    store = Store(db)
+    imported, problems, pending = 0, [], []
+    try:
+        for item in items:
+            if isinstance(item, Problem):
+                problems.append(item)
+                continue
+            item.id = None
+            pending.append(item)
+            if len(pending) >= batch:
+                imported += store.insert(pending)
+                pending.clear()
+        imported += store.insert(pending)
+    finally:
+        store.close()
+    return imported, problems
+
+
+def sample_records(folder: str | Path, *, app_id: str = "0", now: float | None = None) -> Iterator[Record | Problem]:
+    """Request bodies from a folder of samples (`*.response*.json` are replies and skipped).
+
+    They carry no recorded reply, so replay shows them as "new".
+    """
+    from ..client import callback_query
+    from ..tencent.platform import TencentPlatform
+
+    platform = TencentPlatform()
+    now = time.time() if now is None else now
+    for path in sorted(Path(folder).glob("*.json")):
+        if ".response" in path.name:
+            continue
+        raw = path.read_bytes()
+        try:
+            command = json.loads(raw)["CallbackCommand"]
+            if not isinstance(command, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            yield Problem(path.name, "not a JSON object with a CallbackCommand string")
+            continue
+        query = callback_query(command, app_id)
+        yield Record(received_at=now, command=command, query=query, body=raw, user=_actor(platform, query, raw),
+                     source=f"sample:{path.name}", request_id=path.name)
+
+
+def _actor(platform, query: dict, raw: bytes) -> str:
+    """Who acts in a sample, as the live path would record it ("" if the sample does not parse)."""
+    try:
+        return platform.from_http(query, raw, app_id=query["SdkAppid"], now=time.time()).event.actor
+    except ImhookError:
+        return ""

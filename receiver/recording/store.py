@@ -1,0 +1,213 @@
+"""The embedded recordings store: one SQLite file in WAL mode, shared by every worker.
+
+Each writer holds its own connection; writes are short IMMEDIATE transactions of one batch, and a
+busy timeout lets the workers take turns on the write lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+from .record import Problem, Record
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS recordings (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    command TEXT NOT NULL,
+    user TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT '',
+    rule TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    status INTEGER,
+    rejected INTEGER NOT NULL DEFAULT 0,
+    elapsed_ms REAL NOT NULL DEFAULT 0,
+    query TEXT NOT NULL,
+    body BLOB,
+    body_truncated INTEGER NOT NULL DEFAULT 0,
+    reply TEXT,
+    trace TEXT NOT NULL DEFAULT '[]',
+    error TEXT NOT NULL DEFAULT '',
+    request_id TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT 'live',
+    redacted TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS recordings_time ON recordings (received_at);
+CREATE INDEX IF NOT EXISTS recordings_command ON recordings (command, received_at);
+CREATE INDEX IF NOT EXISTS recordings_user ON recordings (user);
+"""
+_COLUMNS = ("received_at", "command", "user", "outcome", "rule", "reason", "status", "rejected", "elapsed_ms",
+            "query", "body", "body_truncated", "reply", "trace", "error", "request_id", "source", "redacted")
+_INSERT = f"INSERT INTO recordings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which records to read. Empty values mean "any"."""
+
+    commands: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+    user: str = ""
+    include_rejected: bool = True
+
+    def sql(self) -> tuple[str, list]:
+        clauses, args = [], []
+        if self.commands:
+            clauses.append(f"command IN ({', '.join('?' * len(self.commands))})")
+            args.extend(self.commands)
+        if self.since is not None:
+            clauses.append("received_at >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            clauses.append("received_at < ?")
+            args.append(self.until)
+        if self.user:
+            clauses.append("user = ?")
+            args.append(self.user)
+        if not self.include_rejected:
+            clauses.append("rejected = 0")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def match(self, record: Record) -> bool:
+        """The same test in Python, for sources that are not SQLite."""
+        return ((not self.commands or record.command in self.commands)
+                and (self.since is None or record.received_at >= self.since)
+                and (self.until is None or record.received_at < self.until)
+                and (not self.user or record.user == self.user)
+                and (self.include_rejected or not record.rejected))
+
+
+def is_sqlite_file(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+class Store:
+    """A connection to a recordings file. Not shared between threads: one per writer or reader."""
+
+    def __init__(self, path: str | Path, *, create: bool = True):
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise ConfigError(f"no recordings database at {self.path}")
+        try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                        check_same_thread=False)
+            self._prepare(create)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open recordings database {self.path}: {exc}") from None
+
+    def _prepare(self, create: bool) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across a process crash
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version} is newer than this imhook's {SCHEMA_VERSION}")
+        if version == SCHEMA_VERSION:
+            return
+        if not create:
+            raise sqlite3.DatabaseError("not an imhook recordings database (no recordings schema)")
+        # Several workers may start at once: switching to WAL can report "locked" without waiting on
+        # the busy handler, so retry for as long as the busy timeout would have waited.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                # One script, so the schema and its version appear together (executescript
+                # commits any transaction opened before it).
+                self.conn.executescript(f"BEGIN IMMEDIATE;{_DDL}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+                return
+            except sqlite3.OperationalError as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def insert(self, records: Iterable[Record]) -> int:
+        """Insert records in one short transaction; return how many."""
+        rows = [_row(r) for r in records]
+        if not rows:
+            return 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany(_INSERT, rows)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return len(rows)
+
+    def count(self, filters: Filters = Filters()) -> int:
+        where, args = filters.sql()
+        return self.conn.execute(f"SELECT COUNT(*) FROM recordings{where}", args).fetchone()[0]
+
+    def records(self, filters: Filters = Filters()) -> Iterator[Record | Problem]:
+        """Stream records in id order; a row that cannot be decoded comes out as a Problem."""
+        where, args = filters.sql()
+        cursor = self.conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM recordings{where} ORDER BY id", args)
+        while rows := cursor.fetchmany(500):
+            for row in rows:
+                yield _decode(row)
+
+    def delete_older_than(self, cutoff: float, *, chunk: int = 5000) -> int:
+        """Delete records received before `cutoff`, a chunk per transaction so writers are not held up."""
+        deleted = 0
+        while True:
+            self.conn.execute("BEGIN IMMEDIATE")
+            n = self.conn.execute("DELETE FROM recordings WHERE id IN (SELECT id FROM recordings "
+                                  "WHERE received_at < ? LIMIT ?)", (cutoff, chunk)).rowcount
+            self.conn.execute("COMMIT")
+            deleted += n
+            if n < chunk:
+                return deleted
+
+    def summary(self) -> list[tuple[str, str, int]]:
+        """(command, outcome, count) for `imhook recordings stats`."""
+        return self.conn.execute("SELECT command, outcome, COUNT(*) FROM recordings GROUP BY command, outcome "
+                                 "ORDER BY command, outcome").fetchall()
+
+
+_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: rows are many
+
+
+def _row(r: Record) -> tuple:
+    dump = _dump
+    return (r.received_at, r.command, r.user, r.outcome, r.rule, r.reason, r.status, int(r.rejected),
+            r.elapsed_ms, dump(r.query), r.body, int(r.body_truncated), None if r.reply is None else dump(r.reply),
+            dump(r.trace), r.error, r.request_id, r.source, ",".join(r.redacted))
+
+
+def _decode(row: tuple) -> Record | Problem:
+    (id_, received_at, command, user, outcome, rule, reason, status, rejected, elapsed_ms, query, body,
+     truncated, reply, trace, error, request_id, source, redacted) = row
+    try:
+        if body is None:
+            raise ValueError("the body is missing")
+        return Record(
+            id=id_, received_at=received_at, command=command, user=user, outcome=outcome, rule=rule,
+            reason=reason, status=status, rejected=bool(rejected), elapsed_ms=elapsed_ms, query=json.loads(query),
+            body=bytes(body), body_truncated=bool(truncated), reply=None if reply is None else json.loads(reply),
+            trace=json.loads(trace), error=error, request_id=request_id, source=source,
+            redacted=tuple(x for x in redacted.split(",") if x),
+        )
+    except (ValueError, TypeError) as exc:
+        return Problem(f"#{id_}", f"corrupt row: {exc}")

@@ -1,0 +1,28 @@
+"""Attach the recorder to a serving receiver (called by receiver/app.py for each worker)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+
+from .writer import Recorder
+
+log = logging.getLogger("imhook.recording")
+
+
+def install(app, receiver) -> Recorder | None:
+    """Record every callback `receiver` handles, if `recording.enabled`.
+
+    The recording section is read once here: a config reload changes rules, not where or how
+    callbacks are recorded (that needs a restart).
+    """
+    settings = receiver.config.sections.get("recording")
+    if not settings or not settings["enabled"]:
+        return None
+    recorder = Recorder.from_settings(settings)
+    receiver.observers.append(recorder)
+    app.extensions["imhook.recorder"] = recorder
+    # gunicorn's worker_exit hook drains first; atexit covers other servers (flask run, tests).
+    atexit.register(recorder.close)
+    log.info("recording callbacks to %s", recorder.path.resolve())
+    return recorder

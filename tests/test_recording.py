@@ -1,0 +1,332 @@
+"""Recording: every callback lands in the SQLite store with its reply and decision, within bounds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from receiver import recording
+from receiver.cli import main
+from receiver.client import callback_query
+from receiver.config import parse_config
+from receiver.core import HttpRequest, Receiver
+from receiver.errors import ConfigError
+from receiver.recording.privacy import hash_id, hash_text
+from receiver.recording.record import Record
+from receiver.recording.store import Filters, Store
+from receiver.recording.writer import Recorder
+from receiver.tencent.platform import TencentPlatform
+from rules.loader import build_chain
+
+from .helpers import APP_ID, TOKEN, request_samples, sample
+from .test_recording_rules import rules_yaml
+
+SALT_ENV = "IMHOOK_TEST_RECORDING_SALT"
+
+
+class Clock:
+    """A settable clock for the receiver: which minute a rejected request falls in."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_receiver(tmp_path: Path, *rules: dict, clock=time.time, env: dict | None = None, start: bool = True,
+                  **recording) -> tuple[Receiver, Recorder]:
+    """A real receiver and chain with a real recorder writing to tmp_path/rec.sqlite."""
+    settings = {"path": str(tmp_path / "rec.sqlite"), **recording}
+    section = "recording:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in settings.items())
+    text = rules_yaml(*rules, recording=section)
+    env = {"IMHOOK_TOKEN": TOKEN, **(env or {})}
+    config = parse_config(text, "test.yaml", env)
+    platform = TencentPlatform()
+    receiver = Receiver(config, build_chain(config, platform=platform), platform=platform, clock=clock)
+    recorder = Recorder.from_settings(config.recording, env, start=start, clock=clock)
+    receiver.observers.append(recorder)
+    return receiver, recorder
+
+
+def signed(body: dict | bytes, *, now: float | None = None, token: str = TOKEN, app_id: str = APP_ID,
+           command: str | None = None) -> HttpRequest:
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    command = command or json.loads(raw)["CallbackCommand"]
+    return HttpRequest("POST", callback_query(command, app_id, token=token, now=now), raw)
+
+
+def message(text: str, user: str = "jared", **extra) -> dict:
+    body = sample("C2C.CallbackBeforeSendMsg")
+    body["MsgBody"][0]["MsgContent"]["Text"] = text
+    del body["CloudCustomData"]  # a rewrite reply repeats it; keep expected replies short
+    body.update(From_Account=user, **extra)
+    return body
+
+
+def stored(tmp_path: Path, filters: Filters = Filters()) -> list[Record]:
+    store = Store(tmp_path / "rec.sqlite", create=False)
+    try:
+        return list(store.records(filters))
+    finally:
+        store.close()
+
+
+def test_every_sample_is_recorded_with_the_reply_sent(tmp_path):
+    receiver, recorder = make_receiver(tmp_path)
+    sent = {}
+    for name in request_samples():
+        raw = json.dumps(sample(name)).encode()
+        sent[raw] = receiver.handle(signed(raw))
+    assert recorder.close()
+    records = stored(tmp_path)
+    assert len(records) == len(sent) == len(request_samples())
+    for record in records:
+        outcome = sent[record.body]
+        assert (record.command, record.status, record.reply, record.outcome) == (
+            outcome.command, 200, outcome.reply, outcome.outcome_name)
+        assert record.received_at == outcome.received_at and not record.rejected
+        assert record.query["RequestTime"] and "Sign" not in record.query
+    assert {r.outcome for r in records} == {"allow", "notify"}
+    assert recorder.stats()["written_total"] == len(sent)
+
+
+@pytest.mark.parametrize("action, text, outcome, reply_extra", [
+    ("refuse", "an apple", "refuse", {"ErrorCode": 1, "ErrorInfo": "blocked"}),
+    ("drop", "an apple", "drop", {"ErrorCode": 2}),
+    ("mask", "an apple", "rewrite", {"MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": "an *****"}}]}),
+    ("refuse", "a pear", "allow", {}),
+])
+def test_the_deciding_rule_reason_and_trace_are_recorded(tmp_path, action, text, outcome, reply_extra):
+    receiver, recorder = make_receiver(tmp_path, {"name": "no_apple", "word": "apple", "action": action})
+    receiver.handle(signed(message(text)))
+    recorder.close()
+    [record] = stored(tmp_path)
+    assert record.outcome == outcome
+    assert record.reply == {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", **reply_extra}
+    assert [step["rule"] for step in record.trace] == ["no_apple"]
+    if outcome != "allow":
+        assert (record.rule, record.reason) == ("no_apple", "contains 'apple'")
+        assert record.trace[0]["result"] == outcome
+
+
+@pytest.mark.parametrize("request_, status, error", [
+    (lambda: signed(message("hi"), token="wrong-token"), 401, "Sign does not match"),
+    (lambda: signed(message("hi"), app_id="42"), 403, "SdkAppid does not match"),
+    (lambda: signed(b"{not json", command="C2C.CallbackBeforeSendMsg"), 400, "not valid JSON"),
+    (lambda: signed({"CallbackCommand": "C2C.CallbackBeforeSendMsg", "From_Account": "x"}), 400, "invalid"),
+    (lambda: HttpRequest("GET", {}, b""), 405, "method GET not allowed"),
+], ids=["bad-sign", "wrong-app", "bad-json", "bad-body", "get"])
+def test_rejected_requests_are_recorded_and_flagged(tmp_path, request_, status, error):
+    receiver, recorder = make_receiver(tmp_path)
+    request = request_()
+    receiver.handle(request)
+    recorder.close()
+    [record] = stored(tmp_path)
+    assert (record.rejected, record.outcome, record.status) == (True, "rejected", status)
+    assert error in record.error and record.reply["ActionStatus"] == "FAIL"
+    assert record.body == request.body
+
+
+def test_rejected_requests_are_bounded_per_minute_accepted_ones_are_not(tmp_path, caplog):
+    clock = Clock(60 * 1_000_000)
+    receiver, recorder = make_receiver(tmp_path, clock=clock, max_rejected_per_minute=3)
+    for i in range(5):
+        receiver.handle(signed(message(f"bad {i}"), token="wrong"))
+        receiver.handle(signed(message(f"good {i}"), now=clock.now))
+    clock.now += 60  # the next minute has a fresh allowance
+    with caplog.at_level(logging.WARNING, "imhook.recording"):
+        for i in range(2):
+            receiver.handle(signed(message(f"late bad {i}"), token="wrong"))
+    recorder.close()
+    records = stored(tmp_path)
+    assert sum(r.rejected for r in records) == 3 + 2
+    assert sum(not r.rejected for r in records) == 5
+    assert recorder.stats()["rejected_skipped_total"] == 2
+    assert "2 rejected requests over the limit of 3/minute were not recorded" in caplog.text
+
+
+def test_a_rejected_body_is_truncated_to_the_cap_an_accepted_one_is_not(tmp_path):
+    receiver, recorder = make_receiver(tmp_path, max_rejected_body_bytes=16)
+    big = message("x" * 500)
+    receiver.handle(signed(big, token="wrong"))
+    receiver.handle(signed(big))
+    recorder.close()
+    rejected, accepted = sorted(stored(tmp_path), key=lambda r: not r.rejected)
+    assert rejected.body == json.dumps(big).encode()[:16] and rejected.body_truncated
+    assert accepted.body == json.dumps(big).encode() and not accepted.body_truncated
+
+
+@pytest.mark.parametrize("keep_sign", [False, True])
+def test_sign_is_kept_only_if_configured(tmp_path, keep_sign):
+    receiver, recorder = make_receiver(tmp_path, keep_sign=keep_sign)
+    request = signed(message("hi"))
+    receiver.handle(request)
+    recorder.close()
+    [record] = stored(tmp_path)
+    assert ("Sign" in record.query) is keep_sign
+    assert record.query == {k: v for k, v in request.query.items() if keep_sign or k != "Sign"}
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("rec.sqlite"))
+
+
+def test_store_text_false_keeps_only_hashes_of_texts(tmp_path):
+    receiver, recorder = make_receiver(tmp_path, {"name": "mask", "word": "apple", "action": "mask"},
+                                       store_text=False)
+    receiver.handle(signed(message("my apple pie", CloudCustomData="secret custom data")))
+    recorder.close()
+    [record] = stored(tmp_path)
+    body = json.loads(record.body)
+    assert body["MsgBody"][0]["MsgContent"]["Text"] == hash_text("my apple pie")
+    assert body["CloudCustomData"] == hash_text("secret custom data")
+    assert record.reply["MsgBody"][0]["MsgContent"]["Text"] == hash_text("my ***** pie")
+    assert body["From_Account"] == "jared" and record.redacted == ("text",)
+    data = _all_bytes(tmp_path)
+    assert b"apple pie" not in data and b"secret custom" not in data and b"***** pie" not in data
+
+
+def test_hash_user_ids_replaces_accounts_with_a_salted_hash(tmp_path):
+    env = {SALT_ENV: "pepper"}
+    receiver, recorder = make_receiver(tmp_path, env=env, hash_user_ids=True, user_id_salt_env=SALT_ENV)
+    receiver.handle(signed(message("hello", user="alice")))
+    receiver.handle(signed(sample("Group.CallbackBeforeInviteJoinGroup")))
+    recorder.close()
+    message_record, invite = stored(tmp_path)
+    alice = hash_id("alice", b"pepper")
+    assert message_record.user == alice and json.loads(message_record.body)["From_Account"] == alice
+    assert json.loads(message_record.body)["To_Account"] == hash_id("Jonh", b"pepper")
+    members = [m["Member_Account"] for m in json.loads(invite.body)["DestinationMembers"]]
+    assert members and all(m.startswith("uid:") for m in members)
+    assert alice != hash_id("alice", b"other salt")
+    assert b"alice" not in _all_bytes(tmp_path)
+    assert [r.id for r in stored(tmp_path, Filters(user=alice))] == [message_record.id]
+
+
+def test_hash_user_ids_without_a_salt_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=f"hash_user_ids is on but \\${SALT_ENV} is empty"):
+        make_receiver(tmp_path, hash_user_ids=True, user_id_salt_env=SALT_ENV)
+
+
+@pytest.mark.parametrize("section, message_part", [
+    ("recording: {colour: red}", "recording.colour"),
+    ("recording: {queue_size: 0}", "recording.queue_size"),
+    ("recording: {keep_sign: maybe}", "recording.keep_sign"),
+    ("recording: {retention_days: -1}", "recording.retention_days"),
+    ("recording: {path: ''}", "recording.path"),
+])
+def test_recording_options_are_validated(section, message_part):
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"app_id: 1\n{section}\n", "bad.yaml", {})
+    assert message_part in str(info.value) and "bad.yaml:2" in str(info.value)
+
+
+def test_recording_is_on_by_default():
+    config = parse_config("app_id: 1\n", "x.yaml", {})
+    assert config.recording["enabled"] is True and config.recording["path"] == "imhook-recordings.sqlite"
+    assert (config.recording["keep_sign"], config.recording["store_text"], config.recording["hash_user_ids"]) == (
+        False, True, False)
+
+
+def test_queue_overflow_is_counted_and_logged_never_blocks(tmp_path, caplog):
+    receiver, recorder = make_receiver(tmp_path, start=False, queue_size=3)
+    with caplog.at_level(logging.WARNING, "imhook.recording"):
+        for i in range(5):
+            receiver.handle(signed(message(f"m{i}")))
+    assert recorder.stats()["overflow_total"] == 2 and recorder.stats()["queue_depth"] == 3
+    assert "recording queue full (3 places)" in caplog.text
+    recorder.start()
+    assert recording.stats()["overflow_total"] >= 2  # the process-wide counters include this recorder
+    recorder.close()
+    assert recorder.stats()["written_total"] == 3 and len(stored(tmp_path)) == 3
+
+
+def _old_and_new(tmp_path: Path, now: float) -> None:
+    store = Store(tmp_path / "rec.sqlite")
+    old = Record(received_at=now - 10 * 86400, command="C2C.CallbackAfterSendMsg", query={}, body=b"{}",
+                 status=200, reply={}, outcome="notify")
+    store.insert([old, Record(**{**vars(old), "received_at": now - 3600})])
+    store.close()
+
+
+def test_retention_deletes_records_older_than_retention_days(tmp_path):
+    clock = Clock()
+    _old_and_new(tmp_path, clock.now)
+    _, recorder = make_receiver(tmp_path, clock=clock, retention_days=7)
+    recorder.close()
+    assert [r.received_at for r in stored(tmp_path)] == [clock.now - 3600]
+
+
+def test_prune_command_deletes_old_records(tmp_path):
+    _old_and_new(tmp_path, time.time())
+    result = CliRunner().invoke(main, ["recordings", "prune", "--db", str(tmp_path / "rec.sqlite"), "--days", "7"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 records" in result.output and len(stored(tmp_path)) == 1
+
+
+def test_retention_zero_keeps_everything(tmp_path):
+    clock = Clock()
+    _old_and_new(tmp_path, clock.now)
+    _, recorder = make_receiver(tmp_path, clock=clock, retention_days=0)
+    recorder.close()
+    assert len(stored(tmp_path)) == 2
+
+
+def test_a_bad_database_path_stops_start_up(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot open recordings database"):
+        make_receiver(tmp_path, path=str(tmp_path / "file" / "rec.sqlite"))
+
+
+def test_hash_id_command_prints_the_stored_form(monkeypatch):
+    monkeypatch.setenv("IMHOOK_RECORDING_SALT", "pepper")
+    monkeypatch.delenv("IMHOOK_CONFIG", raising=False)
+    result = CliRunner().invoke(main, ["recordings", "hash-id", "alice"])
+    assert result.exit_code == 0 and result.output.strip() == hash_id("alice", b"pepper")
+
+
+def test_the_app_records_through_its_observer_only_when_enabled(tmp_path, monkeypatch):
+    from receiver.app import create_app
+
+    monkeypatch.setenv("IMHOOK_APP_ID", APP_ID)
+    monkeypatch.setenv("IMHOOK_TOKEN", TOKEN)
+    config = tmp_path / "imhook.yaml"
+    config.write_text(rules_yaml(recording=f"recording: {{path: {json.dumps(str(tmp_path / 'rec.sqlite'))}}}\n"))
+    app = create_app(config)
+    recorder = app.extensions["imhook.recorder"]
+    reply = app.test_client().post("/callback", query_string=callback_query("C2C.CallbackBeforeSendMsg", APP_ID,
+                                                                             token=TOKEN), json=message("hi"))
+    assert reply.status_code == 200
+    recorder.close()
+    [record] = stored(tmp_path)
+    assert record.reply == reply.get_json() and record.request_id  # the app's generated request id
+
+    config.write_text(rules_yaml(recording="recording: {enabled: false}\n"))
+    assert "imhook.recorder" not in create_app(config).extensions
+
+
+def test_a_forked_child_records_with_its_own_writer(tmp_path):
+    """What gunicorn's post_fork hook does for a preloaded app: the parent's thread is not in the child."""
+    receiver, recorder = make_receiver(tmp_path)
+    pid = os.fork()
+    if pid == 0:  # the child: record one callback, drain, report by exit status
+        ok = False
+        try:
+            recorder.after_fork()
+            receiver.handle(signed(message("from the child")))
+            ok = recorder.close()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    receiver.handle(signed(message("from the parent")))
+    recorder.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    texts = sorted(json.loads(r.body)["MsgBody"][0]["MsgContent"]["Text"] for r in stored(tmp_path))
+    assert texts == ["from the child", "from the parent"]
