@@ -125,7 +125,10 @@ def handle(receiver, body: dict | bytes, *, query: dict | None = None, method: s
 
 def rules_yaml(*rules: str, extra: str = "") -> str:
     """A config text with the given rule entries (each a YAML mapping in flow style)."""
-    lines = [f"app_id: {APP_ID}", extra, "rules:"] + [f"  - {r}" for r in rules]
+    # In-process receivers record nothing unless a test asks: no stray database in the work tree.
+    recording = "" if "recording" in extra else "recording: {enabled: false}"
+    lines = [f"app_id: {APP_ID}", "\n".join(filter(None, [extra, recording])), "rules:"]
+    lines += [f"  - {r}" for r in rules]
     if not rules:
         lines[-1] = "rules: []"
     return "\n".join(lines) + "\n"
