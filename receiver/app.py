@@ -10,14 +10,13 @@ from pathlib import Path
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from . import parts
 from .core import HttpRequest, Receiver
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
 from .tencent.platform import TencentPlatform
 
 log = logging.getLogger("imhook.app")
 CALLBACK_PATHS = ("/", "/callback")
-# Parts that attach to the app (routes, observers, background workers) through `install(app, receiver)`.
-INSTALLERS = ("receiver.recording.web", "receiver.ops.web")
 
 
 def create_app(config_file: str | Path | None = None, *, receiver: Receiver | None = None) -> Flask:
@@ -37,7 +36,8 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         app.extensions["imhook.watcher"] = FileWatcher(
             receiver, snapshot, receiver.config.reload["interval_seconds"]).start()
 
-    _install_parts(app, receiver)
+    for part in parts.modules("web"):  # recording, then metrics, logs, readiness, forwarding
+        part.install(app, receiver)
 
     def callback():
         outcome = receiver.handle(HttpRequest(
@@ -72,15 +72,3 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
 def json_response(status: int, body: dict) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
 
-
-def _install_parts(app: Flask, receiver: Receiver) -> None:
-    import importlib
-
-    for module_name in INSTALLERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        module.install(app, receiver)

@@ -85,21 +85,13 @@ SECTIONS: dict[str, type[Schema]] = {
     "chain": ChainSection,
     "reload": ReloadSection,
 }
-# Parts of imhook that own a config section declare it beside their code, in a module-level
-# SECTIONS dict; they are gathered here so the whole file is validated in one pass.
-SECTION_MODULES = ("receiver.recording.settings", "receiver.ops.settings")
 
 
 def _gather_sections() -> None:
-    import importlib
+    """Add the sections of imhook's parts (recording, operations) so one pass validates all."""
+    from . import parts
 
-    for module_name in SECTION_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # that part is not installed in this build
-            raise
+    for module in parts.modules("settings"):
         SECTIONS.update(module.SECTIONS)
 
 

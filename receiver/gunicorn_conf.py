@@ -49,21 +49,11 @@ def on_reload(server):
     validate_and_remember()
 
 
-# Parts of imhook with per-process work (draining queues, metrics files) define gunicorn hooks
-# by the same names in these modules; each hook here calls them in order.
-HOOK_MODULES = ("receiver.recording.hooks", "receiver.ops.hooks")
-
-
 def _each(hook, *args):
-    import importlib
+    """Call the gunicorn hook `hook` of every part that defines it (see receiver/parts.py)."""
+    from receiver import parts
 
-    for module_name in HOOK_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
+    for module in parts.modules("hooks"):
         if hasattr(module, hook):
             getattr(module, hook)(*args)
 
