@@ -107,8 +107,9 @@ def main() -> int:
         (folder / "replayed.yaml").write_text(config_text(REPLAYED_WITH, db), encoding="utf-8")
         requests = make_requests(n)
 
-        # 1. Recording. On the reply path the recorder only enqueues; the writer thread converts and
-        # inserts. Measured apart, then together in a tight handle() loop (sharing the GIL).
+        # 1. Recording. On the reply path the recorder builds the record, appends it to its journal
+        # and enqueues it; the writer thread inserts. Measured apart, then together in a tight
+        # handle() loop (sharing the GIL).
         live = engine.build_receiver(str(folder / "recorded.yaml"))
         outcomes = [live.handle(request, trusted=True) for request in requests]
         probe = Recorder(folder / "probe.sqlite", queue_size=n + 1, start=False)

@@ -1,6 +1,7 @@
 """Turn a handled request (core.Outcome) into a Record, applying the privacy policy.
 
-Runs on the writer thread, never on the reply path.
+With the journal on (the default) this runs on the reply path: the journal line is the finished,
+already private record, written before the reply goes out. Without it, on the writer thread.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ log = logging.getLogger("imhook.recording")
 
 
 def post_fork(server, worker) -> None:
-    # Only matters with a preloaded app: threads and SQLite connections do not survive fork().
+    # Only matters with a preloaded app: threads, SQLite connections and the journal's files are
+    # the parent's, not the worker's.
     for recorder in list(writer.ACTIVE):
         recorder.after_fork()
 
@@ -20,6 +21,7 @@ def worker_exit(server, worker) -> None:
     for recorder in list(writer.ACTIVE):
         drained = recorder.close()
         counts = recorder.stats()
-        log.info("recording: worker %s wrote %d records (%d overflowed, %d failed)%s", worker.pid,
-                 counts["written_total"], counts["overflow_total"], counts["failed_total"],
-                 "" if drained else "; the queue was NOT fully drained")
+        log.info("recording: worker %s wrote %d records (%d overflowed, %d of them kept by the journal; "
+                 "%d failed; %d recovered from dead workers' journals)%s", worker.pid, counts["written_total"],
+                 counts["overflow_total"], counts["journal_spilled_total"], counts["failed_total"],
+                 counts["journal_recovered_total"], "" if drained else "; the queue was NOT fully drained")

@@ -25,6 +25,12 @@ class RecordingSection(Section):
     retention_days = fields.Float(load_default=7.0, allow_none=True, validate=validate.Range(min=0))
     max_rejected_per_minute = fields.Integer(load_default=60, validate=validate.Range(min=0))
     max_rejected_body_bytes = fields.Integer(load_default=4096, validate=validate.Range(min=0))
+    # Each worker appends every record to a journal file before queueing it, so a worker killed
+    # (SIGKILL, OOM) loses nothing it answered. false: memory only, as fast, lost on a crash.
+    journal = fields.Boolean(load_default=True)
+    # null: `<path>.journal/` beside the database. One folder per database: whatever a dead worker
+    # left in it is imported into this worker's database.
+    journal_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1))
 
 
 SECTIONS = {"recording": RecordingSection}

@@ -1,7 +1,8 @@
 """The embedded recordings store: one SQLite file in WAL mode, shared by every worker.
 
 Each writer holds its own connection; writes are short IMMEDIATE transactions of one batch, and a
-busy timeout lets the workers take turns on the write lock instead of failing.
+busy timeout lets the workers take turns on the write lock instead of failing. A live record
+carries a unique `key` (see journal.py), so writing it a second time, from a journal, is a no-op.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from .record import Problem, Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `key` column
+READABLE_VERSIONS = (1, 2)  # readers need no `key`: an older file is read as it is
 BUSY_TIMEOUT_MS = 5000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -40,15 +42,22 @@ CREATE TABLE IF NOT EXISTS recordings (
     error TEXT NOT NULL DEFAULT '',
     request_id TEXT NOT NULL DEFAULT '',
     source TEXT NOT NULL DEFAULT 'live',
-    redacted TEXT NOT NULL DEFAULT ''
+    redacted TEXT NOT NULL DEFAULT '',
+    key TEXT
 );
 CREATE INDEX IF NOT EXISTS recordings_time ON recordings (received_at);
 CREATE INDEX IF NOT EXISTS recordings_command ON recordings (command, received_at);
 CREATE INDEX IF NOT EXISTS recordings_user ON recordings (user);
 """
+# NULL keys (imported and older records) never collide in a UNIQUE index.
+_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS recordings_key ON recordings (key)"
+_MIGRATIONS = {1: ("ALTER TABLE recordings ADD COLUMN key TEXT", _KEY_INDEX)}
+_CREATE = tuple(statement for statement in _DDL.split(";") if statement.strip()) + (_KEY_INDEX,)
 _COLUMNS = ("received_at", "command", "user", "outcome", "rule", "reason", "status", "rejected", "elapsed_ms",
             "query", "body", "body_truncated", "reply", "trace", "error", "request_id", "source", "redacted")
-_INSERT = f"INSERT INTO recordings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# OR IGNORE: a record whose key is already stored (written before, now re-read from a journal).
+_INSERT = (f"INSERT OR IGNORE INTO recordings ({', '.join(_COLUMNS)}, key) "
+           f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})")
 
 
 @dataclass(frozen=True)
@@ -115,12 +124,14 @@ class Store:
     def _prepare(self, create: bool) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across a process crash
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self._version()
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {version} is newer than this imhook's {SCHEMA_VERSION}")
         if version == SCHEMA_VERSION:
             return
         if not create:
+            if version in READABLE_VERSIONS:
+                return
             raise sqlite3.DatabaseError("not an imhook recordings database (no recordings schema)")
         # Several workers may start at once: switching to WAL can report "locked" without waiting on
         # the busy handler, so retry for as long as the busy timeout would have waited.
@@ -128,9 +139,7 @@ class Store:
         while True:
             try:
                 self.conn.execute("PRAGMA journal_mode = WAL")
-                # One script, so the schema and its version appear together (executescript
-                # commits any transaction opened before it).
-                self.conn.executescript(f"BEGIN IMMEDIATE;{_DDL}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+                self._create_or_migrate()
                 return
             except sqlite3.OperationalError as exc:
                 if self.conn.in_transaction:
@@ -139,14 +148,39 @@ class Store:
                     raise
                 time.sleep(0.05)
 
+    def _version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _create_or_migrate(self) -> None:
+        # One transaction, so the schema and its version appear together; the version is read again
+        # inside it because another worker may have done the work meanwhile.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version()
+            steps = _CREATE if version == 0 else _MIGRATIONS.get(version, ())
+            for statement in steps:
+                self.conn.execute(statement)
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
     def close(self) -> None:
         self.conn.close()
 
-    def insert(self, records: Iterable[Record]) -> int:
-        """Insert records in one short transaction; return how many."""
-        rows = [_row(r) for r in records]
-        if not rows:
+    def insert(self, records: Iterable[Record], keys: Iterable[str | None] | None = None) -> int:
+        """Insert records in one short transaction; return how many are new.
+
+        `keys` (one per record) make the insert idempotent: a record whose key is already stored
+        is skipped. Records without a key are always added.
+        """
+        records = list(records)
+        if not records:
             return 0
+        keys = [None] * len(records) if keys is None else list(keys)
+        rows = [_row(record, key) for record, key in zip(records, keys, strict=True)]
+        before = self.conn.total_changes
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.executemany(_INSERT, rows)
@@ -154,7 +188,7 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-        return len(rows)
+        return self.conn.total_changes - before
 
     def count(self, filters: Filters = Filters()) -> int:
         where, args = filters.sql()
@@ -189,11 +223,11 @@ class Store:
 _dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: rows are many
 
 
-def _row(r: Record) -> tuple:
+def _row(r: Record, key: str | None) -> tuple:
     dump = _dump
     return (r.received_at, r.command, r.user, r.outcome, r.rule, r.reason, r.status, int(r.rejected),
             r.elapsed_ms, dump(r.query), r.body, int(r.body_truncated), None if r.reply is None else dump(r.reply),
-            dump(r.trace), r.error, r.request_id, r.source, ",".join(r.redacted))
+            dump(r.trace), r.error, r.request_id, r.source, ",".join(r.redacted), key)
 
 
 def _decode(row: tuple) -> Record | Problem:

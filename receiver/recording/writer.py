@@ -1,8 +1,15 @@
-"""The recorder: a Receiver observer that only enqueues, and a writer thread that batches inserts.
+"""The recorder: a Receiver observer that journals and enqueues, and a writer thread that batches inserts.
 
-The reply path pays for one `put_nowait` (and, for a rejected request, a counter check). A full
-queue never blocks a reply: the callback goes unrecorded, is counted and logged. On a normal
-shutdown gunicorn's `worker_exit` hook (and atexit, as a fallback) drains the queue to disk.
+The reply path turns the outcome into a Record (privacy applied), appends its line to this
+process's journal (journal.py: one os.write, no fsync) and puts it on a bounded queue. The writer
+thread inserts queued records in batches and, every few seconds, rotates the journal and deletes
+the files it has caught up with. So a worker killed at any instant loses nothing it answered: its
+journal is imported by the next worker that starts or rotates. A full queue never blocks a reply:
+the record stays in the journal and is stored when its file is retired (counted, logged). On a
+normal shutdown gunicorn's `worker_exit` hook (and atexit, as a fallback) drains the queue to disk.
+
+With `journal: false` the reply path only enqueues (the record is built on the writer thread), and
+a full queue or a killed worker loses records, as before the journal existed.
 """
 
 from __future__ import annotations
@@ -18,26 +25,33 @@ from pathlib import Path
 from typing import Any
 
 from ..core import Outcome
+from ..errors import ConfigError
 from .capture import record_from_outcome
+from .journal import Journal, JournalClosed, recover
 from .privacy import Policy
+from .record import Record, dumps
 from .store import Store
 
 log = logging.getLogger("imhook.recording")
 
 RETENTION_EVERY_SECONDS = 3600.0
+ROTATE_EVERY_SECONDS = 5.0  # journal rotation, and the search for journals of dead processes
 OVERFLOW_LOG_EVERY_SECONDS = 10.0
 WRITE_RETRIES = (0.2, 0.5, 1.0)
 ACTIVE: list["Recorder"] = []  # recorders of this process, for the gunicorn hooks and stats()
 _INHERITED: list[Store] = []  # connections inherited across fork(): must never be used or closed
 _WAKE = object()  # put by close() so a writer waiting on an empty queue stops waiting
+Queued = tuple[int, str | None, Record | Outcome]  # (journal seq or 0, key, what to store)
 
 
 class Recorder:
-    """Record every Outcome it is given into a Store, off the reply path."""
+    """Record every Outcome it is given into a Store; only the journal line is written on the reply path."""
 
     def __init__(self, path: str | Path, policy: Policy = Policy(), *, queue_size: int = 10_000,
                  batch_size: int = 200, flush_interval: float = 0.5, retention_days: float | None = None,
                  max_rejected_per_minute: int = 60, max_rejected_body_bytes: int = 4096,
+                 journal: bool = True, journal_dir: str | Path | None = None,
+                 rotate_seconds: float = ROTATE_EVERY_SECONDS,
                  clock: Callable[[], float] = time.time, start: bool = True):
         self.path = Path(path)
         self.policy = policy
@@ -46,12 +60,25 @@ class Recorder:
         self.max_rejected_per_minute, self.max_rejected_body_bytes = max_rejected_per_minute, max_rejected_body_bytes
         self.clock = clock
         self.store = Store(self.path)  # opened here so a bad path stops start-up, not the first write
-        self._queue: queue.Queue[Outcome] = queue.Queue(maxsize=queue_size)
-        self._stop = threading.Event()
+        # Beside the database by default; removed again when the last worker leaves it empty.
+        self._default_journal_dir = self.path.with_name(self.path.name + ".journal")
+        self.journal_dir = Path(journal_dir) if journal_dir else self._default_journal_dir
+        self.rotate_seconds = rotate_seconds
+        try:
+            self.journal = self._open_journal() if journal else None
+        except ConfigError:
+            self.store.close()
+            raise
+        self._queue: queue.Queue[Queued] = queue.Queue(maxsize=queue_size)
+        self._stop, self._batch_due = threading.Event(), threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.overflow_total = self.written_total = self.failed_total = self.rejected_skipped_total = 0
+        self.journal_spilled_total = self.journal_recovered_total = 0
+        self._processed = 0  # highest journal seq the writer has stored (or handed back to the journal)
+        self._next_rotation = 0.0  # set when the writer starts
+        self._journal_error_logged_at = float("-inf")
         self._rejected_minute, self._rejected_in_minute = -1, 0
         self._unlogged_overflow, self._overflow_logged_at = 0, float("-inf")
         self._next_prune = 0.0
@@ -66,22 +93,69 @@ class Recorder:
             queue_size=settings["queue_size"], batch_size=settings["batch_size"],
             flush_interval=settings["flush_interval_seconds"], retention_days=settings["retention_days"],
             max_rejected_per_minute=settings["max_rejected_per_minute"],
-            max_rejected_body_bytes=settings["max_rejected_body_bytes"], **kwargs,
+            max_rejected_body_bytes=settings["max_rejected_body_bytes"],
+            journal=settings["journal"], journal_dir=settings["journal_dir"], **kwargs,
         )
 
     # --- the reply path -------------------------------------------------------------------------
 
     def __call__(self, outcome: Outcome) -> None:
-        """Observer: enqueue and return at once."""
+        """Observer: journal and enqueue, never wait on the writer."""
         if outcome.error is not None and not self._admit_rejected(outcome.received_at):
             return
         if self._stop.is_set():
             self._lost(1, "recorder already closed")
             return
+        if self.journal is None:
+            try:
+                self._queue.put_nowait((0, None, outcome))
+            except queue.Full:
+                self._overflowed(kept=False)
+            self._wake_if_batch_full()
+            return
+        record = self._record(outcome)
+        if record is not None:
+            self._journal_and_enqueue(record, dumps(record))
+
+    def _journal_and_enqueue(self, record: Record, line: str) -> None:
+        journal, error, full = self.journal, None, False
+        with journal.lock:  # seq order = file order = queue order, and a rotation falls between two
+            try:
+                seq, key = journal.append(line)
+            except JournalClosed:  # closed since the check above: the writer has finished
+                seq = None
+            except OSError as exc:  # disk full, folder removed: record anyway, as without a journal
+                seq, key, error = 0, None, exc
+            if seq is not None:
+                try:
+                    self._queue.put_nowait((seq, key, record))
+                    if seq:
+                        journal.queued(seq)
+                except queue.Full:
+                    full = True
+                    if seq:
+                        journal.spilled(seq)
+        if seq is None:
+            self._lost(1, "recorder already closed")
+            return
+        self._wake_if_batch_full()
+        if error is not None:
+            self._journal_failed(error)
+        if full:
+            self._overflowed(kept=bool(seq))
+
+    def _wake_if_batch_full(self) -> None:
+        if self._queue.qsize() >= self.batch_size:
+            self._batch_due.set()
+
+    def _record(self, outcome: Outcome) -> Record | None:
         try:
-            self._queue.put_nowait(outcome)
-        except queue.Full:
-            self._overflowed()
+            return record_from_outcome(outcome, self.policy, max_rejected_body=self.max_rejected_body_bytes)
+        except Exception:  # a bug in one record must not lose the others
+            log.exception("recording: cannot record a %s callback", outcome.command)
+            with self._lock:
+                self.failed_total += 1
+            return None
 
     def _admit_rejected(self, now: float) -> bool:
         # A flood of bad requests must not fill the disk: at most N rejected records per minute.
@@ -103,16 +177,27 @@ class Recorder:
                         "not recorded", self.max_rejected_per_minute)
         return False
 
-    def _overflowed(self) -> None:
+    def _overflowed(self, *, kept: bool) -> None:
         now = time.monotonic()
         with self._lock:
             self.overflow_total += 1
+            self.journal_spilled_total += kept
             self._unlogged_overflow += 1
             if now - self._overflow_logged_at < OVERFLOW_LOG_EVERY_SECONDS:
                 return
             count, self._unlogged_overflow, self._overflow_logged_at = self._unlogged_overflow, 0, now
-        log.warning("recording queue full (%d places): %d callbacks not recorded (%d in total); raise "
-                    "recording.queue_size or check the disk", self._queue.maxsize, count, self.overflow_total)
+        fate = "kept in the journal, stored later" if kept else "not recorded"
+        log.warning("recording queue full (%d places): %d callbacks %s (%d in total); raise "
+                    "recording.queue_size or check the disk", self._queue.maxsize, count, fate, self.overflow_total)
+
+    def _journal_failed(self, exc: OSError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._journal_error_logged_at < OVERFLOW_LOG_EVERY_SECONDS:
+                return
+            self._journal_error_logged_at = now
+        log.error("recording: cannot append to the journal in %s (%s): callbacks are queued in memory only, "
+                  "and lost if this worker dies", self.journal_dir, exc)
 
     def _lost(self, count: int, why: str) -> None:
         with self._lock:
@@ -133,9 +218,10 @@ class Recorder:
         if self._closed:
             return True
         self._stop.set()
+        self._batch_due.set()
         thread = self._thread
-        if thread is None and self._queue.qsize():
-            self._lost(self._queue.qsize(), "the recorder was closed without ever being started")
+        if thread is None:
+            self._close_unstarted()
         try:
             self._queue.put_nowait(_WAKE)  # a full queue means the writer is not waiting anyway
         except queue.Full:
@@ -143,7 +229,9 @@ class Recorder:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():  # leave the store to the thread still using it
-                self._lost(self._queue.qsize(), f"the writer did not finish within {timeout:g} s")
+                self._lost(self._queue.qsize(), f"the writer did not finish within {timeout:g} s"
+                           + (f" (they are in the journal {self.journal_dir}, stored at the next start)"
+                              if self.journal else ""))
                 return False
         with self._lock:
             if self._closed:
@@ -154,8 +242,19 @@ class Recorder:
         self.store.close()
         return True
 
+    def _close_unstarted(self) -> None:
+        waiting = self._queue.qsize()
+        if self.journal is None:
+            if waiting:
+                self._lost(waiting, "the recorder was closed without ever being started")
+            return
+        self.journal.abandon()  # unlocked: the next recorder to start stores what it holds
+        if waiting:
+            log.warning("recording: closed without ever being started; %d callbacks stay in the journal %s "
+                        "and are stored when a recorder next starts", waiting, self.journal_dir)
+
     def after_fork(self) -> None:
-        """In a forked child (preloaded app): the parent's thread and connection do not exist here."""
+        """In a forked child (preloaded app): the parent's thread, connection and journal are not ours."""
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()
@@ -163,8 +262,13 @@ class Recorder:
         # parent's object referenced (never closed) and open a fresh one.
         _INHERITED.append(self.store)
         self.store = Store(self.path)
+        if self.journal is not None:
+            self.journal.forget()  # our copies of the parent's descriptors; its files stay its own
+            self.journal = self._open_journal()
+        self._processed = 0
         self._queue = queue.Queue(maxsize=self._queue.maxsize)
-        self._stop, self._lock, self._thread = threading.Event(), threading.Lock(), None
+        self._stop, self._batch_due, self._lock = threading.Event(), threading.Event(), threading.Lock()
+        self._thread = None
         if self in ACTIVE:
             ACTIVE.remove(self)
         self.start()
@@ -172,21 +276,35 @@ class Recorder:
     def stats(self) -> dict[str, int]:
         return {"queue_depth": self._queue.qsize(), "overflow_total": self.overflow_total,
                 "written_total": self.written_total, "failed_total": self.failed_total,
-                "rejected_skipped_total": self.rejected_skipped_total}
+                "rejected_skipped_total": self.rejected_skipped_total,
+                "journal_spilled_total": self.journal_spilled_total,
+                "journal_recovered_total": self.journal_recovered_total}
+
+    def _open_journal(self) -> Journal:
+        try:
+            return Journal(self.journal_dir, remove_folder=self.journal_dir == self._default_journal_dir)
+        except OSError as exc:
+            raise ConfigError(f"cannot open the recording journal in {self.journal_dir}: {exc}") from None
 
     # --- the writer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._recover()  # journals left by workers that died, before this one adds its own rows
+        self._next_rotation = time.monotonic() + self.rotate_seconds
         while True:
             self._prune_if_due()
             batch = self._next_batch()
             if batch:
                 self._write(batch)
-            elif self._stop.is_set() and self._queue.empty():
-                return
+            if self.journal is not None:
+                self._tend_journal()
+            if not batch and self._stop.is_set() and self._queue.empty():
+                break
+        if self.journal is not None:
+            self._close_journal()
 
-    def _next_batch(self) -> list[Outcome]:
-        """Wait up to flush_interval for a first item, then gather more for at most that long."""
+    def _next_batch(self) -> list[Queued]:
+        """Wait up to flush_interval for a first item, then let more come for at most that long."""
         try:
             if self._stop.is_set():
                 batch = [self._queue.get_nowait()]
@@ -194,37 +312,83 @@ class Recorder:
                 batch = [self._queue.get(timeout=self.flush_interval)]
         except queue.Empty:
             return []
-        deadline = time.monotonic() + self.flush_interval
+        if not self._stop.is_set() and self._queue.qsize() + 1 < self.batch_size:
+            # Sleep while the batch fills instead of waking for every record: each wake-up costs
+            # the reply threads a GIL hand-off. A full batch or close() cuts the wait short.
+            self._batch_due.wait(self.flush_interval)
+        self._batch_due.clear()
         while len(batch) < self.batch_size:
             try:
-                if self._stop.is_set():  # shutting down: take what is there, do not wait
-                    batch.append(self._queue.get_nowait())
-                else:
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return [item for item in batch if item is not _WAKE]
 
-    def _write(self, outcomes: list[Outcome]) -> None:
-        records = []
-        for outcome in outcomes:
-            try:
-                records.append(record_from_outcome(outcome, self.policy,
-                                                   max_rejected_body=self.max_rejected_body_bytes))
-            except Exception:  # a bug in one record must not lose the batch
-                log.exception("recording: cannot record a %s callback", outcome.command)
-                with self._lock:
-                    self.failed_total += 1
+    def _write(self, batch: list[Queued]) -> None:
+        records, keys, seqs = [], [], []
+        for seq, key, item in batch:
+            record = self._record(item) if isinstance(item, Outcome) else item
+            if record is not None:
+                records.append(record)
+                keys.append(key)
+                seqs.append(seq)
         for pause in WRITE_RETRIES + (None,):
             try:
-                self.written_total += self.store.insert(records)
-                return
+                self.written_total += self.store.insert(records, keys)
+                break
             except sqlite3.Error as exc:
                 if pause is None:
-                    self._lost(len(records), f"write to {self.path} failed: {exc}")
-                    return
+                    self._write_failed(seqs, exc)
+                    break
                 log.warning("recording: write to %s failed (%s); retrying in %g s", self.path, exc, pause)
                 time.sleep(pause)
+        self._processed = max(self._processed, *(seq for seq, _, _ in batch))
+
+    def _write_failed(self, seqs: list[int], exc: sqlite3.Error) -> None:
+        journaled = [seq for seq in seqs if seq]
+        if journaled:  # the journal still has them: retried when their file is retired
+            self.journal.failed(journaled)
+            log.error("recording: write to %s failed (%s); %d records stay in the journal and are retried "
+                      "within %g s", self.path, exc, len(journaled), self.rotate_seconds)
+        if len(journaled) < len(seqs):
+            self._lost(len(seqs) - len(journaled), f"write to {self.path} failed: {exc}")
+
+    # --- the journal, on the writer thread ----------------------------------------------------------
+
+    def _tend_journal(self) -> None:
+        """Rotate every few seconds, delete what is stored, import the journals of dead workers."""
+        try:
+            now = time.monotonic()
+            if now >= self._next_rotation:
+                self._next_rotation = now + self.rotate_seconds
+                self.journal.rotate()
+                self._recover()
+            if self.journal.retired:
+                self.written_total += self.journal.retire(self.store, self._processed)
+        except (OSError, sqlite3.Error) as exc:  # the files stay; the next turn tries again
+            log.warning("recording: journal upkeep in %s failed: %s", self.journal_dir, exc)
+        except Exception:  # a bug here must not stop the writer
+            log.exception("recording: journal upkeep in %s failed", self.journal_dir)
+
+    def _recover(self) -> None:
+        if self.journal is None:
+            return
+        try:
+            found = recover(self.journal_dir, self.store)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("recording: importing the journals left in %s failed (tried again later): %s",
+                        self.journal_dir, exc)
+            return
+        self.journal_recovered_total += sum(result.inserted for result in found.values())
+
+    def _close_journal(self) -> None:
+        self._recover()  # a worker that died just before the shutdown
+        try:
+            self.written_total += self.journal.close(self.store, self._processed)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("recording: the journal in %s is kept (stored at the next start): %s", self.journal_dir, exc)
+        except Exception:
+            log.exception("recording: the journal in %s is kept (stored at the next start)", self.journal_dir)
 
     def _prune_if_due(self) -> None:
         now = time.monotonic()
@@ -243,7 +407,7 @@ class Recorder:
 def stats() -> dict[str, int]:
     """Counters summed over this process's recorders (for metrics)."""
     total = {"queue_depth": 0, "overflow_total": 0, "written_total": 0, "failed_total": 0,
-             "rejected_skipped_total": 0}
+             "rejected_skipped_total": 0, "journal_spilled_total": 0, "journal_recovered_total": 0}
     for recorder in list(ACTIVE):
         for key, value in recorder.stats().items():
             total[key] += value
