@@ -31,7 +31,14 @@ RULE_FAULTS = Counter("imhook_rule_faults", "Rule errors and timeouts (on_error 
 IP_REJECTED = Counter("imhook_ip_rejected", "Callbacks refused by server.allow_ips.")
 RECORDING_DEPTH = Gauge("imhook_recording_queue_depth", "Callbacks waiting to be recorded.",
                         multiprocess_mode="livesum")
-RECORDING_OVERFLOW = Counter("imhook_recording_overflow", "Callbacks the recording queue had to drop.")
+RECORDING_OVERFLOW = Counter("imhook_recording_overflow",
+                             "Callbacks that found the recording queue full (kept in the journal when it is on).")
+RECORDING_WRITTEN = Counter("imhook_recording_written", "Callbacks written to the recording database.")
+RECORDING_FAILED = Counter("imhook_recording_failed", "Callbacks the recording could not store (lost).")
+RECORDING_SPILLED = Counter("imhook_recording_journal_spilled",
+                            "Callbacks that overflowed the queue and were stored from the journal instead.")
+RECORDING_RECOVERED = Counter("imhook_recording_journal_recovered",
+                              "Callbacks recovered from the journals of dead workers.")
 FORWARD_ENQUEUED = Counter("imhook_forward_enqueued", "After-callbacks written to the outbox.", ["target"])
 FORWARD_DUPLICATES = Counter("imhook_forward_duplicates", "Duplicate callbacks not enqueued again.", ["target"])
 FORWARD_ENQUEUE_ERRORS = Counter("imhook_forward_enqueue_errors", "Outbox writes that failed.")
@@ -74,21 +81,26 @@ def observe(outcome, known_commands: frozenset[str]) -> None:
 
 
 class RecordingStats:
-    """Mirror receiver.recording.stats() (queue_depth, overflow_total) into a gauge and a counter."""
+    """Mirror receiver.recording.stats() into metrics: the queue depth and the running totals."""
+
+    # A per-process running total becomes increments, so the sum over workers is right.
+    _TOTALS = {"overflow_total": RECORDING_OVERFLOW, "written_total": RECORDING_WRITTEN,
+               "failed_total": RECORDING_FAILED, "journal_spilled_total": RECORDING_SPILLED,
+               "journal_recovered_total": RECORDING_RECOVERED}
 
     def __init__(self, stats: Callable[[], dict]):
         self.stats = stats
-        self._overflow_seen = 0
+        self._seen = dict.fromkeys(self._TOTALS, 0)
 
     def update(self) -> None:
         values = self.stats() or {}
         if "queue_depth" in values:
             RECORDING_DEPTH.set(values["queue_depth"])
-        overflow = values.get("overflow_total")
-        if isinstance(overflow, int) and overflow > self._overflow_seen:
-            # A per-process running total becomes increments, so the sum over workers is right.
-            RECORDING_OVERFLOW.inc(overflow - self._overflow_seen)
-            self._overflow_seen = overflow
+        for key, counter in self._TOTALS.items():
+            value = values.get(key)
+            if isinstance(value, int) and value > self._seen[key]:
+                counter.inc(value - self._seen[key])
+                self._seen[key] = value
 
 
 class ForwardStats:
