@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rules.text.normalize import get_normalizer, normalize_char
-from rules.text.words import Match, Word, WordMatcher, load_word_file
+from rules.text.words import Match, SearchEncoding, Word, WordMatcher, load_word_file
 
 ABUSE = [Word("fuck", "abuse"), Word("傻逼", "abuse"), Word("ass", "abuse")]
 
@@ -72,6 +72,19 @@ MASK_CASES = [
     # surrogate-heavy text around a match stays untouched
     (ABUSE, {}, "👍🏽 傻逼 👨‍👩‍👧 ok 🇨🇳", "👍🏽 ** 👨‍👩‍👧 ok 🇨🇳"),
     (ABUSE, {}, "𠀀𠀁傻逼𠀂", "𠀀𠀁**𠀂"),
+    # chars outside the word list share a code in the search encoding; that must not
+    # change what matches or where
+    (["ass"], {}, "øass", "øass"),  # a Latin letter the list never uses still glues
+    (["ass"], {}, "łass ass", "łass ***"),
+    (["ass"], {}, "你ass", "你***"),
+    (["傻逼"], {"fold_repeats": True}, "你好好傻傻逼吗吗", "你好好***吗吗"),
+    (["傻逼"], {"fold_repeats": True}, "好好", "好好"),
+    (["ab"], {"fold_repeats": True}, "xyab", "xyab"),  # x, y share a code, still glue
+    (["ab"], {"fold_repeats": True, "whole_word_latin": False}, "xyab", "xy**"),
+    # chars that expand or lie beyond the vectorised table take the per-char path
+    (["strasse"], {}, "Die Straße!", "Die ******!"),
+    (["tm"], {}, "foo ™ bar", "foo * bar"),
+    (["傻逼"], {}, "𠀀傻逼ß", "𠀀**ß"),
     # nothing to find
     (ABUSE, {}, "", ""),
     (ABUSE, {}, "今天天气不错 hello world", "今天天气不错 hello world"),
@@ -185,12 +198,19 @@ def test_fast_normalize_equals_per_char_reference(text, skip_noise, traditional,
     assert len(starts) == len(ends) == len(reference)
     assert all(0 <= s < e <= len(text) for s, e in zip(starts, ends))
     assert starts == sorted(starts)
-    # The C-speed offset map used on the hot path agrees with the per-char loop.
-    marked, unfolded, _ = normalizer.streams(text)
-    located = normalizer.locate(text, marked, unfolded)
+    # The vectorised offset map used on the hot path agrees with the per-char loop.
+    normalised, located = normalizer.locate(text)
+    assert normalised == reference
     assert [located.span(p, p + 1) for p in range(len(reference))] == list(zip(starts, ends))
     assert [located.adjacent(p) for p in range(1, len(reference))] == [
         starts[p] <= ends[p - 1] for p in range(1, len(reference))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_texts, max_size=8), st.booleans(), st.booleans(), st.booleans())
+def test_normalize_many_equals_one_by_one(texts, skip_noise, traditional, fold):
+    normalizer = get_normalizer(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold)
+    assert normalizer.normalize_many(texts) == [normalizer.normalize(t) for t in texts]
 
 
 @settings(max_examples=200, deadline=None)
@@ -206,6 +226,67 @@ def test_mask_only_touches_matched_spans(prefix, word_form, suffix):
     inside = {i for m in matches for i in range(m.start, m.end)}
     for i, (before, after) in enumerate(zip(text, masked)):
         assert after == ("*" if i in inside else before)
+
+
+def _word_list(distinct_chars: int) -> list[str]:
+    """Two-char words over this many distinct chars (ones normalisation keeps as they are)."""
+    chars = [c for c in map(chr, range(0x4E00, 0xA000)) if normalize_char(c) == c]
+    return [chars[i] + chars[i + 1] for i in range(0, distinct_chars, 2)]
+
+
+# Lists using few, hundreds and tens of thousands of distinct chars: one per code width of
+# the search encoding.  The two wide ones start with "一丁".
+@pytest.mark.parametrize(("distinct_chars", "width"), [(0, 1), (600, 2), (17000, 4)])
+def test_every_code_width_finds_the_same(distinct_chars, width):
+    words = _word_list(distinct_chars) + ["傻逼", "fuck"]
+    normalizer = get_normalizer(fold_repeats=True)
+    assert SearchEncoding(normalizer, [normalizer.normalize(w) for w in words]).width == width
+    matcher = WordMatcher.build(words, fold_repeats=True)
+    text = "你是傻@逼吗? F.U.C.K 一丁 ＦＵＵＣＫ 这个fuck"
+    found = [text[m.start:m.end] for m in matcher.find(text)]
+    planted = ["傻@逼", "F.U.C.K", "一丁", "ＦＵＵＣＫ", "fuck"]
+    assert found == ([p for p in planted if p != "一丁"] if width == 1 else planted)
+
+
+def _reference_normalize(text: str, *, fold_repeats: bool, traditional: bool) -> str:
+    norm = "".join(normalize_char(c, traditional=traditional) for c in text)
+    if fold_repeats:
+        norm = "".join(c for i, c in enumerate(norm) if i == 0 or norm[i - 1] != c)
+    return norm
+
+
+def _reference_find(words: list[str], text: str, **options) -> list[tuple[int, int, str]]:
+    """Leftmost-longest, non-overlapping, over the per-char reference normalisation."""
+    keys: dict[str, str] = {}
+    for word in words:
+        keys.setdefault(_reference_normalize(word, **options), word)
+    keys.pop("", None)
+    starts, ends = get_normalizer(**options).offsets(text)
+    norm = _reference_normalize(text, **options)
+    found, position = [], 0
+    while position < len(norm):
+        length = max((len(k) for k in keys if norm.startswith(k, position)), default=0)
+        if not length:
+            position += 1
+            continue
+        found.append((starts[position], ends[position + length - 1],
+                      keys[norm[position:position + length]]))
+        position += length
+    return found
+
+
+_PLANTED = ["傻逼", "这个", "fuck", "ab", "b站", "傻傻"]
+_AROUND = "傻逼這個这个fuckＦＵＣＫabb站ß™øx你好 .@😀\u200b\U00020000\u0301"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(_AROUND)) | st.characters(), max_size=40),
+       st.booleans(), st.booleans())
+def test_find_equals_reference_search(text, fold, traditional):
+    options = {"fold_repeats": fold, "traditional": traditional}
+    matcher = WordMatcher.build(_PLANTED, whole_word_latin=False, **options)
+    assert ([(m.start, m.end, m.word) for m in matcher.find(text)]
+            == _reference_find(_PLANTED, text, **options))
 
 
 # ---- word files ----------------------------------------------------------------------------

@@ -11,22 +11,26 @@ original character.  The steps for one character are:
    combining marks) when ``skip_noise``
 5. Traditional -> Simplified Chinese, one character at a time, when ``traditional``
 
-The hot path (:meth:`CharNormalizer.streams`) applies the precomputed result with
-``str.translate`` over a list covering planes 0-1, which is several times faster than
-calling ``unicodedata`` per character.  Offsets are only computed (:meth:`CharNormalizer.locate`)
-for texts that actually contain a candidate match.
+Optionally, runs of the same normalised character then fold into one (``fold_repeats``).
+
+The hot path (:meth:`CharNormalizer.compress`) is vectorised with numpy: the text becomes
+an array of code points, one lookup in a table covering planes 0-1 normalises every char,
+then dropped chars and repeats are compressed out.  That is a fixed ~10 numpy calls per
+text (~5 µs for 200 chars) where ``str.translate`` with a per-code-point table costs ~30 ns
+a char for non-ASCII text.  The indices that survive are the offset map, built only for
+texts with a hit.  Chars with no single-char answer (expansions like ``ß`` -> ``ss``,
+code points past plane 1) send their text down a per-character path instead.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-import re
-import sys
 import unicodedata
 
-__all__ = ["CharNormalizer", "OffsetMap", "get_normalizer", "normalize_char", "t2s_char_map",
-           "is_latin_alnum"]
+import numpy as np
+
+__all__ = ["CharNormalizer", "OffsetMap", "get_normalizer", "DROPPED", "ESCAPE",
+           "normalize_char", "t2s_char_map", "is_latin_alnum"]
 
 # Categories treated as noise between meaningful characters.  Mc (spacing marks) is kept
 # because in Indic scripts it carries real letters.
@@ -36,12 +40,14 @@ _NOISE_CATEGORIES = frozenset(
 )
 # CJK blocks fed to OpenCC: Ext-A, URO, compatibility ideographs, Ext-B..Ext-F + supplement.
 _CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
+# The vectorised table covers planes 0-1 (all of BMP plus emoji and styled maths letters).
 _TABLE_SIZE = 0x20000
-MARK = "\x00"  # stands in for a dropped char; NUL itself is always dropped
-_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
-_BEYOND_TABLE = re.compile("[\U00020000-\U0010FFFF]")
-# Deletes every char that equals the next one: keeps one char per run ("fuuuck" -> "fuck").
-_REPEATS = re.compile(r"(.)(?=\1)", re.DOTALL)
+# Table value for "no single-char answer": the char expands to several chars or lies beyond
+# the table.  It is above U+10FFFF, so decoding a stream that holds it fails, which is how
+# the hot path notices (at no cost when absent) and hands the text to the per-char path.
+ESCAPE = 0xFFFFFFFF
+# Dropped chars are 0 in the table; NUL itself is always dropped, so 0 is free for that.
+DROPPED = 0
 # Per-character cache above this size stops growing, so hostile input cannot balloon memory.
 _MAX_CACHED_CHARS = 200_000
 
@@ -77,8 +83,8 @@ def _normalize_once(ch: str, skip_noise: bool, t2s: dict[str, str] | None) -> st
     out = []
     for c in unicodedata.normalize("NFKC", ch).casefold():
         category = unicodedata.category(c)
-        if category == "Cs" or c == MARK:
-            continue  # lone surrogates cannot be UTF-8 encoded; NUL is our deletion mark
+        if category == "Cs" or c == "\x00":
+            continue  # lone surrogates cannot be UTF-8 encoded; NUL is never meaningful
         if skip_noise and category in _NOISE_CATEGORIES:
             continue
         c = _latin_base(c)
@@ -94,8 +100,8 @@ def normalize_char(ch: str, *, skip_noise: bool = True, traditional: bool = True
     out = _normalize_once(ch, skip_noise, t2s)
     if out == ch or not out:
         return out  # already a fixed point (the case for most chars)
-    # Iterate to a fixed point so normalising the output again changes nothing; the fast
-    # path relies on that when it fixes up astral characters after the BMP pass.
+    # Iterate to a fixed point so normalising the output again changes nothing (a word
+    # normalised twice, once at build time and once inside a text, must read the same).
     for _ in range(4):
         again = "".join(_normalize_once(c, skip_noise, t2s) for c in out)
         if again == out:
@@ -113,143 +119,174 @@ def is_latin_alnum(ch: str) -> bool:
 
 
 class _CharCache(dict):
-    """char -> normalised string for chars beyond the translate table, filled on sight."""
+    """char -> normalised string, filled on sight; for the per-char path only."""
 
-    def __init__(self, skip_noise: bool, traditional: bool) -> None:
+    def __init__(self, table: list[str], skip_noise: bool, traditional: bool) -> None:
         super().__init__()
+        self._table = table
         self._skip_noise = skip_noise
         self._traditional = traditional
 
     def __missing__(self, ch: str) -> str:
+        cp = ord(ch)
+        if cp < _TABLE_SIZE:
+            return self._table[cp]
         out = normalize_char(ch, skip_noise=self._skip_noise, traditional=self._traditional)
         if len(self) < _MAX_CACHED_CHARS:
             self[ch] = out
         return out
 
 
-def _make_astral_check():
-    """Return a fast test for "does this str hold a code point above U+FFFF?"."""
-    # CPython stores a str with 1, 2 or 4 bytes per char (PEP 393) and sys.getsizeof sees
-    # that in O(1), far cheaper than scanning 200 chars.  A cached UTF-8 copy can only make
-    # a str look bigger (a false "yes", which merely costs a regex scan), never smaller.
-    # The layout is verified here; anything unexpected falls back to the scan.
-    header = sys.getsizeof("\U00010000") - 8
-    probes_ok = (
-        sys.getsizeof("\U00010000" * 5) == header + 24
-        and sys.getsizeof("\u0100" * 5) < header + 24
-        and sys.getsizeof("\xe9" * 5) < header + 24
-    )
-    if probes_ok:
-        getsizeof = sys.getsizeof
-        return lambda text: getsizeof(text) - header >= 4 * (len(text) + 1)
-    search = _ASTRAL.search
-    return lambda text: search(text) is not None
-
-
-_has_astral = _make_astral_check()
-
-
 @functools.lru_cache(maxsize=8)
-def _tables(skip_noise: bool, traditional: bool) -> tuple[list[str], _CharCache]:
-    # A list indexed by code point is faster for str.translate than a dict.  It covers
-    # planes 0-1 (all of BMP plus emoji and styled maths letters); higher code points raise
-    # IndexError, which translate treats as "leave unchanged", and the rare texts holding
-    # them get a second pass.  Dropped chars become MARK so the result stays aligned 1:1
-    # with the original; that alignment gives offsets almost for free when a word is hit.
-    table = [normalize_char(chr(cp), skip_noise=skip_noise, traditional=traditional) or MARK
-             for cp in range(_TABLE_SIZE)]
-    return table, _CharCache(skip_noise, traditional)
+def _tables(skip_noise: bool, traditional: bool) -> tuple[np.ndarray, _CharCache]:
+    """Return (code table for the hot path, char -> string lookup for the per-char path)."""
+    strings = [normalize_char(chr(cp), skip_noise=skip_noise, traditional=traditional)
+               for cp in range(_TABLE_SIZE)]
+    codes = np.fromiter(
+        (ord(out) if len(out) == 1 else DROPPED if not out else ESCAPE for out in strings),
+        dtype=np.uint32, count=_TABLE_SIZE)
+    # One extra slot: lookups clip code points past the table onto it, so they escape too.
+    codes = np.append(codes, np.uint32(ESCAPE))
+    codes.flags.writeable = False
+    return codes, _CharCache(strings, skip_noise, traditional)
 
 
 class OffsetMap:
-    """Maps positions of a (possibly folded) normalised stream back to the original text."""
+    """Maps positions of the normalised stream back to the original text."""
 
-    __slots__ = ("_starts", "_kept")
+    __slots__ = ("_kept", "_breaks")
 
-    def __init__(self, starts: list[int], kept: list[int] | None) -> None:
-        self._starts = starts  # original index of each unfolded normalised char
-        self._kept = kept  # unfolded index of the last char of each folded run, or None
+    def __init__(self, kept: np.ndarray, breaks: np.ndarray | None) -> None:
+        # Arrays read with .item() at the few positions a hit needs: cheaper than tolist().
+        self._kept = kept  # original index of each normalised char before folding
+        # Folding: the kept chars where a run of repeats ends and another starts next
+        # (so folded char p is kept chars breaks[p-1]+1 .. breaks[p]); None: no folding.
+        self._breaks = breaks
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) covering normalised [start, end), noise inside included."""
-        starts, kept = self._starts, self._kept
-        if kept is None:
-            return starts[start], starts[end - 1] + 1
-        # A folded char stands for a whole run: start at its first char, end after its last.
-        return starts[kept[start - 1] + 1 if start else 0], starts[kept[end - 1]] + 1
+        kept, breaks = self._kept, self._breaks
+        if breaks is None:
+            return kept.item(start), kept.item(end - 1) + 1
+        first = breaks.item(start - 1) + 1 if start else 0
+        last = breaks.item(end - 1) if end <= len(breaks) else len(kept) - 1
+        return kept.item(first), kept.item(last) + 1
 
     def adjacent(self, p: int) -> bool:
         """True if no original char was dropped between normalised chars p-1 and p."""
-        starts, kept = self._starts, self._kept
-        if kept is None:
-            return starts[p] <= starts[p - 1] + 1
-        return starts[kept[p - 1] + 1] <= starts[kept[p - 1]] + 1
+        first = p if self._breaks is None else self._breaks.item(p - 1) + 1
+        return self._kept.item(first) <= self._kept.item(first - 1) + 1
 
 
 class CharNormalizer:
     """Applies the per-character normalisation to whole texts, with or without offsets."""
 
-    __slots__ = ("skip_noise", "traditional", "fold_repeats", "_table", "_chars", "_mark_beyond")
+    __slots__ = ("skip_noise", "traditional", "fold_repeats", "_codes", "_chars")
 
     def __init__(self, *, skip_noise: bool = True, traditional: bool = True,
                  fold_repeats: bool = False) -> None:
         self.skip_noise = skip_noise
         self.traditional = traditional
         self.fold_repeats = fold_repeats
-        self._table, self._chars = _tables(skip_noise, traditional)
-        chars = self._chars
-        self._mark_beyond = lambda m: chars[m.group()] or MARK
+        self._codes, self._chars = _tables(skip_noise, traditional)
 
-    def streams(self, text: str) -> tuple[str, str, str]:
-        """Return (marked, unfolded, normalised) streams of ``text``.
+    @property
+    def codes(self) -> np.ndarray:
+        """Read-only table: normalised code point of each code point, DROPPED or ESCAPE."""
+        return self._codes
 
-        ``marked`` has MARK where a char was dropped (aligned 1:1 with ``text`` unless a
-        char expanded), ``unfolded`` drops the marks, ``normalised`` also folds repeats.
+    def compress(self, text: str, table: np.ndarray) -> tuple[bytes, np.ndarray,
+                                                              np.ndarray | None]:
+        """Look every char of ``text`` up in ``table``, drop the 0s, fold repeats if asked.
+
+        ``table`` is :attr:`codes` or a table derived from it one-to-one (the search
+        encoding in ``rules.text.words``), so drops and folds fall on the same chars.
+        Returns (stream, kept, differs): the bytes of the values left after dropping and
+        folding, and for :meth:`offset_map` the original index of every char kept and,
+        when folding, whether each kept char differs from the next.  No offsets are
+        computed here: most texts never need them.
         """
-        marked = text.translate(self._table)
-        if not marked.isascii() and _has_astral(marked):
-            # Chars beyond the table; kept plane-1 chars are fixed points, so no harm done.
-            marked = _BEYOND_TABLE.sub(self._mark_beyond, marked)
-        unfolded = marked.replace(MARK, "")
-        return marked, unfolded, _REPEATS.sub("", unfolded) if self.fold_repeats else unfolded
+        # numpy stores a str as UCS-4, so this is its code points without an encode step
+        # (a lone surrogate included: the table drops it).  "" comes out as one NUL: dropped.
+        points = np.frombuffer(np.array(text), np.uint32)
+        mapped = table.take(points, mode="clip")
+        kept = mapped.nonzero()[0]
+        values = mapped[kept]
+        if not self.fold_repeats:
+            return values.tobytes(), kept, None
+        rest = values[1:]
+        differs = rest != values[:-1]  # a char stays if it differs from the one before it
+        return values[:1].tobytes() + rest[differs].tobytes(), kept, differs
 
     def normalize(self, text: str) -> str:
         """Return the normalised stream of ``text`` (same as joining per-char results)."""
-        return self.streams(text)[2]
+        try:
+            return self.compress(text, self._codes)[0].decode("utf-32-le")
+        except UnicodeDecodeError:  # an ESCAPE: expanding or beyond-table char (rare)
+            return self.per_char(text)[0]
 
-    def locate(self, text: str, marked: str, unfolded: str) -> OffsetMap:
-        """Build the offset map for ``text`` from its :meth:`streams`."""
-        if len(marked) == len(text):
-            # Kept chars encode to a non-zero byte ("?" if not Latin-1), marks to 0, so
-            # compress() yields the original index of every kept char, entirely in C.
-            selectors = marked.encode("latin-1", "replace")
-            starts = list(itertools.compress(range(len(text)), selectors))
-        else:  # some char expanded to several (rare): do it by hand
-            starts = self.offsets(text, fold=False)[0]
-        kept = None
-        if self.fold_repeats:
-            folded_away = [m.start() for m in _REPEATS.finditer(unfolded)]
-            if folded_away:
-                keep = bytearray(b"\x01") * len(unfolded)
-                for index in folded_away:
-                    keep[index] = 0
-                kept = list(itertools.compress(range(len(unfolded)), keep))
-        return OffsetMap(starts, kept)
+    def normalize_many(self, texts: list[str]) -> list[str]:
+        """Return :meth:`normalize` of each text, all in one vectorised pass (word lists)."""
+        owner = np.repeat(np.arange(len(texts)), [len(text) for text in texts])
+        points = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+        mapped = self._codes.take(points, mode="clip")
+        kept = mapped.nonzero()[0]
+        values, owner = mapped[kept], owner[kept]
+        if self.fold_repeats and len(values) > 1:
+            stay = np.ones(len(values), bool)  # repeats fold only within one text
+            stay[1:] = (values[1:] != values[:-1]) | (owner[1:] != owner[:-1])
+            values, owner = values[stay], owner[stay]
+        escaped = np.unique(owner[values == ESCAPE])  # these texts go the per-char way
+        if len(escaped):
+            others = ~np.isin(owner, escaped)
+            values, owner = values[others], owner[others]
+        joined = values.tobytes().decode("utf-32-le")
+        ends = np.cumsum(np.bincount(owner, minlength=len(texts))).tolist()
+        normalised = [joined[start:end] for start, end in zip([0] + ends, ends)]
+        for index in escaped.tolist():
+            normalised[index] = self.per_char(texts[index])[0]
+        return normalised
+
+    def locate(self, text: str) -> tuple[str, OffsetMap]:
+        """Return the normalised stream of ``text`` and its offset map."""
+        stream, kept, differs = self.compress(text, self._codes)
+        try:
+            return stream.decode("utf-32-le"), self.offset_map(kept, differs)
+        except UnicodeDecodeError:
+            return self.per_char(text)
+
+    @staticmethod
+    def offset_map(kept: np.ndarray, differs: np.ndarray | None) -> OffsetMap:
+        """Build the offset map from what :meth:`compress` returned (texts with hits only)."""
+        return OffsetMap(kept, None if differs is None else differs.nonzero()[0])
+
+    def per_char(self, text: str) -> tuple[str, OffsetMap]:
+        """:meth:`locate` one char at a time: for chars that expand or lie beyond the table."""
+        chars = self._chars
+        unfolded: list[str] = []
+        kept: list[int] = []
+        for i, ch in enumerate(text):
+            for c in chars[ch]:
+                unfolded.append(c)
+                kept.append(i)
+        if not self.fold_repeats:
+            return "".join(unfolded), OffsetMap(np.array(kept, np.intp), None)
+        breaks = [k for k in range(len(unfolded) - 1) if unfolded[k] != unfolded[k + 1]]
+        folded = "".join(c for k, c in enumerate(unfolded) if k == 0 or c != unfolded[k - 1])
+        return folded, OffsetMap(np.array(kept, np.intp), np.array(breaks, np.intp))
 
     def offsets(self, text: str, *, fold: bool | None = None) -> tuple[list[int], list[int]]:
         """Return (starts, ends): original span [starts[k], ends[k]) of normalised char k.
 
         A plain per-character loop: the reference that :meth:`locate` must agree with.
         """
-        table, chars = self._table, self._chars
+        chars = self._chars
         fold = self.fold_repeats if fold is None else fold
         starts: list[int] = []
         ends: list[int] = []
         previous = ""
         for i, ch in enumerate(text):
-            cp = ord(ch)
-            out = table[cp] if cp < _TABLE_SIZE else chars[ch]
-            for c in out.replace(MARK, ""):
+            for c in chars[ch]:
                 if fold and c == previous:
                     ends[-1] = i + 1  # the folded run now reaches this original char
                 else:
