@@ -46,6 +46,9 @@ class Rule:
     actions: ClassVar[tuple[str, ...]] = ()  # empty: every before-callback in scope
     #: actions the rule can also handle when its scope names them (default: just `actions`)
     supports: ClassVar[tuple[str, ...]] = ()
+    #: may `decide` block (I/O, locks, unbounded work)? Then the chain runs it on a pool thread under
+    #: the deadline. Unknown code may: only rules known to do bounded CPU work set this to False.
+    blocking: bool = True
     name: str
 
     def __init__(self, config: dict[str, Any], *, name: str, context: RuleContext):

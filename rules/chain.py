@@ -101,15 +101,22 @@ class Chain:
         self.entries = entries
         self.deadline_ms = deadline_ms
         self.on_error = on_error
-        # The chain runs on a pool thread so a rule that hangs cannot hold the reply past the
-        # deadline; the hung thread is abandoned (and logged), the reply still leaves in time.
+        # A chain with a rule that may block runs on a pool thread, so a rule that hangs cannot hold
+        # the reply past the deadline; the hung thread is abandoned (and logged), the reply leaves.
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imhook-chain")
 
     def decide(self, callback: Callback) -> Decision:
         """Decide a callback; after-callbacks and callbacks no rule covers are allowed at once."""
-        if not callback.is_before or not any(e.applies_to(callback) for e in self.entries):
+        if not callback.is_before:
+            return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+        applicable = [e for e in self.entries if e.applies_to(callback)]
+        if not applicable:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
         started = time.perf_counter()
+        if not any(e.rule.blocking for e in applicable):
+            # Only rules that cannot block (bounded CPU work, no I/O): the hop to a pool thread
+            # would cost more than they do, and they cannot hold the reply past the deadline.
+            return replace(self.run(callback), elapsed_ms=(time.perf_counter() - started) * 1000)
         future = self._pool.submit(self.run, callback)
         try:
             decision = future.result(timeout=self.deadline_ms / 1000)

@@ -93,3 +93,22 @@ class Tag(rules.Rule):
     def decide(self, callback):
         message = callback.event.message.with_cloud_custom_data(self.config["value"])
         return rules.rewrite(message, reason="tagged")
+
+
+class WhereRun(rules.Rule):
+    """Remember the thread that decided: shows where the chain ran."""
+
+    class Config(RuleConfig):
+        blocking = fields.Boolean(required=True)
+
+    seen: list = []
+
+    def __init__(self, config, *, name, context):
+        super().__init__(config, name=name, context=context)
+        self.blocking = config["blocking"]
+
+    def decide(self, callback):
+        import threading
+
+        WhereRun.seen.append(threading.current_thread().name)
+        return None

@@ -128,3 +128,14 @@ def test_a_rule_failing_on_every_request_is_logged_once_per_interval(caplog):
     entry._last_logged -= 60  # the interval has passed: the next failure reports the count
     handle(receiver, sample("C2C.CallbackBeforeSendMsg"))
     assert "(4 more since the last report)" in caplog.records[-1].getMessage()
+
+
+@pytest.mark.parametrize("blocking, inline", [(False, True), (True, False)])
+def test_only_chains_with_a_blocking_rule_pay_for_the_thread_hop(blocking, inline):
+    import threading
+
+    from .rulekit import WhereRun
+
+    WhereRun.seen.clear()
+    decide(f"{{use: '{K}:WhereRun', config: {{blocking: {str(blocking).lower()}}}}}")
+    assert (WhereRun.seen == [threading.current_thread().name]) is inline

@@ -37,6 +37,8 @@ class FriendPolicyConfig(RefusalConfig):
 class FriendPolicy(Rule):
     """Refuse friend additions and responses, per requested friend where the reason is per friend."""
 
+    blocking = False  # bounded CPU work, no I/O: decided inline, without a thread hop
+
     Config = FriendPolicyConfig
     actions = (FRIEND_ADD, FRIEND_RESPOND)
 

@@ -63,6 +63,8 @@ class GroupPolicyConfig(RefusalConfig):
 class GroupPolicy(Rule):
     """Refuse group creations, join applications, topic names and (some) invitees by policy."""
 
+    blocking = False  # bounded CPU work, no I/O: decided inline, without a thread hop
+
     Config = GroupPolicyConfig
     actions = (GROUP_CREATE, GROUP_JOIN, GROUP_INVITE, TOPIC_CREATE)
 

@@ -96,6 +96,8 @@ def _names(kind: str) -> frozenset[str]:
 class MessagePolicy(Rule):
     """Refuse (or drop) messages with element kinds or text lengths their conversation does not allow."""
 
+    blocking = False  # bounded CPU work, no I/O: decided inline, without a thread hop
+
     Config = MessagePolicyConfig
     actions = (MESSAGE_SEND,)
 

@@ -79,6 +79,7 @@ class RateLimit(Rule):
         # The limit's part of its counters' keys: stable when limits are reordered or `max` changes.
         self.limits = [(limit, f"{limit['key']}:{limit['per_seconds']:.15g}s") for limit in config["limits"]]
         self.store = build_store(config)
+        self.blocking = config["backend"] != "memory"  # a network round trip may hang; memory cannot
 
     def decide(self, callback: Callback) -> Verdict | None:
         hits = self.hits(callback)

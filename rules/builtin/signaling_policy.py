@@ -54,6 +54,7 @@ class SignalingPolicy(Rule):
         self.media = frozenset(config["media"]) if config["media"] is not None else None
         self.rate = config["rate"]
         self.store = build_store(self.rate, path="rate") if self.rate else None
+        self.blocking = bool(self.rate) and self.rate["backend"] != "memory"  # Redis may hang
 
     def describe(self) -> str:
         return describe_options(self.config)

@@ -45,6 +45,8 @@ class TextScanConfig(RuleConfig):
 class TextScanRule(Rule):
     """Scan every readable text of an event; mask in messages, refuse where masking is impossible."""
 
+    blocking = False  # bounded CPU work, no I/O: decided inline, without a thread hop
+
     Config: ClassVar = TextScanConfig
     actions = (m.MESSAGE_SEND,)
     supports = SCANNED
