@@ -1,0 +1,115 @@
+"""How benchmarks/http.py shows its figures: one line per phase, the summary, and Markdown."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import loadgen
+from common import LoadResult
+
+TARGET_RATIO = 0.85
+TARGET_P99_MS = 25.0
+
+
+@dataclass
+class Run:
+    """Everything measured on one server."""
+
+    name: str
+    label: str
+    checked: int = 0
+    wrong: list[str] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, LoadResult] = field(default_factory=dict)
+    rounds: list[LoadResult] = field(default_factory=list)  # the alternating closed-loop runs
+    hop: tuple[float, float] = (0.0, 0.0)  # µs per decision: rules on a thread pool, rules inline
+    shed: int = 0  # the shedding experiment: requests answered without the app
+
+    @property
+    def saturation(self) -> float:
+        closed = [r.rps for k, r in self.phases.items() if k.startswith("c")]
+        return max(closed) if closed else 0.0
+
+
+
+def report(run: Run, phase: str) -> None:
+    r = run.phases[phase]
+    rate = f" target {r.target_rate:,.0f}/s, peak conns {r.peak_connections}, gen lag {r.generator_lag_ms:.0f} ms," \
+        if r.generator == "python-open" else ""
+    print(f"  RESULT {run.name:<10} {phase:<8} {r.generator:<13} c={r.connections:<4} {r.rps:>8,.0f} req/s  "
+          f"p50 {r.p50:7.2f}  p99 {r.p99:7.2f}  p99.9 {r.p999:7.2f}  max {r.max:8.1f} ms  "
+          f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  timeouts {r.timeouts}"
+          f"{rate} over 2 s {r.over_2s}; cores used: server {r.cpu_server:.2f}, generator {r.cpu_generator:.2f}, "
+          f"others {r.cpu_others:.2f}",
+          flush=True)
+
+
+def summarize(runs: list[Run], smoke: bool) -> list[tuple[str, bool]]:
+    """Print the ratios to the bare app and the targets; return (target, met) pairs."""
+    by_name = {run.name: run for run in runs}
+    base, prod = by_name.get("bare"), by_name.get("production")
+    if base is None or not base.phases:
+        return []
+    key = next(iter(base.phases))  # the first closed-loop phase: c16 (c4 in a smoke run)
+    print(f"\nSUMMARY (ratios to the bare app at {key})")
+    for run in runs:
+        mine, theirs = run.phases.get(key), base.phases[key]
+        if run is not base and mine and theirs.rps:
+            print(f"  {run.name:<10} throughput {mine.rps / theirs.rps:5.2f}x   "
+                  f"p99 {mine.p99 / max(theirs.p99, 1e-9):5.2f}x")
+    if smoke or prod is None:
+        return []
+    mine, overload = prod.phases.get(key), prod.phases.get("overload")
+    targets = [
+        (f"(c) throughput >= {TARGET_RATIO}x (a) at {key}",
+         bool(mine and base.phases[key].rps and mine.rps / base.phases[key].rps >= TARGET_RATIO)),
+        (f"(c) p99 < {TARGET_P99_MS:g} ms at {key}", bool(mine and mine.p99 < TARGET_P99_MS)),
+        ("(c) no reply over 2 s at 2x saturation", bool(overload and overload.over_2s == 0)),
+    ]
+    for label, met in targets:
+        print(f"  target {label:<46} {'PASS' if met else 'MISS'}")
+    return targets
+
+
+def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
+    """The run's figures as the Markdown RESULTS.md keeps."""
+    command = " ".join(["python benchmarks/http.py", *(sys.argv[1:] if argv is None else argv)])
+    lines = [f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{command}`", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines += [f"- gunicorn: `--worker-class gthread --workers {args.workers} --threads {args.threads}` for every server; "
+              f"load: {'wrk ' + loadgen.wrk_version() if args.wrk else 'Python closed-loop generator'} "
+              f"(closed loop), Python generator on {loadgen.event_loop_name()} (open loop)", ""]
+    lines += ["| server | phase | generator | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | "
+              "socket err | timeouts | over 2 s | CPU server / gen / others |", "|" + "---|" * 14]
+    for run in runs:
+        for phase, r in run.phases.items():
+            rate = f" (target {r.target_rate:,.0f})" if r.target_rate else ""
+            lines.append(f"| {run.label} | {phase} | {r.generator} | {r.connections} | {r.rps:,.0f}{rate} | "
+                         f"{r.p50:.2f} | {r.p99:.2f} | {r.p999:.2f} | {r.max:,.1f} | {r.non_2xx} | "
+                         f"{r.socket_errors} | {r.timeouts} | {r.over_2s} | "
+                         f"{r.cpu_server:.2f} / {r.cpu_generator:.2f} / {r.cpu_others:.2f} |")
+    lines.append("")
+    base = next((r for r in runs if r.name == "bare"), None)
+    key = next(iter(base.phases)) if base and base.phases else None
+    for run in runs:
+        if key and run is not base and key in run.phases and base.phases[key].rps:
+            mine, theirs = run.phases[key], base.phases[key]
+            lines.append(f"- {run.label}: {mine.rps / theirs.rps:.2f}x the bare app's throughput at {key}, "
+                         f"p99 {mine.p99 / max(theirs.p99, 1e-9):.2f}x")
+        if run.rounds:
+            lines.append(f"- {run.name}: the {len(run.rounds)} alternating runs at {key}: "
+                         + ", ".join(f"{r.rps:,.0f} req/s (p99 {r.p99:.1f} ms)" for r in run.rounds)
+                         + "; the table shows the median one")
+        if run.hop[0]:
+            lines.append(f"- {run.name}: in-process, per before-send message, the rules on a thread pool (as "
+                         f"`Chain.decide` runs a chain with a blocking rule) {run.hop[0]:.1f} us, inline "
+                         f"{run.hop[1]:.1f} us: the hop costs {run.hop[0] - run.hop[1]:.1f} us")
+        if run.shed:
+            lines.append(f"- {run.name}: {run.shed} requests were answered by the worker without running imhook")
+        if run.outcomes:
+            lines.append(f"- {run.name}: {run.checked} callbacks checked, {len(run.wrong)} wrong; outcomes "
+                         + ", ".join(f"{k} {v}" for k, v in sorted(run.outcomes.items())))
+    lines += ["", *(f"- target {label}: **{'PASS' if met else 'MISS'}**" for label, met in targets), ""]
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Smoke run of the HTTP benchmark: the three servers start and answer correctly at low load.
+
+The figures themselves are not judged here (speed belongs in benchmarks/RESULTS.md); only that the
+benchmark runs end to end and prints them.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+SERVERS = ("bare", "default", "production")
+
+
+@pytest.mark.integration
+def test_http_benchmark_smoke_run_exits_0_and_prints_figures():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "http.py"), "--smoke"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    for name in SERVERS:
+        # Every callback of the mix got the reply the in-process core gives (bare: the OK envelope).
+        assert re.search(rf"^  {name}: checked 200 callbacks, 0 wrong", output, re.MULTILINE), output
+        for phase in ("c4", "open"):
+            line = re.search(rf"RESULT {name}\s+{phase}\s+.*", output)
+            assert line, f"no {phase} figures for {name}:\n{output}"
+            assert re.search(r"[\d,]+ req/s\s+p50\s+[\d.]+\s+p99\s+[\d.]+", line.group(0)), line.group(0)
+            assert "non-2xx 0  socket errors 0  timeouts 0" in line.group(0), line.group(0)
+    assert re.search(r"production throughput\s+[\d.]+x", output), output
