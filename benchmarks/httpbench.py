@@ -1,18 +1,18 @@
 """HTTP benchmark (run it through benchmarks/http.py): is imhook fast enough for the IM's 2 s budget?
 
-    python benchmarks/http.py [--smoke] [--strict] [--seconds 20] [--overload-seconds 30]
-                              [--markdown FILE]
+    python benchmarks/http.py [--smoke] [--strict] [--wait-quiet SECONDS] [--markdown FILE] [...]
 
-Starts three gunicorn servers on loopback, one after the other, with the same worker class and
-worker/thread counts (imhook's receiver/gunicorn_conf.py values): (a) a bare Flask app that parses
-the JSON body and answers OK (benchmarks/bare_app.py), (b) imhook with receiver/default.yaml,
-(c) imhook with benchmarks/configs/production.yaml (a generated 20,000-word list with every
-evasion handled, contact masking, friend/group/message/signaling policies, rate limits, recording).
+Starts gunicorn servers on loopback, all with the same worker class and worker/thread counts
+(imhook's receiver/gunicorn_conf.py values): (a) a bare Flask app that parses the JSON body and
+answers OK (benchmarks/bare_app.py), (b) imhook with receiver/default.yaml, (c) imhook with
+benchmarks/configs/production.yaml (a generated 20,000-word list with every evasion handled,
+contact masking, friend/group/message/signaling policies, rate limits, recording), and two
+experiments on (c): every rule decided on the chain's thread pool, and a load-shedding worker.
 Each server is first checked to answer every callback of the mix correctly (imhook: exactly what
 the sans-I/O core answers in-process with the same config), then driven by wrk (closed loop, 16
-and 64 connections) and by a constant-rate open-loop generator at twice its measured saturation.
-`--smoke` runs each server for about a second at low load and exits 0 when all three answered
-correctly; it is what the test suite runs.
+connections in rounds alternating between the servers, then 64) and by a constant-rate open-loop
+generator at twice its saturation rate. `--smoke` runs the first three for about a second each at
+low load and exits 0 when all of them answered correctly; it is what the test suite runs.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ SEED = 20240601
 SHEDDING_WORKER = "benchmarks.configs.shedding_worker.SheddingWorker"
 ONLY_OVERLOAD = ("shedding",)  # the same app as (c): only its behaviour past saturation differs
 NO_OVERLOAD = ("pooled",)  # only here to price the chain's thread hop
+SHED_LOG = re.compile(r"(\d+) requests answered without the app")
 
 
 def production_config(overrides: dict) -> str:
@@ -82,7 +83,7 @@ def check_replies(run: Run, server: Server, requests, receiver) -> None:
 
     replies = loadgen.fetch_all(server.host, server.port, requests)
     for (path, body), (status, reply_body) in zip(requests, replies):
-        command = dict(parse_qsl(urlsplit(path).query))["CallbackCommand"]
+        query = dict(parse_qsl(urlsplit(path).query))
         try:
             reply = json.loads(reply_body)
         except ValueError:
@@ -90,11 +91,12 @@ def check_replies(run: Run, server: Server, requests, receiver) -> None:
         if receiver is None:
             expected, outcome = OK_ENVELOPE, "ok"
         else:
-            done = receiver.handle(HttpRequest("POST", dict(parse_qsl(urlsplit(path).query)), body))
+            done = receiver.handle(HttpRequest("POST", query, body))
             expected, outcome = done.reply, done.outcome_name
         run.outcomes[outcome] = run.outcomes.get(outcome, 0) + 1
         if status != 200 or reply != expected:
-            run.wrong.append(f"{command}: HTTP {status} {reply_body[:200]!r}, expected {json.dumps(expected)[:200]}")
+            run.wrong.append(f"{query['CallbackCommand']}: HTTP {status} {reply_body[:200]!r}, "
+                             f"expected {json.dumps(expected)[:200]}")
     run.checked = len(replies)
 
 
@@ -247,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="merge this JSON object into (c)'s config, e.g. '{\"recording\": {\"enabled\": false}}'")
     parser.add_argument("--markdown", type=Path, help="also write the figures as Markdown to this file")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="wait up to this long before each server for the machine to be idle")
+                        help="before each phase, wait up to this long for the machine to be idle; "
+                             "run a phase again when other processes used more than --quiet-cores meanwhile")
     parser.add_argument("--quiet-cores", type=float, default=0.25, help="'idle' means fewer busy cores than this")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, recordings)")
     args = parser.parse_args(argv)
@@ -291,18 +294,18 @@ def main(argv: list[str] | None = None) -> int:
             check_all(runs, running, receivers, bodies)
             load_all(runs, running, bodies, workdir, args)
         finally:
-            for name, server in running.items():
+            for run in runs:
+                server = running[run.name]
                 if server.stop() not in (0, None):
-                    print(f"  {name}: gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
-                shed = sum(int(n) for n in re.findall(r"(\d+) requests answered without the app", server.log_tail(200)))
-                if name == "shedding":
-                    print(f"  shedding: {shed} requests were answered by the worker without running imhook")
-                    next(run for run in runs if run.name == name).shed = shed
+                    print(f"  {run.name}: gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
+                if run.name == "shedding":  # each worker logs its count as it exits
+                    run.shed = sum(int(n) for n in SHED_LOG.findall(server.log_tail(200)))
+                    print(f"  shedding: {run.shed} requests were answered by the worker without running imhook")
         for run in runs:
             if run.name in ("default", "production") and not args.smoke:
                 run.hop = chain_hop_cost(receivers[run.name], bodies, 20_000)
-                print(f"  {run.name}: rules per before-send message, in-process: on a thread pool {run.hop[0]:.1f} us, "
-                      f"inline {run.hop[1]:.1f} us: the hop costs {run.hop[0] - run.hop[1]:.1f} us")
+                print(f"  {run.name}: rules per before-send message, in-process: on a thread pool "
+                      f"{run.hop[0]:.1f} us, inline {run.hop[1]:.1f} us: the hop costs {run.hop[0] - run.hop[1]:.1f} us")
         targets = summarize(runs, args.smoke)
         if args.markdown:
             args.markdown.write_text(markdown(info, args, runs, targets, argv), encoding="utf-8")

@@ -78,7 +78,8 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
     command = " ".join(["python benchmarks/http.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{command}`", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
-    lines += [f"- gunicorn: `--worker-class gthread --workers {args.workers} --threads {args.threads}` for every server; "
+    lines += [f"- gunicorn: `--worker-class gthread --workers {args.workers} --threads {args.threads}` "
+              "for every server; "
               f"load: {'wrk ' + loadgen.wrk_version() if args.wrk else 'Python closed-loop generator'} "
               f"(closed loop), Python generator on {loadgen.event_loop_name()} (open loop)", ""]
     lines += ["| server | phase | generator | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | "
