@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.chain import Chain, Decision
+from rules.chain import Chain, Decision, result_name
 
 from .config import Config
 from .errors import MethodNotAllowed, RequestError
@@ -58,9 +58,7 @@ class Outcome:
             return "rejected"
         if self.callback is None or not self.callback.is_before or self.decision is None:
             return "notify"
-        from rules.chain import _result_name
-
-        return _result_name(self.decision.verdict)
+        return result_name(self.decision.verdict)
 
 
 Observer = Callable[[Outcome], None]

@@ -155,7 +155,7 @@ class Chain:
                 continue
             verdict = verdict.by(entry.name)
             if fault is None:
-                trace.append(TraceStep(entry.name, _result_name(verdict), verdict.reason, elapsed))
+                trace.append(TraceStep(entry.name, result_name(verdict), verdict.reason, elapsed))
             if verdict.ends_chain:
                 return Decision(verdict, tuple(trace))
             if verdict.message is not None:
@@ -203,7 +203,8 @@ def _fallback(outcome: str, rule: str, reason: str) -> Verdict:
     return Verdict(outcome, rule=rule, reason=reason)
 
 
-def _result_name(verdict: Verdict) -> str:
+def result_name(verdict: Verdict) -> str:
+    """allow, refuse, drop, rewrite or refuse_some: how traces, logs and metrics name a verdict."""
     if verdict.outcome != ALLOW:
         return verdict.outcome
     if verdict.message is not None:

@@ -115,15 +115,10 @@ def _install_metrics(app: Flask, receiver, metrics, forwarder) -> None:
 
 
 def _recording_stats(metrics):
-    """The recording part's queue statistics, when that part is installed (it is optional)."""
-    try:
-        from receiver import recording
-    except ModuleNotFoundError as exc:
-        if exc.name and "receiver.recording".startswith(exc.name):
-            return None
-        raise
-    stats = getattr(recording, "stats", None)
-    return metrics.RecordingStats(stats) if callable(stats) else None
+    """Mirror the recording part's counters (receiver/parts.py: it is always installed)."""
+    from receiver import recording
+
+    return metrics.RecordingStats(recording.stats)
 
 
 def _sqlite_writable(path: Path) -> str | None:
