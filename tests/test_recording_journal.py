@@ -16,7 +16,7 @@ import pytest
 from receiver.config import parse_config
 from receiver.errors import ConfigError
 from receiver.recording.journal import Journal, read_journal, recover
-from receiver.recording.record import Record, dumps
+from receiver.recording.record import Record, encode
 from receiver.recording.store import Store
 
 from .test_recording import make_receiver, message, signed, stored
@@ -58,7 +58,7 @@ def journal_files(folder: Path) -> list[str]:
 def test_a_journal_line_reads_back_as_the_record_with_its_key(tmp_path, record):
     journal = Journal(tmp_path / "j")
     with journal.lock:
-        seq, key = journal.append(dumps(record))
+        seq, key = journal.append(encode(record))
     [(read_key, read)] = list(read_journal(journal.current.path))
     assert (read_key, read) == (key, record)
     assert key == f"{journal.token}:{seq}" and journal.token.startswith(f"{os.getpid()}-")
@@ -69,7 +69,7 @@ def test_a_rotated_file_is_deleted_once_the_writer_is_past_it_after_storing_what
     store, journal = Store(tmp_path / "rec.sqlite"), Journal(tmp_path / "j")
     records = [a_record(i) for i in range(3)]
     with journal.lock:
-        written = [journal.append(dumps(r)) for r in records]
+        written = [journal.append(encode(r)) for r in records]
         for seq, _ in written[:2]:
             journal.queued(seq)
         journal.spilled(written[2][0])  # the queue was full: only the journal has it
@@ -93,7 +93,7 @@ def test_a_truncated_last_line_is_skipped_and_logged(tmp_path, caplog):
     journal = Journal(folder)
     with journal.lock:
         for i in range(3):
-            journal.append(dumps(a_record(i)))
+            journal.append(encode(a_record(i)))
     path = journal.current.path
     journal.abandon()  # as if its process had died: unlocked, lines kept
     line = path.read_bytes().splitlines(keepends=True)[0]
@@ -114,7 +114,7 @@ def test_importing_a_journal_again_adds_nothing(tmp_path):
     journal = Journal(folder)
     with journal.lock:
         for i in range(N):
-            journal.append(dumps(a_record(i)))
+            journal.append(encode(a_record(i)))
     path = journal.current.path
     journal.abandon()
     copy = path.read_bytes()

@@ -78,15 +78,15 @@ class Journal:
 
     # --- reply path: call with `lock` held ------------------------------------------------------
 
-    def append(self, record_json: str) -> tuple[int, str]:
-        """Write a record's JSON object with a fresh key as one line; return (seq, key)."""
+    def append(self, record_json: bytes) -> tuple[int, str]:
+        """Write a record's JSON object (UTF-8) with a fresh key as one line; return (seq, key)."""
         if self.current is None:
             raise JournalClosed("the recording journal is closed")
         self._seq += 1  # spent even if the write fails: a partial line must never share a key
         key = f"{self.token}:{self._seq}"
         # The key is spliced in rather than added to a dict: the JSON is already made, and the key
         # needs no escaping (hex, digits, '-' and ':').
-        line = ('{"key":"' + key + '",' + record_json[1:] + "\n").encode("utf-8")
+        line = b'{"key":"' + key.encode("ascii") + b'",' + record_json[1:] + b"\n"
         try:
             _write_all(self.current.fd, line)
         except OSError:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import jsonout
 from ..errors import ConfigError
 
 # Keys whose string values are person-written text (PROTOCOL.md §4–5): element texts and custom
@@ -73,7 +74,7 @@ class Policy:
             data = json.loads(raw)
         except (ValueError, RecursionError):
             return f'"{hash_text(raw.decode("utf-8", "replace"))}"'.encode()
-        return json.dumps(self.value(data), ensure_ascii=False, separators=(",", ":")).encode()
+        return jsonout.dumps(self.value(data))
 
 
 def hash_text(text: str) -> str:

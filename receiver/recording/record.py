@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
+from .. import jsonout
 from ..errors import ImhookError, flatten_errors
 
 FORMAT_VERSION = 1
-OUTCOMES = ("allow", "refuse", "drop", "rewrite", "refuse_some", "notify", "rejected")
+OUTCOMES = ("allow", "refuse", "drop", "rewrite", "refuse_some", "notify", "rejected", "shed")
 
 
 class RecordError(ImhookError):
@@ -146,6 +146,12 @@ class _RecordSchema(Schema):
 _SCHEMA = _RecordSchema()
 
 
+def encode(record: Record) -> bytes:
+    """One JSON Lines line (no newline), UTF-8. orjson: on the reply path when journaling, where the
+    standard library's encoder cost ~20 µs a record against orjson's ~2 (jsonout.py)."""
+    return jsonout.dumps(record.to_json())
+
+
 def dumps(record: Record) -> str:
     """One JSON Lines line (no newline)."""
-    return json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"))
+    return encode(record).decode("utf-8")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import jsonout
 from ..errors import ConfigError
 from .record import Problem, Record
 
@@ -220,7 +221,7 @@ class Store:
                                  "ORDER BY command, outcome").fetchall()
 
 
-_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once: rows are many
+_dump = jsonout.dumps_str  # a row has three of these
 
 
 def _row(r: Record, key: str | None) -> tuple:

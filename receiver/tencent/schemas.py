@@ -6,8 +6,9 @@ optional, and unknown fields are kept.
 
 from __future__ import annotations
 
-from .elements import MsgBody
-from .fields import Dict, Int, List, Members, Nested, Raw, Str, wire_schema
+from ..fastload import compile_loader
+from .elements import Element, MsgBody, load_element
+from .fields import Int, List, Members, Nested, Raw, Str, wire_schema
 
 Cmd = dict(CallbackCommand=Str(required=True))
 Pairs = lambda *keys: List(Nested(wire_schema("Pair", **{k: Str() for k in keys})))  # noqa: E731
@@ -189,3 +190,7 @@ FIELDS = {
 # One schema instance per command, built once at import (schemas only at the edge).
 SCHEMAS = {command: wire_schema(command.replace(".", "_"), **f)() for command, f in FIELDS.items()}
 GENERIC = wire_schema("Generic", **Cmd)()
+# The same schemas as straight-line code for well-formed bodies (receiver/fastload.py): a body the
+# fast path declines is loaded by the schema, which also words the errors.
+FAST_LOADERS = {command: compile_loader(schema, {Element: load_element}) for command, schema in SCHEMAS.items()}
+GENERIC_FAST = compile_loader(GENERIC)
