@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import parts
-from .core import HttpRequest, Receiver
+from . import jsonout, parts
+from .core import HttpRequest, Receiver, new_request_id
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
 from .tencent.platform import TencentPlatform
 
@@ -40,10 +39,12 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         part.install(app, receiver)
 
     def callback():
+        environ = request.environ  # read once: each `request.x` goes through a context-local proxy
         outcome = receiver.handle(HttpRequest(
-            method=request.method, query=request.args.to_dict(), body=request.get_data(cache=False),
-            headers=request.headers, remote_addr=request.remote_addr or "",
-            request_id=request.headers.get("X-Request-Id") or uuid.uuid4().hex,
+            method=environ["REQUEST_METHOD"], query=parse_query(environ.get("QUERY_STRING", "")),
+            body=request.get_data(cache=False), headers=request.headers,
+            remote_addr=environ.get("REMOTE_ADDR") or "",
+            request_id=environ.get("HTTP_X_REQUEST_ID") or new_request_id(),
         ))
         return json_response(outcome.status, outcome.reply)
 
@@ -70,5 +71,20 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
 
 
 def json_response(status: int, body: dict) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+    return Response(jsonout.dumps(body), status=status, mimetype="application/json")
+
+
+def parse_query(query_string: str) -> dict[str, str]:
+    """The query parameters as Werkzeug's `request.args.to_dict()` has them (the first of each name
+    wins, invalid UTF-8 stays percent-encoded), without a MultiDict per request."""
+    query: dict[str, str] = {}
+    # WSGI hands the query string over as Latin-1 text of the raw bytes (PEP 3333).
+    raw = query_string.encode("latin-1").decode("utf-8", "replace")
+    if "%" in raw or "+" in raw:
+        pairs = parse_qsl(raw, keep_blank_values=True, errors="werkzeug.url_quote")
+    else:  # the IM's usual query (ids, digits, a hex Sign): nothing to unquote, split it by hand
+        pairs = (part.partition("=")[::2] for part in raw.split("&") if part)
+    for name, value in pairs:
+        query.setdefault(name, value)
+    return query
 

@@ -74,3 +74,18 @@ def test_rules_and_core_do_not_import_flask():
             "print('flask' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("query_string", [
+    "SdkAppid=1&CallbackCommand=C2C.CallbackBeforeSendMsg", "a=1&a=2&b=", "a=%E4%BD%A0&b=%FF%FE&c=x+y",
+    "=&&x", "n=caf\u00c3\u00a9", "", "a=b=c&=v&k", "SdkAppid=1400&Sign=ab12&RequestTime=17&ClientIP=1.2.3.4",
+])
+def test_query_parsing_matches_werkzeug(query_string):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from receiver.app import parse_query
+
+    environ = EnvironBuilder(path="/callback").get_environ()
+    environ["QUERY_STRING"] = query_string
+    assert parse_query(query_string) == Request(environ).args.to_dict()

@@ -59,9 +59,11 @@ def _install_allow_list(app: Flask, receiver, on_refuse=None) -> None:
 
     @app.before_request
     def allow_list():
+        server = receiver.config.server  # read per request: a reload may change it
+        if not server["allow_ips"]:
+            return None  # the common case first: no list, nothing to look up
         if not (request.endpoint or "").startswith("callback"):
             return None  # /healthz, /readyz and /metrics belong to the operator's network
-        server = receiver.config.server  # read per request: a reload may change it
         refused = ipallow.check(request.remote_addr or "", request.headers.get("X-Forwarded-For"),
                                 allow=tuple(server["allow_ips"]), trusted_proxies=server["trusted_proxies"])
         if refused is None:
