@@ -89,3 +89,21 @@ def test_query_parsing_matches_werkzeug(query_string):
     environ = EnvironBuilder(path="/callback").get_environ()
     environ["QUERY_STRING"] = query_string
     assert parse_query(query_string) == Request(environ).args.to_dict()
+
+
+def test_request_ids_are_unique_and_a_forked_child_draws_a_new_prefix():
+    import os
+
+    from receiver.core import RequestIds
+
+    ids = RequestIds()
+    mine = [ids() for _ in range(1000)]
+    assert len(set(mine)) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in mine)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, ids().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child[:16] != mine[0][:16] and child not in mine
