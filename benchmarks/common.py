@@ -15,6 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# imhook's worker (gthread plus load shedding past saturation), for every server alike;
+# IMHOOK_WORKER_CLASS=gthread prices the worker itself.
+WORKER_CLASS = os.environ.get("IMHOOK_WORKER_CLASS", "receiver.worker.ImhookWorker")
 PACKAGES = ("flask", "werkzeug", "gunicorn", "marshmallow", "ahocorasick-rs", "opencc", "pyyaml",
             "prometheus-client", "redis")
 
@@ -105,7 +108,7 @@ def start_server(spec: ServerSpec, workdir: Path, *, workers: int, threads: int,
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--config", spec.gunicorn_config,
-               "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+               "--worker-class", WORKER_CLASS, "--workers", str(workers), "--threads", str(threads),
                "--bind", f"127.0.0.1:{port}", *spec.args]
     env = {**os.environ, "IMHOOK_WORKERS": str(workers), "IMHOOK_THREADS": str(threads),
            "IMHOOK_ACCESS_LOG": str(workdir / "access.log"),

@@ -3,16 +3,18 @@
     python benchmarks/http.py [--smoke] [--strict] [--wait-quiet SECONDS] [--markdown FILE] [...]
 
 Starts gunicorn servers on loopback, all with the same worker class and worker/thread counts
-(imhook's receiver/gunicorn_conf.py values): (a) a bare Flask app that parses the JSON body and
-answers OK (benchmarks/bare_app.py), (b) imhook with receiver/default.yaml, (c) imhook with
+(imhook's receiver/gunicorn_conf.py values; the worker is imhook's, which sheds load past
+saturation, receiver/worker.py): (a) a bare Flask app that parses the JSON body and answers OK
+(benchmarks/bare_app.py), (b) imhook with receiver/default.yaml, (c) imhook with
 benchmarks/configs/production.yaml (a generated 20,000-word list with every evasion handled,
-contact masking, friend/group/message/signaling policies, rate limits, recording), and two
-experiments on (c): every rule decided on the chain's thread pool, and a load-shedding worker.
-Each server is first checked to answer every callback of the mix correctly (imhook: exactly what
-the sans-I/O core answers in-process with the same config), then driven by wrk (closed loop, 16
-connections in rounds alternating between the servers, then 64) and by a constant-rate open-loop
-generator at twice its saturation rate. `--smoke` runs the first three for about a second each at
-low load and exits 0 when all of them answered correctly; it is what the test suite runs.
+contact masking, friend/group/message/signaling policies, rate limits, recording), and one
+experiment on (c): every rule decided on the chain's thread pool. Each server is first checked to
+answer every callback of the mix correctly (imhook: exactly what the sans-I/O core answers
+in-process with the same config), then driven by wrk (closed loop, 16 connections in rounds
+alternating between the servers, then 64) and by a constant-rate open-loop generator at twice its
+saturation rate, which also reports how many requests were shed (answered at once with the
+fail-open reply, `server.shed_after_ms`). `--smoke` runs the first three for about a second each
+at low load and exits 0 when all of them answered correctly; it is what the test suite runs.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import loadgen
 import traffic
-from common import CpuMeter, LoadResult, Server, ServerSpec, machine, quiet_cores, start_server
+from common import WORKER_CLASS, CpuMeter, LoadResult, Server, ServerSpec, machine, quiet_cores, start_server
 from results import Run, markdown, report, summarize
 
 HERE = Path(__file__).resolve().parent
@@ -38,10 +41,9 @@ DEFAULT_CONFIG = HERE.parent / "receiver" / "default.yaml"
 PRODUCTION_CONFIG = HERE / "configs" / "production.yaml"
 OK_ENVELOPE = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 SEED = 20240601
-SHEDDING_WORKER = "benchmarks.configs.shedding_worker.SheddingWorker"
-ONLY_OVERLOAD = ("shedding",)  # the same app as (c): only its behaviour past saturation differs
 NO_OVERLOAD = ("pooled",)  # only here to price the chain's thread hop
-SHED_LOG = re.compile(r"(\d+) requests answered without the app")
+SHED_LOG = re.compile(r"(\d+) requests shed \(answered without the app\)")  # receiver/worker.py, at exit
+SHED_METRIC = re.compile(r'^imhook_callbacks_total\{[^}]*outcome="shed"[^}]*\} (\S+)$', re.MULTILINE)
 
 
 def production_config(overrides: dict) -> str:
@@ -75,6 +77,16 @@ def reference_receiver(config: Path):
     cfg = load_config(config, {"IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN})
     platform = TencentPlatform()
     return Receiver(cfg, build_chain(cfg, platform=platform), platform=platform)
+
+
+def shed_so_far(server: Server) -> int | None:
+    """Callbacks the server has shed so far, from its /metrics; None without metrics (the bare app)."""
+    try:
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as reply:
+            text = reply.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return sum(int(float(n)) for n in SHED_METRIC.findall(text))
 
 
 def check_replies(run: Run, server: Server, requests, receiver) -> None:
@@ -173,32 +185,32 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
             report(run, "open")
         return
     key = f"c{args.connections}"
-    closed = [run for run in runs if run.name not in ONLY_OVERLOAD]
     for run in runs:  # warm-up: imports, caches, the first SQLite pages
         closed_phase(servers[run.name], bodies, workdir, args, connections=args.connections, seconds=3)
     for round_ in range(args.rounds):
-        for run in closed:
+        for run in runs:
             result = closed_phase(servers[run.name], bodies, workdir, args, connections=args.connections,
                                   seconds=args.seconds)
             run.rounds.append(result)
             print(f"  round {round_ + 1}: {run.name:<10} {result.rps:8,.0f} req/s  p99 {result.p99:7.2f} ms  "
                   f"(others used {result.cpu_others:.2f} cores)", flush=True)
-    for run in closed:
+    for run in runs:
         run.phases[key] = sorted(run.rounds, key=lambda r: r.rps)[len(run.rounds) // 2]
         report(run, key)
         run.phases["c64"] = closed_phase(servers[run.name], bodies, workdir, args, connections=64,
                                          seconds=args.seconds / 2)
         report(run, "c64")
-    production = next((run for run in runs if run.name == "production"), None)
     for run in runs:
-        if run.name in NO_OVERLOAD or args.overload_seconds <= 0:
-            continue
-        saturation = production.saturation if run.name in ONLY_OVERLOAD and production else run.saturation
-        if not saturation:
+        if run.name in NO_OVERLOAD or args.overload_seconds <= 0 or not run.saturation:
             continue
         time.sleep(1)
-        run.phases["overload"] = open_phase(servers[run.name], bodies, args, rate=2 * saturation,
+        server = servers[run.name]
+        shed_before = shed_so_far(server)
+        run.phases["overload"] = open_phase(server, bodies, args, rate=2 * run.saturation,
                                             seconds=args.overload_seconds, max_connections=args.overload_connections)
+        shed_after = shed_so_far(server)
+        if shed_before is not None and shed_after is not None:
+            run.shed_overload = shed_after - shed_before
         report(run, "overload")
 
 
@@ -243,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callbacks", type=int, default=3000, help="distinct callbacks in the mix")
     parser.add_argument("--python-generator", action="store_true", help="use the Python generator, not wrk")
     parser.add_argument("--only", default=None,
-                        help="servers to run, of bare, default, production, pooled, shedding (default: all; "
+                        help="servers to run, of bare, default, production, pooled (default: all; "
                              "--smoke: the first three)")
     parser.add_argument("--set", default="{}", metavar="JSON",
                         help="merge this JSON object into (c)'s config, e.g. '{\"recording\": {\"enabled\": false}}'")
@@ -257,11 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.words, args.callbacks = min(args.words, 2000), min(args.callbacks, 200)
     args.wrk = loadgen.wrk_available() and not args.python_generator
-    args.only = args.only or ("bare,default,production" if args.smoke else "bare,default,production,pooled,shedding")
+    args.only = args.only or ("bare,default,production" if args.smoke else "bare,default,production,pooled")
 
     info = machine()
     print("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
-    print(f"gunicorn: worker class gthread, {args.workers} workers x {args.threads} threads (all servers); "
+    print(f"gunicorn: worker class {WORKER_CLASS}, {args.workers} workers x {args.threads} threads (all servers); "
           f"load: {'wrk' if args.wrk else 'Python closed-loop generator (wrk not found)'} + Python open loop "
           f"on {loadgen.event_loop_name()}")
     workdir = Path(tempfile.mkdtemp(prefix="imhook-bench-"))
@@ -283,8 +295,6 @@ def main(argv: list[str] | None = None) -> int:
                            imhook_spec("production", production), production),
             "pooled": ("(c') as (c), every rule decided on the chain's thread pool (experiment)",
                        imhook_spec("pooled", production, "benchmarks.configs.pooled_chain:app"), production),
-            "shedding": ("(c'') as (c), served by the prototype load-shedding worker (experiment)",
-                         imhook_spec("shedding", production, "--worker-class", SHEDDING_WORKER), production),
         }
         names = args.only.split(",")
         runs = [Run(name, servers[name][0]) for name in names]
@@ -298,9 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 server = running[run.name]
                 if server.stop() not in (0, None):
                     print(f"  {run.name}: gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
-                if run.name == "shedding":  # each worker logs its count as it exits
-                    run.shed = sum(int(n) for n in SHED_LOG.findall(server.log_tail(200)))
-                    print(f"  shedding: {run.shed} requests were answered by the worker without running imhook")
+                counts = SHED_LOG.findall(server.log_tail(400))  # each worker logs its count as it exits
+                if counts:
+                    run.shed = sum(int(n) for n in counts)
+                    print(f"  {run.name}: {run.shed:,} requests shed over the whole run (answered at once, "
+                          "fail-open, without the app)")
         for run in runs:
             if run.name in ("default", "production") and not args.smoke:
                 run.hop = chain_hop_cost(receivers[run.name], bodies, 20_000)

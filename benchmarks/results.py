@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import loadgen
-from common import LoadResult
+from common import WORKER_CLASS, LoadResult
 
 TARGET_RATIO = 0.85
 TARGET_P99_MS = 25.0
@@ -25,7 +25,8 @@ class Run:
     phases: dict[str, LoadResult] = field(default_factory=dict)
     rounds: list[LoadResult] = field(default_factory=list)  # the alternating closed-loop runs
     hop: tuple[float, float] = (0.0, 0.0)  # µs per decision: rules on a thread pool, rules inline
-    shed: int = 0  # the shedding experiment: requests answered without the app
+    shed: int | None = None  # requests the worker answered without the app, over the whole run (its log)
+    shed_overload: int | None = None  # of them, in the overload phase (from /metrics; None: no metrics)
 
     @property
     def saturation(self) -> float:
@@ -38,11 +39,12 @@ def report(run: Run, phase: str) -> None:
     r = run.phases[phase]
     rate = f" target {r.target_rate:,.0f}/s, peak conns {r.peak_connections}, gen lag {r.generator_lag_ms:.0f} ms," \
         if r.generator == "python-open" else ""
+    shed = f"; shed {run.shed_overload:,}" if phase == "overload" and run.shed_overload is not None else ""
     print(f"  RESULT {run.name:<10} {phase:<8} {r.generator:<13} c={r.connections:<4} {r.rps:>8,.0f} req/s  "
           f"p50 {r.p50:7.2f}  p99 {r.p99:7.2f}  p99.9 {r.p999:7.2f}  max {r.max:8.1f} ms  "
           f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  timeouts {r.timeouts}"
           f"{rate} over 2 s {r.over_2s}; cores used: server {r.cpu_server:.2f}, generator {r.cpu_generator:.2f}, "
-          f"others {r.cpu_others:.2f}",
+          f"others {r.cpu_others:.2f}{shed}",
           flush=True)
 
 
@@ -78,7 +80,7 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
     command = " ".join(["python benchmarks/http.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `{command}`", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
-    lines += [f"- gunicorn: `--worker-class gthread --workers {args.workers} --threads {args.threads}` "
+    lines += [f"- gunicorn: `--worker-class {WORKER_CLASS} --workers {args.workers} --threads {args.threads}` "
               "for every server; "
               f"load: {'wrk ' + loadgen.wrk_version() if args.wrk else 'Python closed-loop generator'} "
               f"(closed loop), Python generator on {loadgen.event_loop_name()} (open loop)", ""]
@@ -107,8 +109,11 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
             lines.append(f"- {run.name}: in-process, per before-send message, the rules on a thread pool (as "
                          f"`Chain.decide` runs a chain with a blocking rule) {run.hop[0]:.1f} us, inline "
                          f"{run.hop[1]:.1f} us: the hop costs {run.hop[0] - run.hop[1]:.1f} us")
-        if run.shed:
-            lines.append(f"- {run.name}: {run.shed} requests were answered by the worker without running imhook")
+        if run.shed_overload is not None and "overload" in run.phases:
+            lines.append(f"- {run.name}: {run.shed_overload:,} of the {run.phases['overload'].requests:,} overload "
+                         "requests were shed (answered at once, fail-open, without the rules)")
+        if run.shed is not None:
+            lines.append(f"- {run.name}: {run.shed:,} requests shed over the whole run (the workers' exit log)")
         if run.outcomes:
             lines.append(f"- {run.name}: {run.checked} callbacks checked, {len(run.wrong)} wrong; outcomes "
                          + ", ".join(f"{k} {v}" for k, v in sorted(run.outcomes.items())))

@@ -18,6 +18,7 @@ from .yamlfile import YamlDocument, errors_to_config_error, load_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 OUTCOMES = ("allow", "refuse", "drop")
+SHED_AFTER_MS = 500.0  # server.shed_after_ms; also what the worker uses for an app without imhook
 
 
 class Section(Schema):
@@ -43,6 +44,11 @@ def _cidr(value: str) -> None:
 
 class ServerSection(Section):
     max_body_bytes = fields.Integer(load_default=1 << 20, validate=validate.Range(min=1024))
+    # A callback that waited this long in a worker's queue is answered at once with the fail-open
+    # reply, without the rules (receiver/worker.py): past 2 s the IM lets it through anyway
+    # (PROTOCOL.md §2), and answering sooner keeps the queue short for the rest. 0: never.
+    shed_after_ms = fields.Float(load_default=SHED_AFTER_MS, validate=validate.Range(
+        min=0, max=1900, error="must be 0 (never shed) or a wait in ms under the IM's 2000 ms budget, at most 1900"))
     allow_ips = fields.List(fields.String(validate=_cidr), load_default=list)
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0))
     log_text = fields.Boolean(load_default=False)

@@ -47,6 +47,7 @@ class Outcome:
     decision: Decision | None = None
     error: RequestError | None = None
     elapsed_ms: float = 0.0
+    shed: bool = False  # answered without the rules: it waited too long (receiver/worker.py)
 
     @property
     def command(self) -> str:
@@ -56,7 +57,9 @@ class Outcome:
 
     @property
     def outcome_name(self) -> str:
-        """allow / refuse / drop / rewrite / refuse_some / notify / rejected."""
+        """allow / refuse / drop / rewrite / refuse_some / notify / rejected / shed."""
+        if self.shed:
+            return "shed"
         if self.error is not None:
             return "rejected"
         if self.callback is None or not self.callback.is_before or self.decision is None:
@@ -136,6 +139,16 @@ class Receiver:
             reply = self.platform.render(callback, decision.verdict)
             outcome = Outcome(200, reply, request, received_at, callback=callback, decision=decision)
         outcome.elapsed_ms = (time.perf_counter() - started) * 1000
+        self._notify(outcome)
+        return outcome
+
+    def shed(self, request: HttpRequest, reply: dict[str, Any], *, waited_ms: float = 0.0) -> Outcome:
+        """Report a request answered with the fail-open `reply`, without the rules (load shedding).
+
+        The observers record, log, count and forward it with outcome "shed"; its elapsed_ms is how
+        long it waited in the worker's queue before that answer.
+        """
+        outcome = Outcome(200, reply, request, self.clock(), elapsed_ms=waited_ms, shed=True)
         self._notify(outcome)
         return outcome
 

@@ -1,7 +1,7 @@
 """gunicorn settings for imhook, tuned for the IM's 2 s callback budget.
 
 Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
-IMHOOK_LOG_LEVEL) or on the gunicorn command line.
+IMHOOK_WORKER_CLASS, IMHOOK_LOG_LEVEL) or on the gunicorn command line.
 """
 
 import multiprocessing
@@ -11,7 +11,9 @@ bind = os.environ.get("IMHOOK_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 # Threads let one worker serve several of the IM's keep-alive connections at once (PROTOCOL.md §1);
 # processes use the cores. Rules are CPU-bound, so processes ~ cores.
 workers = int(os.environ.get("IMHOOK_WORKERS", max(2, multiprocessing.cpu_count())))
-worker_class = "gthread"
+# gthread plus load shedding: a callback that waited longer than server.shed_after_ms in the
+# worker's queue is answered at once with the fail-open reply (receiver/worker.py).
+worker_class = os.environ.get("IMHOOK_WORKER_CLASS", "receiver.worker.ImhookWorker")
 threads = int(os.environ.get("IMHOOK_THREADS", "8"))
 # The IM reuses connections; keep them a little longer than its idle gap.
 keepalive = 75

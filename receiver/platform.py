@@ -26,8 +26,17 @@ class Platform(Protocol):
                   now: float) -> Callback:
         """Authenticate and parse one request into a Callback, or raise a RequestError."""
 
+    def authenticate(self, query: Mapping[str, str], headers: Mapping[str, str] | None = None, *,
+                     app_id: str, tokens: tuple[str, ...], window: float, now: float) -> None:
+        """Raise a RequestError unless the request comes from this app's IM (the checks of `from_http`)."""
+
     def render(self, callback: Callback, verdict: Verdict) -> dict[str, Any]:
         """The reply body the platform expects for this callback and decision."""
+
+    def render_fail_open(self, query: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+        """The reply that lets this request's event through undecided, as the IM does when a callback
+        times out; equal to `render(callback, allow())`, but built without parsing the callback.
+        None when it cannot be built cheaply (e.g. an unreadable body): the request is then decided."""
 
     def render_error(self, status: int, message: str) -> dict[str, Any]:
         """The JSON body of an error reply."""

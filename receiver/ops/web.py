@@ -90,7 +90,8 @@ def _install_forwarding(app: Flask, receiver, checks: dict, stats=None):
     outbox = Outbox(_resolve(receiver.config.base_dir, settings["outbox"]))
     forwarder = Forwarder(outbox, targets, settings, stats=stats).start()
     RUNNING.append(forwarder)
-    receiver.observers.append(Enqueuer(outbox, targets, wake=forwarder.wake, stats=stats))
+    receiver.observers.append(Enqueuer(outbox, targets, wake=forwarder.wake, stats=stats,
+                                       before_commands=receiver.platform.before_commands))
     checks["outbox"] = lambda: _sqlite_writable(outbox.path)
     app.extensions["imhook.forwarder"] = forwarder
     return forwarder

@@ -46,14 +46,8 @@ class TencentPlatform:
         now: float,
     ) -> Callback:
         """Turn the query parameters and raw body into a typed Callback, or raise a RequestError."""
-        # The app must check SdkAppid is its own before anything else runs (PROTOCOL.md §1).
-        sdk_app_id = query.get("SdkAppid")
-        if not sdk_app_id:
-            raise Forbidden("missing SdkAppid")
-        if sdk_app_id != app_id:
-            raise Forbidden("SdkAppid does not match this receiver's app id")
-        if tokens:
-            verify_sign(tokens, query.get("Sign"), query.get("RequestTime"), now=now, window=window)
+        self.authenticate(query, headers, app_id=app_id, tokens=tokens, window=window, now=now)
+        sdk_app_id = query["SdkAppid"]
         command = query.get("CallbackCommand")
         if not command:
             raise BadRequest("missing CallbackCommand query parameter")
@@ -81,8 +75,31 @@ class TencentPlatform:
             known=spec is not None,
         )
 
+    def authenticate(
+        self,
+        query: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,  # Tencent authenticates in the query, not headers
+        *,
+        app_id: str,
+        tokens: tuple[str, ...] = (),
+        window: float = 60.0,
+        now: float,
+    ) -> None:
+        """Raise Forbidden or Unauthorized unless SdkAppid is this app's and, with tokens, Sign is right."""
+        # The app must check SdkAppid is its own before anything else runs (PROTOCOL.md §1).
+        sdk_app_id = query.get("SdkAppid")
+        if not sdk_app_id:
+            raise Forbidden("missing SdkAppid")
+        if sdk_app_id != app_id:
+            raise Forbidden("SdkAppid does not match this receiver's app id")
+        if tokens:
+            verify_sign(tokens, query.get("Sign"), query.get("RequestTime"), now=now, window=window)
+
     def render(self, callback: Callback, verdict: Verdict) -> dict[str, Any]:
         return replies.render(callback, verdict)
+
+    def render_fail_open(self, query: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+        return replies.fail_open(query.get("CallbackCommand", ""), body)
 
     def render_error(self, status: int, message: str) -> dict[str, Any]:
         return replies.envelope(status, message, status="FAIL")

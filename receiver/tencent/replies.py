@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -29,6 +30,44 @@ def render(callback: Callback, verdict: Verdict) -> dict[str, Any]:
     if spec is None or not spec.is_before:
         return ok()
     return _RENDERERS[spec.reply](spec, callback, verdict)
+
+
+# The list of requested friends in each friend before-callback: one ResultItem per entry (PROTOCOL.md §3–4).
+FRIEND_LISTS = {"Sns.CallbackPrevFriendAdd": "FriendItem", "Sns.CallbackPrevFriendResponse": "ResponseFriendItem"}
+
+
+def fail_open(command: str, body: bytes) -> dict[str, Any] | None:
+    """The reply `render` gives for an allow verdict, built from the raw body without schema or rules.
+
+    A callback answered this way (load shedding, receiver/worker.py) gets what the IM does itself when
+    the callback times out: by default it lets the event through (PROTOCOL.md §2). Answering "allow"
+    explicitly does that whatever the console's failure setting says: a console set to "do not
+    deliver" on failure is not honoured for shed callbacks. The envelope alone allows messages, group
+    actions and invitations, and is the ignored reply of after-callbacks and unknown commands (§3–4).
+    Friend before-callbacks are the exception: their allow lists every requested friend in ResultItem,
+    so only they read the body. (Their top-level ErrorCode ≠ 0 would let the request through too, §3,
+    but as "the app failed"; no reply is sent that the normal path would not send.) None: the body is
+    not what the command needs, so the normal path answers (and rejects) it.
+    """
+    if not command:
+        return None
+    spec = COMMANDS.get(command)
+    if spec is None or spec.reply != FRIEND:
+        return ok()
+    key = FRIEND_LISTS.get(command)
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    items = payload.get(key) if key and isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        return None
+    accounts = [item.get("To_Account") if isinstance(item, dict) else None for item in items]
+    if not all(isinstance(account, str) for account in accounts):
+        return None
+    reply = ok()
+    reply["ResultItem"] = [{"To_Account": account, "ResultCode": 0, "ResultInfo": ""} for account in accounts]
+    return reply
 
 
 def refusal_code(spec: CommandSpec, code: int | None, fallback: int = GENERIC_REFUSAL) -> int:
