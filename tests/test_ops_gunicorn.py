@@ -10,6 +10,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.client import post_callback
+from receiver.ops.metrics import FLUSH_SECONDS
 
 from .helpers import APP_ID, TOKEN
 from .test_ops_support import c2c_after, config_text, server_env, wait_until, worker_pids
@@ -37,6 +38,9 @@ def test_metrics_add_up_over_workers_and_survive_a_dead_worker(serve, tmp_path):
     assert "counter_99999.db" not in counters  # cleaned at start
     assert len(counters) >= 2  # more than one worker answered
     labels = dict(command="C2C.CallbackAfterSendMsg", outcome="notify")
+    # Each worker moves its counts into the shared files at least every FLUSH_SECONDS (metrics.py).
+    assert wait_until(lambda: total(server.url, "imhook_callbacks_total", **labels) == sent,
+                      timeout=FLUSH_SECONDS * 5)
     for _ in range(6):  # whichever worker answers /metrics, it reports all of them
         assert total(server.url, "imhook_callbacks_total", **labels) == sent
 
@@ -50,3 +54,23 @@ def test_metrics_add_up_over_workers_and_survive_a_dead_worker(serve, tmp_path):
     assert wait_until(lambda: not any(p.exists() for p in live_gauges), timeout=5)  # child_exit cleaned
     assert total(server.url, "imhook_callbacks_total", **labels) == sent  # its counts are kept
     assert requests.get(server.url + "/readyz", timeout=2).json()["status"] == "ready"
+
+
+def test_a_worker_that_stops_writes_its_last_counts_and_log_lines(serve, tmp_path):
+    """Counts and callback lines still buffered when the workers stop reach the files and stderr."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    server = serve(config_text(tmp_path), workers=2, threads=2,
+                   env=server_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)))
+    sent = 40
+    for n in range(sent):
+        assert post_callback(server.callback_url, c2c_after(n), app_id=APP_ID, token=TOKEN).ok
+    assert server.stop() == 0  # at once: well within the flush intervals
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+    labels = dict(command="C2C.CallbackAfterSendMsg", outcome="notify")
+    assert registry.get_sample_value("imhook_callbacks_total", labels) == sent
+    lines = [line for line in server.log().splitlines() if '"logger":"imhook.callback"' in line]
+    assert len(lines) == sent

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.client import callback_query
+from receiver.ops import logs
 from receiver.ops.forward import events
 from receiver.ops.forward.sender import stop_all
 
@@ -114,6 +115,7 @@ def test_readyz_checks_a_redis_rate_limit(tmp_path, monkeypatch):
 
 
 def log_lines(capsys) -> list[dict]:
+    logs.flush()  # callback lines written straight to the handler wait for its writer thread
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     return [line for line in lines if line["logger"] == "imhook.callback"]
 

@@ -51,10 +51,13 @@ def prepare_multiprocess_dir(env) -> str:
 
 
 def worker_exit(server, worker) -> None:
-    """Worker, on its way out: stop the forwarder so it releases the sender lock at once."""
+    """Worker, on its way out: stop the forwarder so it releases the sender lock at once, then write
+    out the metrics and callback log lines still buffered (receiver/ops/flusher.py)."""
+    from .flusher import flush_all
     from .forward.sender import stop_all
 
     stop_all()
+    flush_all()
 
 
 def child_exit(server, worker) -> None:

@@ -3,17 +3,28 @@
 Import this module only in workers (or single-process runs): prometheus_client decides at import
 whether to use multiprocess files, from PROMETHEUS_MULTIPROC_DIR, which `hooks.when_ready` sets in
 the gunicorn master before any worker is forked.
+
+The per-request counts are tallied in plain dicts (`observe`, a few µs) and moved into
+prometheus_client by `flush`: every FLUSH_SECONDS from a background thread, before every scrape
+(`render`) and at worker exit. In multiprocess mode each prometheus_client write is an mmap write
+under a global lock; a request used to make about a dozen. So another worker's counts reach
+/metrics up to FLUSH_SECONDS late, and a worker killed with SIGKILL loses its last unflushed second.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
+
+from .flusher import Flusher
 
 log = logging.getLogger("imhook.metrics")
 
@@ -54,30 +65,116 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
 
 
-def command_label(command: str, known: Iterable[str]) -> str:
-    """The command, or "other": a query string must not mint unbounded label values."""
-    return command if command in known else OTHER
-
-
 def phase(outcome) -> str:
+    if outcome.shed:  # its time is the wait in the worker's queue (receiver/worker.py)
+        return "shed"
     if outcome.error is not None:
         return "rejected"
     return "before" if outcome.callback is not None and outcome.callback.is_before else "after"
 
 
+class Tally:
+    """This process's counts since the last flush, in plain dicts under one lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.clear()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # A child counts only its own requests, and must not inherit a lock held by another thread.
+        self.lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        self.callbacks: defaultdict[tuple[str, str], int] = defaultdict(int)  # (command, outcome)
+        self.decisions: defaultdict[tuple[str, str], int] = defaultdict(int)  # (rule, outcome)
+        self.rule_results: defaultdict[tuple[str, str], int] = defaultdict(int)  # (rule, result)
+        # phase -> a count per bucket of REPLY_SECONDS (LATENCY_BUCKETS, then +Inf), then the sum.
+        self.replies: dict[str, list[float]] = {}
+
+    def take(self) -> tuple[dict, dict, dict, dict]:
+        with self.lock:
+            taken = self.callbacks, self.decisions, self.rule_results, self.replies
+            self.clear()
+        return taken
+
+
+FLUSH_SECONDS = 1.0
+_TALLY = Tally()
+_EMPTY_REPLIES = [0] * (len(LATENCY_BUCKETS) + 2)
+_FLUSH_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=lambda: globals().update(_FLUSH_LOCK=threading.Lock()))
+
+
 def observe(outcome, known_commands: frozenset[str]) -> None:
     """Count one handled request (an Outcome from receiver.core)."""
-    CALLBACKS.labels(command_label(outcome.command, known_commands), outcome.outcome_name).inc()
-    REPLY_SECONDS.labels(phase(outcome)).observe(outcome.elapsed_ms / 1000)
-    decision = outcome.decision
-    if decision is None or outcome.callback is None or not outcome.callback.is_before:
-        return
-    if decision.trace:
-        DECISIONS.labels(decision.verdict.rule or "(none)", outcome.outcome_name).inc()
-    for step in decision.trace:
-        RULE_RESULTS.labels(step.rule, step.result).inc()
-        if step.result in _FAULT_RESULTS:
-            RULE_FAULTS.labels(step.rule, step.result).inc()
+    command = outcome.command
+    if command not in known_commands:
+        command = OTHER  # a query string must not mint unbounded label values
+    name = outcome.outcome_name
+    seconds = outcome.elapsed_ms / 1000
+    callback, decision = outcome.callback, outcome.decision
+    before = callback is not None and callback.is_before
+    if outcome.shed or outcome.error is not None:
+        reply_phase = phase(outcome)
+    else:  # what phase() says, without calling it for the common case
+        reply_phase = "before" if before else "after"
+    trace = decision.trace if before and decision is not None else ()
+    tally = _TALLY
+    with tally.lock:
+        tally.callbacks[command, name] += 1
+        replies = tally.replies.get(reply_phase)
+        if replies is None:
+            replies = tally.replies[reply_phase] = _EMPTY_REPLIES.copy()
+        # The first bucket whose bound is >= seconds, as Histogram.observe chooses it.
+        replies[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        replies[-1] += seconds
+        if trace:
+            tally.decisions[decision.verdict.rule or "(none)", name] += 1
+            results = tally.rule_results
+            for step in trace:
+                results[step.rule, step.result] += 1
+    if not _FLUSHER.running:
+        _FLUSHER.start()
+
+
+def flush() -> None:
+    """Move the tallies (and the recording's counters) into prometheus_client, one write per value."""
+    with _FLUSH_LOCK:  # a scrape waits for a flush under way, so it sees its counts
+        callbacks, decisions, rule_results, replies = _TALLY.take()
+        for labels, count in callbacks.items():
+            CALLBACKS.labels(*labels).inc(count)
+        for reply_phase, counts in replies.items():
+            _add_to_histogram(REPLY_SECONDS.labels(reply_phase), counts[:-1], counts[-1])
+        for labels, count in decisions.items():
+            DECISIONS.labels(*labels).inc(count)
+        for (rule, result), count in rule_results.items():
+            RULE_RESULTS.labels(rule, result).inc(count)
+            if result in _FAULT_RESULTS:
+                RULE_FAULTS.labels(rule, result).inc(count)
+        if _recording is not None:
+            _recording.update()
+
+
+def _add_to_histogram(child, bucket_counts: list, total: float) -> None:
+    """What `child.observe` would have done for each observation: Histogram has no public bulk
+    update, so this adds to its values directly (tests/test_ops_metrics.py checks the exposition)."""
+    child._sum.inc(total)
+    for value, count in zip(child._buckets, bucket_counts):
+        if count:
+            value.inc(count)
+
+
+_FLUSHER = Flusher("metrics", FLUSH_SECONDS, flush)
+_recording: RecordingStats | None = None
+
+
+def track_recording(stats: Callable[[], dict]) -> None:
+    """Mirror the recording's counters (a process-wide source) at every flush; once per process."""
+    global _recording
+    if _recording is None or _recording.stats is not stats:
+        _recording = RecordingStats(stats)
 
 
 class RecordingStats:
@@ -144,6 +241,7 @@ class BacklogCollector:
 
 def render(extra: Iterable = ()) -> tuple[bytes, str]:
     """The exposition text: every worker's metrics (multiprocess mode) plus scrape-time collectors."""
+    flush()  # this worker's own counts, up to this request; other workers flush every FLUSH_SECONDS
     directory = multiprocess_dir()
     if directory:
         from prometheus_client import multiprocess

@@ -99,12 +99,14 @@ def _install_forwarding(app: Flask, receiver, checks: dict, stats=None):
 
 def _install_metrics(app: Flask, receiver, metrics, forwarder) -> None:
     known = frozenset(receiver.platform.commands)
-    recording = _recording_stats(metrics)
+    # The recording part is always installed (receiver/parts.py); its counters are mirrored at
+    # every flush of the metrics, not per request.
+    from receiver import recording
+
+    metrics.track_recording(recording.stats)
 
     def observe(outcome) -> None:
         metrics.observe(outcome, known)
-        if recording is not None:
-            recording.update()
 
     receiver.observers.append(observe)
     scraped = []
@@ -115,13 +117,6 @@ def _install_metrics(app: Flask, receiver, metrics, forwarder) -> None:
     def metrics_view():
         body, content_type = metrics.render(scraped)
         return Response(body, status=200, content_type=content_type)
-
-
-def _recording_stats(metrics):
-    """Mirror the recording part's counters (receiver/parts.py: it is always installed)."""
-    from receiver import recording
-
-    return metrics.RecordingStats(recording.stats)
 
 
 def _sqlite_writable(path: Path) -> str | None:
