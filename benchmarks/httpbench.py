@@ -42,6 +42,7 @@ PRODUCTION_CONFIG = HERE / "configs" / "production.yaml"
 OK_ENVELOPE = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}
 SEED = 20240601
 NO_OVERLOAD = ("pooled",)  # only here to price the chain's thread hop
+FLUSH_SECONDS = 1.0  # receiver/ops/metrics.py flushes each worker's counts this often
 SHED_LOG = re.compile(r"(\d+) requests shed \(answered without the app\)")  # receiver/worker.py, at exit
 SHED_METRIC = re.compile(r'^imhook_callbacks_total\{[^}]*outcome="shed"[^}]*\} (\S+)$', re.MULTILINE)
 
@@ -208,6 +209,7 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
         shed_before = shed_so_far(server)
         run.phases["overload"] = open_phase(server, bodies, args, rate=2 * run.saturation,
                                             seconds=args.overload_seconds, max_connections=args.overload_connections)
+        time.sleep(FLUSH_SECONDS + 0.5)  # the other workers' counts reach /metrics within a flush
         shed_after = shed_so_far(server)
         if shed_before is not None and shed_after is not None:
             run.shed_overload = shed_after - shed_before
