@@ -148,30 +148,31 @@ class Recorder:
             self._journal_and_enqueue(record, encode(record))
 
     def _journal_and_enqueue(self, record: Record, line: bytes) -> None:
-        journal, error, full = self.journal, None, False
-        with journal.lock:  # seq order = file order = queue order, and a rotation falls between two
+        journal, full = self.journal, False
+        with journal.lock:  # seq order = queue order, and a rotation falls between two; no I/O inside
             try:
-                seq, key = journal.append(line)
+                seq, key, file = journal.reserve()
             except JournalClosed:  # closed since the check above: the writer has finished
                 seq = None
-            except OSError as exc:  # disk full, folder removed: record anyway, as without a journal
-                seq, key, error = 0, None, exc
-            if seq is not None:
+            else:
                 if self._queue.put((seq, key, record)):
-                    if seq:
-                        journal.queued(seq)
+                    journal.queued(seq)
                 else:
                     full = True
-                    if seq:
-                        journal.spilled(seq)
+                    journal.spilled(seq)
         if seq is None:
             self._lost(1, "recorder already closed")
             return
+        try:
+            journal.write(file, seq, key, line)  # before the reply goes out: a kill now loses nothing
+        except OSError as exc:  # disk full, folder removed: the queue still has it, unless it was full
+            self._journal_failed(exc)
+            if full:
+                self._lost(1, f"the queue was full and the journal cannot be written: {exc}")
+                return
         self._wake_if_batch_full()
-        if error is not None:
-            self._journal_failed(error)
         if full:
-            self._overflowed(kept=bool(seq))
+            self._overflowed(kept=True)
 
     def _wake_if_batch_full(self) -> None:
         if len(self._queue) >= self.batch_size:
