@@ -17,6 +17,7 @@ log = logging.getLogger("imhook.chain")
 
 ON_ERROR_OUTCOMES = (ALLOW, REFUSE, DROP)
 FAULT_LOG_INTERVAL = 10.0  # seconds between two log lines about the same failing rule
+_MAX_ACTIONS_CACHED = 256  # far more than the neutral actions and platform commands there are
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,16 @@ class ChainEntry:
 
     _last_logged: float = field(default=0.0, repr=False)
     _suppressed: int = field(default=0, repr=False)
+    # What applies_to asks on every callback, worked out once (rule and scope never change).
+    _allowed: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _everywhere: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A rule sees its default `actions`; naming commands in the scope widens that to anything
+        # the rule `supports` (e.g. sensitive_words on friend wordings only when asked to).
+        allowed = (self.rule.supports or self.rule.actions) if self.scope.commands else self.rule.actions
+        self._allowed = frozenset(allowed)
+        self._everywhere = self.scope == Scope()
 
     @property
     def name(self) -> str:
@@ -68,12 +79,11 @@ class ChainEntry:
         self._last_logged, self._suppressed = now, 0
 
     def applies_to(self, callback: Callback) -> bool:
-        # A rule sees its default `actions`; naming commands in the scope widens that to anything
-        # the rule `supports` (e.g. sensitive_words on friend wordings only when asked to).
-        allowed = (self.rule.supports or self.rule.actions) if self.scope.commands else self.rule.actions
-        if allowed and callback.action not in allowed:
+        # Called for every entry on every callback, twice (decide, then run): kept minimal.
+        allowed = self._allowed
+        if allowed and callback.event.action not in allowed:
             return False
-        return self.scope.covers(callback)
+        return self._everywhere or self.scope.covers(callback)
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,9 @@ class Chain:
 
     def __init__(self, entries: list[ChainEntry], *, deadline_ms: float = 1500.0, on_error: str = ALLOW,
                  threads: int = 8):
-        self.entries = entries
+        self.entries = entries  # fixed once the chain is built (see _candidates)
         self.deadline_ms = deadline_ms
+        self._by_action: dict[str, tuple[ChainEntry, ...]] = {}
         self.on_error = on_error
         # A chain with a rule that may block runs on a pool thread, so a rule that hangs cannot hold
         # the reply past the deadline; the hung thread is abandoned (and logged), the reply leaves.
@@ -109,14 +120,16 @@ class Chain:
         """Decide a callback; after-callbacks and callbacks no rule covers are allowed at once."""
         if not callback.is_before:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
-        applicable = [e for e in self.entries if e.applies_to(callback)]
+        applicable = [e for e in self._candidates(callback.event.action)
+                      if e._everywhere or e.scope.covers(callback)]  # = e.applies_to(callback)
         if not applicable:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
         started = time.perf_counter()
         if not any(e.rule.blocking for e in applicable):
             # Only rules that cannot block (bounded CPU work, no I/O): the hop to a pool thread
             # would cost more than they do, and they cannot hold the reply past the deadline.
-            return replace(self.run(callback), elapsed_ms=(time.perf_counter() - started) * 1000)
+            decision = self.run(callback)
+            return Decision(decision.verdict, decision.trace, (time.perf_counter() - started) * 1000)
         future = self._pool.submit(self.run, callback)
         try:
             decision = future.result(timeout=self.deadline_ms / 1000)
@@ -136,43 +149,61 @@ class Chain:
         refused_members: dict[str, None] = {}
         friend_results: dict[str, FriendResult] = {}
         changed_by: list[str] = []
-        for entry in self.entries:
-            if not entry.applies_to(current):
+        clock = time.perf_counter
+        # A rewrite changes only the message, never the action, so the candidates stay valid.
+        for entry in self._candidates(current.event.action):
+            if not (entry._everywhere or entry.scope.covers(current)):  # = entry.applies_to(current)
                 continue
-            started = time.perf_counter()
+            started = clock()
             verdict, fault = _call(entry, current)
-            elapsed = (time.perf_counter() - started) * 1000
+            elapsed = (clock() - started) * 1000
+            name = entry.rule.name
             if fault is None and elapsed > entry.budget_ms:
                 fault = f"overran its budget of {entry.budget_ms:g} ms ({elapsed:.1f} ms)"
             if fault is not None:
                 entry.log_fault(current.command, fault)
-                trace.append(TraceStep(entry.name, "error", fault, elapsed))
-                verdict = _fallback(entry.on_error, entry.name, f"rule error: {fault}")
+                trace.append(_trace_step(name, "error", fault, elapsed))
+                verdict = _fallback(entry.on_error, name, f"rule error: {fault}")
                 if verdict.outcome == ALLOW:
                     continue
             if verdict is None:
-                trace.append(TraceStep(entry.name, "no_opinion", "", elapsed))
+                trace.append(_trace_step(name, "no_opinion", "", elapsed))
                 continue
-            verdict = verdict.by(entry.name)
+            if not verdict.rule:  # the text rules name themselves: no copy needed
+                verdict = verdict.by(name)
             if fault is None:
-                trace.append(TraceStep(entry.name, result_name(verdict), verdict.reason, elapsed))
+                trace.append(_trace_step(name, result_name(verdict), verdict.reason, elapsed))
             if verdict.ends_chain:
                 return Decision(verdict, tuple(trace))
             if verdict.message is not None:
                 current = current.with_event(replace(current.event, message=verdict.message))
-                changed_by.append(entry.name)
-            refused_members.update(dict.fromkeys(verdict.refused_members))
-            for account, result in verdict.friend_results.items():
-                friend_results.setdefault(account, result)
+                changed_by.append(name)
             if verdict.refused_members or verdict.friend_results:
-                changed_by.append(entry.name)
-        final_message = current.event.message if changed_by and isinstance(current.event, MessageSend) else None
+                refused_members.update(dict.fromkeys(verdict.refused_members))
+                for account, result in verdict.friend_results.items():
+                    friend_results.setdefault(account, result)
+                changed_by.append(name)
+        if not changed_by:  # the common case: nothing to merge (refused_members, friend_results empty)
+            return Decision(Verdict(ALLOW, reason="no rule objected"), tuple(trace))
+        final_message = current.event.message if isinstance(current.event, MessageSend) else None
         reason = "; ".join(s.reason for s in trace if s.rule in changed_by and s.reason) or "no rule objected"
         return Decision(
             Verdict(ALLOW, message=final_message, refused_members=tuple(refused_members),
                     friend_results=friend_results, rule=",".join(dict.fromkeys(changed_by)), reason=reason),
             tuple(trace),
         )
+
+    def _candidates(self, action: str) -> tuple[ChainEntry, ...]:
+        """The entries whose actions admit `action`, in order; their scopes are still to check.
+
+        Asking every entry on every callback, twice (decide, then run), cost more than a rule.
+        """
+        found = self._by_action.get(action)
+        if found is None:
+            found = tuple(e for e in self.entries if not e._allowed or action in e._allowed)
+            if len(self._by_action) < _MAX_ACTIONS_CACHED:  # actions come from the wire
+                self._by_action[action] = found
+        return found
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -190,13 +221,26 @@ def _call(entry: ChainEntry, callback: Callback) -> tuple[Verdict | None, str | 
     except Exception as exc:  # a rule's fault must never take the service down
         log.debug("rule %s raised", entry.name, exc_info=True)
         return None, f"raised {type(exc).__name__}: {exc}"
-    if verdict is not None and not isinstance(verdict, Verdict):
+    if verdict is None:  # no opinion: the common case
+        return None, None
+    if not isinstance(verdict, Verdict):
         return None, f"returned {type(verdict).__name__}, not a Verdict or None"
-    if verdict is not None and verdict.message is not None and not isinstance(callback.event, MessageSend):
+    if verdict.message is not None and not isinstance(callback.event, MessageSend):
         return None, "rewrote a message on a callback that carries none"
-    if verdict is not None and verdict.outcome not in ON_ERROR_OUTCOMES:
+    if verdict.outcome not in ON_ERROR_OUTCOMES:
         return None, f"returned an unknown outcome {verdict.outcome!r}"
     return verdict, None
+
+
+def _trace_step(rule: str, result: str, reason: str, elapsed_ms: float) -> TraceStep:
+    """TraceStep(rule, result, reason, elapsed_ms), at half the cost: several per callback.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__; filling the
+    instance dict at once makes the same object (TraceStep has no __post_init__ or slots).
+    """
+    step = object.__new__(TraceStep)
+    step.__dict__.update(rule=rule, result=result, reason=reason, elapsed_ms=elapsed_ms)
+    return step
 
 
 def _fallback(outcome: str, rule: str, reason: str) -> Verdict:

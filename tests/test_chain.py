@@ -139,3 +139,49 @@ def test_only_chains_with_a_blocking_rule_pay_for_the_thread_hop(blocking, inlin
     WhereRun.seen.clear()
     decide(f"{{use: '{K}:WhereRun', config: {{blocking: {str(blocking).lower()}}}}}")
     assert (WhereRun.seen == [threading.current_thread().name]) is inline
+
+
+# ---- the per-callback shortcuts decide as the plain definitions do -----------------------------
+
+def test_trace_steps_made_the_fast_way_are_ordinary_trace_steps():
+    import dataclasses
+
+    from rules.chain import TraceStep, _trace_step
+
+    fast, plain = _trace_step("r", "allow", "why", 1.5), TraceStep("r", "allow", "why", 1.5)
+    assert (fast, hash(fast), vars(fast), repr(fast)) == (plain, hash(plain), vars(plain), repr(plain))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.rule = "other"
+
+
+def test_the_entries_run_are_exactly_those_that_apply():
+    from .helpers import request_samples
+
+    receiver = make_receiver(rules_yaml(
+        f"{{use: '{K}:Decide', name: anything, config: {{outcome: none}}}}",
+        "{use: sensitive_words, config: {words: [x]}}",
+        "{use: sensitive_words, name: wide, scope: {commands: [Sns.CallbackPrevFriendAdd, "
+        "Group.CallbackBeforeCreateGroup]}, config: {words: [x]}}",
+        "{use: contact_info, scope: {users: [jared], except_users: [bob]}, config: {}}",
+        "{use: message_policy, scope: {group_types: [Public]}, config: {default: {deny: [file]}}}",
+        "{use: friend_policy, config: {deny_requesters: [nobody]}}",
+        f"{{use: '{K}:Decide', name: groups, scope: {{conversations: [group]}}, config: {{outcome: none}}}}",
+    ))
+    chain = receiver.chain
+
+    def plainly_applies(entry, callback):  # ChainEntry.applies_to before it was precomputed
+        rule, scope = entry.rule, entry.scope
+        allowed = (rule.supports or rule.actions) if scope.commands else rule.actions
+        return (not allowed or callback.action in allowed) and scope.covers(callback)
+
+    seen = set()
+    for name in request_samples():
+        callback = handle(receiver, sample(name)).callback
+        if callback is None:
+            continue
+        expected = [e for e in chain.entries if plainly_applies(e, callback)]
+        assert [e for e in chain.entries if e.applies_to(callback)] == expected, name
+        assert [e for e in chain._candidates(callback.event.action)
+                if e._everywhere or e.scope.covers(callback)] == expected, name
+        seen.add(len(expected))
+    assert len(seen) > 2  # the samples do tell the entries apart

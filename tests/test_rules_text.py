@@ -81,6 +81,16 @@ def test_other_elements_and_nested_relays_are_kept_byte_for_byte():
     assert content["Title"] == "聊天记录"
 
 
+def test_the_second_text_rule_scans_the_text_the_first_one_masked():
+    # Both rules list the message's texts through one remembered list: a rewrite must renew it.
+    receiver = make_receiver(rules_yaml("{" + WORDS + "}}", "{use: contact_info}"))
+    first = handle(receiver, c2c("fuck 13800138000", "ok"))
+    assert [e["MsgContent"]["Text"] for e in first.reply["MsgBody"]] == ["**** ***********", "ok"]
+    assert first.decision.verdict.rule == "sensitive_words,contact_info"
+    again = handle(receiver, c2c("call 13800138000"))  # a new message: nothing remembered applies
+    assert [e["MsgContent"]["Text"] for e in again.reply["MsgBody"]] == ["call ***********"]
+
+
 def test_tag_leaves_a_non_json_custom_data_alone():
     got = reply("{" + WORDS + ", action: tag}}", c2c("傻逼", custom="plain text"))
     assert got["ErrorCode"] == 0 and got.get("CloudCustomData", "plain text") == "plain text"

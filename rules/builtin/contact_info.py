@@ -28,7 +28,8 @@ class ContactInfo(TextScanRule):
                                     min_digits=config["min_digits"])
 
     def find(self, text: str) -> list[Span]:
-        return [Span(hit.start, hit.end, hit.kind) for hit in self.finder.find(text)]
+        hits = self.finder.find(text)
+        return [Span(hit.start, hit.end, hit.kind) for hit in hits] if hits else hits
 
     def describe(self) -> str:
         c = self.config

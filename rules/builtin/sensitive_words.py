@@ -69,7 +69,8 @@ class SensitiveWords(TextScanRule):
             raise ConfigError(str(exc), path=key) from None
 
     def find(self, text: str) -> list[Span]:
-        return [Span(hit.start, hit.end, hit.word, hit.category) for hit in self.matcher.find(text)]
+        hits = self.matcher.find(text)
+        return [Span(hit.start, hit.end, hit.word, hit.category) for hit in hits] if hits else hits
 
     def action_for(self, spans: Iterable[Span]) -> str:
         overrides = self.config["categories"]

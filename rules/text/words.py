@@ -52,18 +52,21 @@ class _Pattern(NamedTuple):
 #
 # The automaton walks bytes; UTF-8 spends 3 on every Chinese char.  A word list uses a few
 # thousand distinct chars, so each gets its own fixed-width code (1 byte for lists of at
-# most 252 distinct chars, 2 up to 16,254, 4 beyond) and every other char one of two
+# most 252 distinct chars, 2 up to 16,127, 4 beyond) and every other char one of two
 # shared codes: OTHER, or OTHER_LATIN for a Latin letter or digit, which the whole-word
 # check must tell apart.  Matches stay the same: no word holds a shared code, so a run of
 # other chars (folded into one code with fold_repeats; offsets still map back exactly)
 # separates words just as the chars did.  A multi-byte code is a head byte 0x80-0xFE and
-# trail bytes 0x00-0x7F, so a pattern (which starts with a head) only matches at a code
-# boundary.  No code is 0 (dropped) or holds 0xFF, which marks ESCAPE: the text has a char
-# only the per-char path can do.  Compared with searching the normalised str, the stream
-# needs no decoding (nor the UTF-8 copy and byte-to-char table ahocorasick_rs makes of a
-# str), hit offsets simply divide into positions, and mixed text is ~7% fewer bytes.
+# trail bytes 0x01-0x7F, so a pattern (which starts with a head) only matches at a code
+# boundary.  No code holds a 0 byte: a dropped char is all zero bytes, so deleting every 0
+# byte drops exactly those chars (one bytes.translate, cheaper than numpy's nonzero and
+# take).  No code holds 0xFF either, which marks ESCAPE: the text has a char only the
+# per-char path can do.  Compared with searching the normalised str, the stream needs no
+# decoding (nor the UTF-8 copy and byte-to-char table ahocorasick_rs makes of a str), hit
+# offsets simply divide into positions, and mixed text is ~7% fewer bytes.
 _OTHER, _OTHER_LATIN, _FIRST_WORD_CHAR = 0, 1, 2
 _ESCAPE_BYTE = b"\xff"
+_TRAILS = 0x7F  # values of a trail byte, 0x01-0x7F; head bytes (0x80-0xFE) have as many
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,18 +87,20 @@ class SearchEncoding:
     code point of planes 0-1 (256 KiB) for a typical list.
     """
 
-    __slots__ = ("_normalizer", "_chars", "width", "_table", "_latin_codes")
+    __slots__ = ("_normalizer", "_chars", "width", "_table", "_dtype", "_fold", "_latin_codes")
 
     def __init__(self, normalizer: CharNormalizer, keys: list[str]) -> None:
         self._normalizer = normalizer
         self._chars = np.unique(np.frombuffer("".join(keys).encode("utf-32-le"), np.uint32))
         count = _FIRST_WORD_CHAR + len(self._chars)
-        self.width = 1 if count <= 0xFE else 2 if count <= 127 << 7 else 4
+        self.width = 1 if count <= 0xFE else 2 if count <= _TRAILS * _TRAILS else 4
         codes = normalizer.codes
         table = self._pack(self._indices(codes, _latin_table(normalizer)))
-        table[codes == DROPPED] = 0  # no code packs to 0: compress() drops these
-        table[codes == ESCAPE] = _ESCAPE_BYTE[0]
+        table[codes == DROPPED] = 0  # the only code with 0 bytes: encode() deletes them
+        table[codes == ESCAPE] = np.iinfo(table.dtype).max  # every byte 0xFF
         table.flags.writeable = False
+        self._dtype = table.dtype  # of one code, for folding
+        self._fold = normalizer.fold_repeats
         self._table = table
         latin = [_OTHER_LATIN] + [_FIRST_WORD_CHAR + i for i, cp in enumerate(self._chars.tolist())
                                   if is_latin_alnum(chr(cp))]
@@ -114,10 +119,12 @@ class SearchEncoding:
         indices = indices.astype(np.uint32)
         if self.width == 1:
             return (indices + 1).astype(np.uint8)  # 1..0xFE: 0 is "dropped"
-        if self.width == 2:
-            return ((0x80 | indices >> 7) | (indices & 0x7F) << 8).astype(np.uint16)
-        return ((0x80 | indices >> 21) | (indices & 0x7F) << 8 | (indices >> 7 & 0x7F) << 16
-                | (indices >> 14 & 0x7F) << 24)
+        # Little-endian: the head is the low byte; trails hold base-127 digits, plus 1.
+        head, digits = 0x80 + indices // _TRAILS ** (self.width - 1), []
+        for place in range(self.width - 1):
+            digits.append((1 + indices // _TRAILS ** place % _TRAILS) << 8 * (place + 1))
+        return functools.reduce(operator.or_, digits, head).astype(
+            np.uint16 if self.width == 2 else np.uint32)
 
     def encode_keys(self, keys: list[str]) -> list[bytes]:
         """Encode the normalised words (all of whose chars have their own code)."""
@@ -127,24 +134,35 @@ class SearchEncoding:
         return [data[start:end] for start, end in itertools.pairwise(itertools.chain([0], ends))]
 
     def encode(self, text: str) -> tuple[bytes, OffsetMap | np.ndarray, np.ndarray | None]:
-        """Normalise and encode ``text`` in one vectorised pass (the hot path).
+        """Normalise and encode ``text`` (the hot path: a handful of vectorised steps).
 
-        Returns (data, kept, differs) to hand to :meth:`offset_map` if the text has hits;
-        a text that took the per-char path returns its OffsetMap in place of kept.
+        Returns (data, mapped, differs) to hand to :meth:`offset_map` if the text has hits;
+        a text that took the per-char path returns its OffsetMap in place of mapped.  Like
+        CharNormalizer.compress, but dropping by bytes (see the comment above), and leaving
+        the offsets, which only texts with a hit need, to offset_map.
         """
-        data, kept, differs = self._normalizer.compress(text, self._table)
+        # numpy stores a str as UCS-4, so this is its code points without an encode step
+        # (a lone surrogate included: the table drops it).  "" comes out as one NUL: dropped.
+        mapped = self._table.take(np.frombuffer(np.array(text), np.uint32), mode="clip")
+        data = mapped.tobytes().translate(None, b"\0")
+        differs = None
+        if self._fold:
+            values = np.frombuffer(data, self._dtype)
+            rest = values[1:]
+            differs = rest != values[:-1]  # a char stays if it differs from the one before it
+            data = data[:self.width] + rest[differs].tobytes()
         if _ESCAPE_BYTE in data:  # an expanding or beyond-table char (rare)
             normalised, offsets = self._normalizer.per_char(text)
             points = np.frombuffer(normalised.encode("utf-32-le"), np.uint32)
             latin = np.array([is_latin_alnum(c) for c in normalised], bool)
             return self._pack(self._indices(points, latin)).tobytes(), offsets, None
-        return data, kept, differs
+        return data, mapped, differs
 
-    def offset_map(self, kept: OffsetMap | np.ndarray, differs: np.ndarray | None) -> OffsetMap:
+    def offset_map(self, mapped: OffsetMap | np.ndarray, differs: np.ndarray | None) -> OffsetMap:
         """Map codes of :meth:`encode`'s stream back to the text (texts with hits only)."""
-        if isinstance(kept, OffsetMap):
-            return kept
-        return self._normalizer.offset_map(kept, differs)
+        if isinstance(mapped, OffsetMap):
+            return mapped
+        return self._normalizer.offset_map(mapped.nonzero()[0], differs)
 
     def latin_at(self, data: bytes, offset: int) -> bool:
         """True if the code at byte ``offset`` stands for a Latin letter or digit."""
@@ -202,11 +220,11 @@ class WordMatcher:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
         if not text or self._automaton is None:
             return []
-        data, kept, differs = self._encoding.encode(text)
+        data, mapped, differs = self._encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
         if not hits:
             return []  # the common case: offsets are never computed
-        return self._resolve(data, hits, self._encoding.offset_map(kept, differs))
+        return self._resolve(data, hits, self._encoding.offset_map(mapped, differs))
 
     def _resolve(self, data: bytes, hits: list[tuple[int, int, int]],
                  offsets: OffsetMap) -> list[Match]:
