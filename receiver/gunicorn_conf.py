@@ -14,7 +14,11 @@ workers = int(os.environ.get("IMHOOK_WORKERS", max(2, multiprocessing.cpu_count(
 # gthread plus load shedding: a callback that waited longer than server.shed_after_ms in the
 # worker's queue is answered at once with the fail-open reply (receiver/worker.py).
 worker_class = os.environ.get("IMHOOK_WORKER_CLASS", "receiver.worker.ImhookWorker")
-threads = int(os.environ.get("IMHOOK_THREADS", "8"))
+# Few threads: the rules are CPU work under one GIL, so more threads only take turns on it (8 threads
+# cost ~10% of throughput and doubled p99 in benchmarks/http.py). Waiting is done elsewhere: idle
+# keep-alive connections wait in gthread's poller, a blocking rule on the chain's own pool under its
+# deadline. Raise it for Python rules that wait on slow services.
+threads = int(os.environ.get("IMHOOK_THREADS", "2"))
 # The IM reuses connections; keep them a little longer than its idle gap.
 keepalive = 75
 # A worker silent this long is stuck: far beyond the 2 s budget, short enough to recover fast.
@@ -66,6 +70,19 @@ def when_ready(server):
 
 def post_fork(server, worker):
     _each("post_fork", server, worker)
+
+
+def post_worker_init(worker):
+    """The app is built: move everything it holds out of the garbage collector's sight.
+
+    The rules' word lists, schemas and the app are tens of thousands of long-lived objects; every
+    full collection walked them all while holding the GIL (~50 ms on the benchmark config, a stall
+    of every request in the worker). Frozen, a full collection walks only what requests left behind.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def worker_exit(server, worker):
