@@ -207,7 +207,7 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
         time.sleep(1)
         server = servers[run.name]
         shed_before = shed_so_far(server)
-        run.phases["overload"] = open_phase(server, bodies, args, rate=2 * run.saturation,
+        run.phases["overload"] = open_phase(server, bodies, args, rate=args.overload_factor * run.saturation,
                                             seconds=args.overload_seconds, max_connections=args.overload_connections)
         time.sleep(FLUSH_SECONDS + 0.5)  # the other workers' counts reach /metrics within a flush
         shed_after = shed_so_far(server)
@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="each closed-loop run at --connections")
     parser.add_argument("--rounds", type=int, default=3, help="closed-loop runs per server, alternating")
     parser.add_argument("--overload-seconds", type=float, default=30.0, help="0: no open-loop overload run")
+    parser.add_argument("--overload-factor", type=float, default=2.0,
+                        help="the open-loop rate as a multiple of the server's closed-loop saturation rate")
     parser.add_argument("--overload-connections", type=int, default=256, help="open-loop pool size cap")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=workers)
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 run.hop = chain_hop_cost(receivers[run.name], bodies, 20_000)
                 print(f"  {run.name}: rules per before-send message, in-process: on a thread pool "
                       f"{run.hop[0]:.1f} us, inline {run.hop[1]:.1f} us: the hop costs {run.hop[0] - run.hop[1]:.1f} us")
-        targets = summarize(runs, args.smoke)
+        targets = summarize(runs, args.smoke, args.overload_factor)
         if args.markdown:
             args.markdown.write_text(markdown(info, args, runs, targets, argv), encoding="utf-8")
             print(f"figures written to {args.markdown}")
