@@ -164,6 +164,12 @@ class LoadResult:
     def errors(self) -> int:
         return self.non_2xx + self.socket_errors + self.timeouts
 
+    @property
+    def cpu_us_per_request(self) -> float:
+        """The server's CPU per answered request: steadier than req/s on a shared machine, because
+        another process's load takes cores away from the server but barely changes what a request costs."""
+        return self.cpu_server / self.rps * 1e6 if self.rps else 0.0
+
 
 def percentile(sorted_values: list[float], pct: float) -> float:
     """Nearest-rank percentile of an already sorted list (0 for an empty one)."""

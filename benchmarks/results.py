@@ -44,7 +44,7 @@ def report(run: Run, phase: str) -> None:
           f"p50 {r.p50:7.2f}  p99 {r.p99:7.2f}  p99.9 {r.p999:7.2f}  max {r.max:8.1f} ms  "
           f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  timeouts {r.timeouts}"
           f"{rate} over 2 s {r.over_2s}; cores used: server {r.cpu_server:.2f}, generator {r.cpu_generator:.2f}, "
-          f"others {r.cpu_others:.2f}{shed}",
+          f"others {r.cpu_others:.2f}; server CPU per request {r.cpu_us_per_request:,.0f} us{shed}",
           flush=True)
 
 
@@ -60,7 +60,9 @@ def summarize(runs: list[Run], smoke: bool, factor: float = 2.0) -> list[tuple[s
         mine, theirs = run.phases.get(key), base.phases[key]
         if run is not base and mine and theirs.rps:
             print(f"  {run.name:<10} throughput {mine.rps / theirs.rps:5.2f}x   "
-                  f"p99 {mine.p99 / max(theirs.p99, 1e-9):5.2f}x")
+                  f"p99 {mine.p99 / max(theirs.p99, 1e-9):5.2f}x   server CPU per request "
+                  f"{mine.cpu_us_per_request:,.0f} us against {theirs.cpu_us_per_request:,.0f} us "
+                  f"({theirs.cpu_us_per_request / max(mine.cpu_us_per_request, 1e-9):.2f}x)")
     if smoke or prod is None:
         return []
     mine, overload = prod.phases.get(key), prod.phases.get("overload")
@@ -85,14 +87,15 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
               f"load: {'wrk ' + loadgen.wrk_version() if args.wrk else 'Python closed-loop generator'} "
               f"(closed loop), Python generator on {loadgen.event_loop_name()} (open loop)", ""]
     lines += ["| server | phase | generator | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | "
-              "socket err | timeouts | over 2 s | CPU server / gen / others |", "|" + "---|" * 14]
+              "socket err | timeouts | over 2 s | CPU server / gen / others | server µs/req |", "|" + "---|" * 15]
     for run in runs:
         for phase, r in run.phases.items():
             rate = f" (target {r.target_rate:,.0f})" if r.target_rate else ""
             lines.append(f"| {run.label} | {phase} | {r.generator} | {r.connections} | {r.rps:,.0f}{rate} | "
                          f"{r.p50:.2f} | {r.p99:.2f} | {r.p999:.2f} | {r.max:,.1f} | {r.non_2xx} | "
                          f"{r.socket_errors} | {r.timeouts} | {r.over_2s} | "
-                         f"{r.cpu_server:.2f} / {r.cpu_generator:.2f} / {r.cpu_others:.2f} |")
+                         f"{r.cpu_server:.2f} / {r.cpu_generator:.2f} / {r.cpu_others:.2f} | "
+                         f"{r.cpu_us_per_request:,.0f} |")
     lines.append("")
     base = next((r for r in runs if r.name == "bare"), None)
     key = next(iter(base.phases)) if base and base.phases else None
@@ -100,7 +103,8 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
         if key and run is not base and key in run.phases and base.phases[key].rps:
             mine, theirs = run.phases[key], base.phases[key]
             lines.append(f"- {run.label}: {mine.rps / theirs.rps:.2f}x the bare app's throughput at {key}, "
-                         f"p99 {mine.p99 / max(theirs.p99, 1e-9):.2f}x")
+                         f"p99 {mine.p99 / max(theirs.p99, 1e-9):.2f}x; server CPU per request "
+                         f"{mine.cpu_us_per_request:,.0f} us against the bare app's {theirs.cpu_us_per_request:,.0f} us")
         if run.rounds:
             lines.append(f"- {run.name}: the {len(run.rounds)} alternating runs at {key}: "
                          + ", ".join(f"{r.rps:,.0f} req/s (p99 {r.p99:.1f} ms)" for r in run.rounds)
