@@ -114,8 +114,8 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
                          f"`Chain.decide` runs a chain with a blocking rule) {run.hop[0]:.1f} us, inline "
                          f"{run.hop[1]:.1f} us: the hop costs {run.hop[0] - run.hop[1]:.1f} us")
         if run.shed_overload is not None and "overload" in run.phases:
-            lines.append(f"- {run.name}: {run.shed_overload:,} of the {run.phases['overload'].requests:,} overload "
-                         "requests were shed (answered at once, fail-open, without the rules)")
+            lines.append(f"- {run.name}: {run.shed_overload:,} requests were shed during the overload phase "
+                         "(answered at once, fail-open, without the rules)")
         if run.shed is not None:
             lines.append(f"- {run.name}: {run.shed:,} requests shed over the whole run (the workers' exit log)")
         if run.outcomes:
