@@ -1,0 +1,96 @@
+"""Process CPU per request of imhook's WSGI app over the benchmark mix, in-process, for any checkout.
+
+    python benchmarks/wsgi_cpu.py [--config production|default|FILE] [--set JSON] [--tree DIR]
+
+Builds the app as gunicorn does (create_app) from the config, sends the 3,000-callback mix through
+it once to warm up, then three more times, and prints the process CPU per request: the request
+thread plus imhook's own threads (the recording writer, the flushers), waited for until the
+recording queue is empty. CPU time, not wall time: steadier than req/s on a shared machine.
+
+`--tree DIR` imports `receiver` and `rules` from another checkout (e.g. an older commit unpacked
+with `git archive <commit> | tar -x -C DIR`), with this checkout's traffic and configs, so a
+before/after pair measures the code alone: run both, alternating, a few times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="production", help="default, production or a config file")
+    parser.add_argument("--set", default="{}", help="JSON object merged into the config")
+    parser.add_argument("--tree", type=Path, default=HERE.parent, help="the checkout whose code to time")
+    parser.add_argument("--callbacks", type=int, default=3000)
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(HERE))
+    import parts  # noqa: E402  (this checkout's helpers: config writing, seed)
+    import traffic  # noqa: E402
+    from werkzeug.test import EnvironBuilder  # noqa: E402
+
+    sys.path.insert(0, str(args.tree.resolve()))  # first, ahead of what importing parts put there
+
+    workdir = Path(tempfile.mkdtemp(prefix="imhook-wsgi-cpu-"))
+    os.chdir(workdir)  # recordings and their journal go here
+    words = traffic.make_words(parts.SEED, 20_000)
+    traffic.write_word_file(workdir / "bench-words.txt", words)
+    shutil.copy(HERE / "configs" / "production.yaml", workdir / "production.yaml")
+    which = str(workdir / "production.yaml") if args.config == "production" else args.config
+    os.environ.update({"IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN,
+                       "IMHOOK_CONFIG": str(parts.write_config(which, json.loads(args.set), workdir))})
+
+    from receiver.app import create_app
+
+    assert Path(sys.modules["receiver"].__file__).resolve().is_relative_to(args.tree.resolve()), "wrong tree"
+    app = create_app()
+    now = int(time.time())
+    environs = []
+    for path, body in traffic.Traffic.build(parts.SEED, words, args.callbacks, now).requests(now):
+        route, _, query = path.partition("?")
+        environs.append((EnvironBuilder(path=route, query_string=query, method="POST", data=body,
+                                        content_type="application/json").get_environ(), body))
+
+    def send_all() -> None:
+        for environ, body in environs:
+            out = app({**environ, "wsgi.input": io.BytesIO(body)}, lambda *a: None)
+            b"".join(out)
+            out.close()
+
+    recorder = app.extensions.get("imhook.recorder")
+
+    def drain() -> None:
+        deadline = time.monotonic() + 30
+        while recorder is not None and time.monotonic() < deadline:
+            queue = recorder._queue  # queue.Queue in older trees, an Inbox since
+            if not (queue.qsize() if hasattr(queue, "qsize") else len(queue)):
+                return
+            time.sleep(0.05)
+
+    send_all()
+    drain()
+    started = time.process_time()
+    for _ in range(3):
+        send_all()
+    drain()
+    cpu = (time.process_time() - started) / (3 * len(environs)) * 1e6
+    print(f"{args.tree}: config {args.config} {args.set}: {cpu:.1f} us of process CPU per request")
+    if recorder is not None:
+        recorder.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

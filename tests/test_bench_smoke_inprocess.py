@@ -1,0 +1,43 @@
+"""Smoke runs of the in-process benchmarks (parts.py, wsgi_cpu.py): they build the app from a config,
+send a small mix through it and print their figures. The figures are not judged here."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+def run_script(*args: str) -> str:
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / args[0]), *args[1:]],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+@pytest.mark.parametrize("config", ["default", "production"])
+def test_wsgi_cpu_prints_the_cpu_per_request(config):
+    output = run_script("wsgi_cpu.py", "--config", config, "--callbacks", "100")
+    figure = re.search(r"config (\w+) \{\}: ([\d.]+) us of process CPU per request", output)
+    assert figure and figure.group(1) == config and float(figure.group(2)) > 0, output
+
+
+def test_wsgi_cpu_times_the_tree_it_is_given(tmp_path):
+    # Another checkout's code (here: a copy of this one) is what gets imported and timed.
+    import shutil
+
+    for part in ("receiver", "rules"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    output = run_script("wsgi_cpu.py", "--config", "default", "--callbacks", "50", "--tree", str(tmp_path))
+    assert output.startswith(f"{tmp_path}: config default"), output
+
+
+def test_parts_prints_every_part():
+    output = run_script("parts.py", "--config", "default", "--callbacks", "100")
+    for label in ("WSGI app, end to end", "Receiver.handle", "parse:", "Chain.decide, as served",
+                  "render the reply", "observer receiver.recording.writer.Recorder"):
+        assert re.search(rf"{re.escape(label)}.*\s[\d.]+$", output, re.MULTILINE), (label, output)
