@@ -55,6 +55,49 @@ def write_config(which: str, overrides: dict, workdir: Path) -> Path:
     return path
 
 
+def build_app(config: str, overrides: dict, callbacks: int):
+    """The app as gunicorn builds it, in a fresh working directory (recordings go there), and the
+    benchmark mix: (app, [(path, body)], [(WSGI environ, body)], workdir). `receiver` is imported
+    from whatever comes first on sys.path (wsgi_cpu.py --tree puts another checkout there)."""
+    workdir = Path(tempfile.mkdtemp(prefix="imhook-bench-app-"))
+    os.chdir(workdir)
+    words = traffic.make_words(SEED, 20_000)
+    traffic.write_word_file(workdir / "bench-words.txt", words)
+    shutil.copy(ROOT / "benchmarks" / "configs" / "production.yaml", workdir / "production.yaml")
+    which = str(workdir / "production.yaml") if config == "production" else config
+    os.environ.update({"IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN,
+                       "IMHOOK_CONFIG": str(write_config(which, overrides, workdir))})
+
+    from receiver.app import create_app
+
+    app = create_app()
+    now = int(time.time())
+    requests = traffic.Traffic.build(SEED, words, callbacks, now).requests(now)
+    environs = []
+    for path, body in requests:
+        route, _, query = path.partition("?")
+        environ = EnvironBuilder(path=route, query_string=query, method="POST", data=body,
+                                 content_type="application/json").get_environ()
+        environs.append((environ, body))
+    return app, requests, environs, workdir
+
+
+def send(app, item) -> None:
+    """One request of the mix through the WSGI app, its reply read."""
+    environ, body = item
+    out = app({**environ, "wsgi.input": io.BytesIO(body)}, lambda *a: None)
+    b"".join(out)
+    out.close()
+
+
+def clean_up(app, workdir: Path) -> None:
+    """Stop the recorder (it writes until its queue is empty) and remove the working directory."""
+    recorder = app.extensions.get("imhook.recorder")
+    if recorder is not None:
+        recorder.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def per_request(fn, items, count: int, rounds: int = 3) -> float:
     """µs per request of the mix: `fn` over `items` `rounds` times, after a short warm-up."""
     for item in items[:200]:
@@ -73,35 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callbacks", type=int, default=3000)
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="imhook-parts-"))
-    os.chdir(workdir)  # recordings and their journal go here
-    words = traffic.make_words(SEED, 20_000)
-    traffic.write_word_file(workdir / "bench-words.txt", words)
-    shutil.copy(ROOT / "benchmarks" / "configs" / "production.yaml", workdir / "production.yaml")
-    which = str(workdir / "production.yaml") if args.config == "production" else args.config
-    os.environ.update({"IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN,
-                       "IMHOOK_CONFIG": str(write_config(which, json.loads(args.set), workdir))})
-
-    from receiver.app import create_app
+    app, requests, environs, workdir = build_app(args.config, json.loads(args.set), args.callbacks)
     from receiver.core import HttpRequest
 
-    app = create_app()
     receiver = app.extensions["imhook"]
-    now = int(time.time())
-    requests = traffic.Traffic.build(SEED, words, args.callbacks, now).requests(now)
     n = len(requests)
-    environs = []
-    for path, body in requests:
-        route, _, query = path.partition("?")
-        environ = EnvironBuilder(path=route, query_string=query, method="POST", data=body,
-                                 content_type="application/json").get_environ()
-        environs.append((environ, body))
-
-    def wsgi(item) -> None:
-        environ, body = item
-        out = app({**environ, "wsgi.input": io.BytesIO(body)}, lambda *a: None)
-        b"".join(out)
-        out.close()
 
     http_requests = [HttpRequest("POST", dict(parse_qsl(urlsplit(p).query)), b) for p, b in requests]
     config, chain = receiver.config, receiver.chain
@@ -110,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     decisions = [chain.decide(c) for c in callbacks]
     outcomes = [receiver.handle(r) for r in http_requests]
     figures = {
-        "WSGI app, end to end (Flask + imhook)": per_request(wsgi, environs, n),
+        "WSGI app, end to end (Flask + imhook)": per_request(lambda item: send(app, item), environs, n),
         "Receiver.handle": per_request(receiver.handle, http_requests, n),
         "  parse: app id, Sign, JSON, marshmallow": per_request(
             lambda r: receiver.parse(r, config, time.time()), http_requests, n),
@@ -131,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"config {args.config} {args.set}; {n} callbacks; µs per request of the mix, one thread")
     for label, value in figures.items():
         print(f"  {label:<70} {value:8.1f}")
-    recorder = app.extensions.get("imhook.recorder")
-    if recorder is not None:
-        recorder.close()
-    shutil.rmtree(workdir, ignore_errors=True)
+    clean_up(app, workdir)
     return 0
 
 

@@ -15,12 +15,8 @@ before/after pair measures the code alone: run both, alternating, a few times.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,37 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
-    import parts  # noqa: E402  (this checkout's helpers: config writing, seed)
-    import traffic  # noqa: E402
-    from werkzeug.test import EnvironBuilder  # noqa: E402
+    import parts  # noqa: E402  (this checkout's benchmark helpers, which put it on sys.path too)
 
-    sys.path.insert(0, str(args.tree.resolve()))  # first, ahead of what importing parts put there
-
-    workdir = Path(tempfile.mkdtemp(prefix="imhook-wsgi-cpu-"))
-    os.chdir(workdir)  # recordings and their journal go here
-    words = traffic.make_words(parts.SEED, 20_000)
-    traffic.write_word_file(workdir / "bench-words.txt", words)
-    shutil.copy(HERE / "configs" / "production.yaml", workdir / "production.yaml")
-    which = str(workdir / "production.yaml") if args.config == "production" else args.config
-    os.environ.update({"IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN,
-                       "IMHOOK_CONFIG": str(parts.write_config(which, json.loads(args.set), workdir))})
-
-    from receiver.app import create_app
-
+    sys.path.insert(0, str(args.tree.resolve()))  # first: the code to time comes from the tree
+    app, _, environs, workdir = parts.build_app(args.config, json.loads(args.set), args.callbacks)
     assert Path(sys.modules["receiver"].__file__).resolve().is_relative_to(args.tree.resolve()), "wrong tree"
-    app = create_app()
-    now = int(time.time())
-    environs = []
-    for path, body in traffic.Traffic.build(parts.SEED, words, args.callbacks, now).requests(now):
-        route, _, query = path.partition("?")
-        environs.append((EnvironBuilder(path=route, query_string=query, method="POST", data=body,
-                                        content_type="application/json").get_environ(), body))
 
     def send_all() -> None:
-        for environ, body in environs:
-            out = app({**environ, "wsgi.input": io.BytesIO(body)}, lambda *a: None)
-            b"".join(out)
-            out.close()
+        for item in environs:
+            parts.send(app, item)
 
     recorder = app.extensions.get("imhook.recorder")
 
@@ -86,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     drain()
     cpu = (time.process_time() - started) / (3 * len(environs)) * 1e6
     print(f"{args.tree}: config {args.config} {args.set}: {cpu:.1f} us of process CPU per request")
-    if recorder is not None:
-        recorder.close()
-    shutil.rmtree(workdir, ignore_errors=True)
+    parts.clean_up(app, workdir)
     return 0
 
 
