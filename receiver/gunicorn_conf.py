@@ -78,6 +78,8 @@ def post_worker_init(worker):
     The rules' word lists, schemas and the app are tens of thousands of long-lived objects; every
     full collection walked them all while holding the GIL (~50 ms on the benchmark config, a stall
     of every request in the worker). Frozen, a full collection walks only what requests left behind.
+    Frozen objects are still freed by reference counting; only cycles among them stay, e.g. those
+    of a chain replaced by `reload.watch` (a HUP reload starts new workers): small, once per reload.
     """
     import gc
 
