@@ -74,3 +74,15 @@ def test_a_worker_that_stops_writes_its_last_counts_and_log_lines(serve, tmp_pat
     assert registry.get_sample_value("imhook_callbacks_total", labels) == sent
     lines = [line for line in server.log().splitlines() if '"logger":"imhook.callback"' in line]
     assert len(lines) == sent
+
+
+def test_a_worker_freezes_the_built_app_out_of_the_collectors_sight():
+    import subprocess
+    import sys
+
+    # In a fresh interpreter: freezing is for the life of the process.
+    code = ("import gc; from receiver import gunicorn_conf; big = [[i] for i in range(10000)]; "
+            "gunicorn_conf.post_worker_init(None); print(gc.get_freeze_count())")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert int(run.stdout.strip()) > 10000
