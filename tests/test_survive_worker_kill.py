@@ -47,6 +47,19 @@ def load(url: str, index: int, stop: threading.Event, accepted: dict, failed: li
             failed.append((index, time.monotonic()))
 
 
+def busy_worker(master: int, journal_dir, timeout: float = 5.0) -> int:
+    """A worker that has answered callbacks (its journal file is not empty): the accept race can
+    leave a worker without any of the clients' connections, and killing that one proves nothing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = worker_pids(master)
+        written = {int(path.name.split("-")[0]) for path in journal_dir.glob("*.jsonl") if path.stat().st_size}
+        busy = [pid for pid in pids if pid in written]
+        if busy or time.monotonic() > deadline:
+            return busy[0] if busy else pids[0]
+        time.sleep(0.05)
+
+
 def test_killing_a_worker_loses_only_its_requests_in_flight(serve, tmp_path):
     dead_port = free_port()  # forwarding target nobody listens on: every event stays in the outbox
     text = config_text(tmp_path, "forwarding:\n  outbox: outbox.sqlite\n  targets:\n"
@@ -60,7 +73,7 @@ def test_killing_a_worker_loses_only_its_requests_in_flight(serve, tmp_path):
     for client in clients:
         client.start()
     time.sleep(KILL_AT)
-    victim = worker_pids(server.process.pid)[0]
+    victim = busy_worker(server.process.pid, tmp_path / "recordings.sqlite.journal")
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
     time.sleep(LOAD_SECONDS - KILL_AT)
