@@ -15,14 +15,18 @@ from typing import Any
 import orjson
 
 _fallback = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+# datetimes and dataclasses come out as str() gives them, as json.dumps(default=str) wrote them.
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON (non-ASCII kept as is); values JSON has no type for become str()."""
     try:
-        return orjson.dumps(value, default=str)
-    except TypeError:  # an integer beyond 64 bits, a non-string key
-        return _fallback(value).encode("utf-8")
+        return orjson.dumps(value, default=str, option=_OPTIONS)
+    except TypeError:  # an integer beyond 64 bits, a non-string key, a lone surrogate
+        # A lone surrogate (json.loads accepts "\ud800" in a callback body) cannot be UTF-8:
+        # backslashreplace writes it back as the JSON escape it came in as.
+        return _fallback(value).encode("utf-8", "backslashreplace")
 
 
 def dumps_str(value: Any) -> str:

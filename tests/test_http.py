@@ -107,3 +107,10 @@ def test_request_ids_are_unique_and_a_forked_child_draws_a_new_prefix():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child[:16] != mine[0][:16] and child not in mine
+
+
+def test_a_lone_surrogate_in_a_callback_is_written_back_as_its_json_escape():
+    from receiver import jsonout
+
+    value = json.loads('{"Text": "a\\ud800b", "n": 123456789012345678901234567890}')
+    assert json.loads(jsonout.dumps(value)) == value

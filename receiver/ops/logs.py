@@ -13,7 +13,6 @@ a root handler or pytest's log capture), the line goes through `Logger.info` as 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -22,8 +21,7 @@ import weakref
 from collections import deque
 from typing import Any
 
-import orjson
-
+from ..jsonout import dumps
 from .flusher import Flusher
 
 CALLBACK_LOGGER = "imhook.callback"
@@ -35,19 +33,6 @@ WAKE_AT_LINES = 256  # queued lines that get written before FLUSH_SECONDS is up
 # Beyond this many, a request writes the queue itself: a stuck stderr slows requests down, as it
 # always did, instead of filling the memory.
 MAX_QUEUED_LINES = 8192
-# datetimes and dataclasses are written as str() gives them, as json.dumps(default=str) did.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def dumps(line: dict[str, Any]) -> bytes:
-    """One JSON object, non-ASCII kept as is, unknown types as str() (orjson; json for what it refuses)."""
-    try:
-        return orjson.dumps(line, default=str, option=_ORJSON_OPTIONS)
-    except TypeError:  # orjson.JSONEncodeError: non-str keys, ints beyond 64 bits, lone surrogates...
-        text = json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":"))
-        return text.encode("utf-8", "backslashreplace")
-
-
 _second_cache: tuple[int, str] = (-1, "")
 
 
