@@ -83,6 +83,10 @@ class ChainEntry:
         allowed = self._allowed
         if allowed and callback.event.action not in allowed:
             return False
+        return self.in_scope(callback)
+
+    def in_scope(self, callback: Callback) -> bool:
+        """The scope half of applies_to, for entries already picked by action (Chain._candidates)."""
         return self._everywhere or self.scope.covers(callback)
 
 
@@ -120,8 +124,7 @@ class Chain:
         """Decide a callback; after-callbacks and callbacks no rule covers are allowed at once."""
         if not callback.is_before:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
-        applicable = [e for e in self._candidates(callback.event.action)
-                      if e._everywhere or e.scope.covers(callback)]  # = e.applies_to(callback)
+        applicable = [e for e in self._candidates(callback.event.action) if e.in_scope(callback)]
         if not applicable:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
         started = time.perf_counter()
@@ -152,7 +155,7 @@ class Chain:
         clock = time.perf_counter
         # A rewrite changes only the message, never the action, so the candidates stay valid.
         for entry in self._candidates(current.event.action):
-            if not (entry._everywhere or entry.scope.covers(current)):  # = entry.applies_to(current)
+            if not entry.in_scope(current):
                 continue
             started = clock()
             verdict, fault = _call(entry, current)
