@@ -305,8 +305,9 @@ def test_long_lists_are_cut_at_the_limit_and_the_rest_counted(count, omitted):
                   DestinationMembers=[{"Member_Account": f"u{i}"} for i in range(count)])
     sent = sent_of(invite, "Group.CallbackBeforeInviteJoinGroup")
     assert len(sent["invitees"]) == MAX_SHOWN_ITEMS and sent.get("omitted", {}).get("invitees") == omitted
-    texts = sent_of(c2c(*[f"t{i}" for i in range(count)]))
-    assert len(texts["texts"]) == MAX_SHOWN_ITEMS and texts.get("omitted", {}).get("texts") == omitted
+    message = sent_of(c2c(*[f"t{i}" for i in range(count)]))
+    assert len(message["texts"]) == len(message["elements"]) == MAX_SHOWN_ITEMS
+    assert message.get("omitted", {}) == ({"texts": omitted, "elements": omitted} if omitted else {})
 
 
 @pytest.mark.parametrize("body, why", [

@@ -94,7 +94,7 @@ def _texts(event: Event, hashed: bool, summary: dict[str, Any]) -> dict[str, Any
         if len(texts) > MAX_SHOWN_ITEMS:  # one more than shown, so `omitted` is known to be non-zero
             break
     summary = _bounded("texts", texts, summary)
-    if "omitted" in summary:  # count the rest without keeping them
+    if "texts" in summary.get("omitted", {}):  # count the rest without keeping them
         summary["omitted"]["texts"] = sum(1 for _ in event.text_fields()) - MAX_SHOWN_ITEMS
     return summary
 
@@ -103,7 +103,7 @@ def _message(event: MessageSend, hashed: bool) -> dict[str, Any]:
     summary = {"to": printable(event.peer), "conversation": event.conversation}
     if event.group_type:
         summary["group_type"] = printable(event.group_type)
-    summary["elements"] = [printable(kind) for kind in event.message.element_types()[:MAX_SHOWN_ITEMS]]
+    summary = _bounded("elements", [printable(kind) for kind in event.message.element_types()], summary)
     return _texts(event, hashed, summary)
 
 
