@@ -24,7 +24,7 @@ h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #e
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;text-align:right;border-bottom:1px solid #eef0f2}
 td:first-child,th:first-child{text-align:left}details{margin:.4em 0;border:1px solid #e4e7eb;border-radius:4px}
 summary{cursor:pointer;padding:.4em .6em;background:#f5f7fa}details>div{padding:.4em .8em}
-pre{background:#f8f9fa;padding:.6em;overflow-x:auto;font-size:12.5px}.add{color:#1a7f37;background:#e6ffec}
+pre{background:#f8f9fa;padding:.6em;font-size:12.5px;white-space:pre-wrap;word-break:break-all}.add{color:#1a7f37;background:#e6ffec}
 .del{color:#b42318;background:#ffebe9}code{font-size:12.5px}
 .sent{background:#f5f7fa;border-left:3px solid #3b82c4;padding:.4em .8em;margin:.4em 0}
 .sent ul{margin:.2em 0 0;padding-left:1.2em}.sent li{white-space:pre-wrap;word-break:break-word}

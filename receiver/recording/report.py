@@ -91,7 +91,7 @@ def sent_lines(sent: dict[str, Any] | None) -> list[str]:
         return []
     if "error" in sent:
         return [f"sent: (the body cannot be read: {sent['error']})"]
-    head = f"sent: {sent['action']} from {sent['from'] or '-'}"
+    head = f"sent: {sent['action']}" + (f" from {sent['from']}" if sent["from"] else "")
     if sent.get("to"):
         head += f" to {sent['to']}"
     kinds = [k for k in (sent.get("conversation"), sent.get("group_type")) if k]
