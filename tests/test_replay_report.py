@@ -124,8 +124,8 @@ def test_a_changed_case_shows_what_was_sent_and_only_what_changed(report, name, 
     assert (case["old"]["outcome"], case["new"]["outcome"]) == transition
     assert [(c["path"], c["change"], c.get("old"), c.get("new")) for c in case["changes"]] == changes
     block = text_block(text, name)
-    assert [line for line in block if line.startswith("    ") and not line.startswith("     ")
-            or line.startswith("      ")][:len(sent_lines)] == [f"    {line}" for line in sent_lines]
+    assert block[1:1 + len(sent_lines)] == [f"    {line}" for line in sent_lines]  # right under the header
+    assert block[1 + len(sent_lines)].startswith("    was: ")  # then the decisions: nothing else was sent
     assert block[block.index("    reply changes:") + 1:] == [f"      {line}" for line in change_lines]
 
 
@@ -308,6 +308,13 @@ def test_long_lists_are_cut_at_the_limit_and_the_rest_counted(count, omitted):
     message = sent_of(c2c(*[f"t{i}" for i in range(count)]))
     assert len(message["texts"]) == len(message["elements"]) == MAX_SHOWN_ITEMS
     assert message.get("omitted", {}) == ({"texts": omitted, "elements": omitted} if omitted else {})
+
+
+@pytest.mark.parametrize("query", [{}, {"SdkAppid": ""}, {"SdkAppid": "other", "CallbackCommand": ""}])
+def test_a_rejected_record_without_app_id_or_command_is_still_described(query):
+    body = json.dumps(c2c("hi")).encode()
+    sent = describe_sent(Record(received_at=1.0, command=C2C, query=query, body=body, rejected=True))
+    assert [t["text"] for t in sent["texts"]] == ["hi"]
 
 
 @pytest.mark.parametrize("body, why", [

@@ -61,9 +61,9 @@ def _parse(record: Record, platform: Any) -> Event:
 
             _platform = TencentPlatform()
         platform = _platform
-    query = {**record.query}
-    query.setdefault("CallbackCommand", record.command)
-    query.setdefault("SdkAppid", "0")
+    # Only the body is summed up: a rejected record's missing app id or command must not hide it.
+    query = {**record.query, "CallbackCommand": record.query.get("CallbackCommand") or record.command,
+             "SdkAppid": record.query.get("SdkAppid") or "0"}
     # The body was accepted once: no size limit now. Authentication is not checked (no tokens).
     return platform.from_http(query, record.body, app_id=query["SdkAppid"], max_body=len(record.body) + 1,
                               now=record.received_at or time.time()).event
