@@ -265,11 +265,25 @@ def test_retention_deletes_records_older_than_retention_days(tmp_path):
     assert [r.received_at for r in stored(tmp_path)] == [clock.now - 3600]
 
 
-def test_prune_command_deletes_old_records(tmp_path):
+@pytest.mark.parametrize("days, said, left", [
+    ("7", "deleted 1 records older than 7 days", 1),
+    ("0.5", "deleted 1 records older than 0.5 days", 1),
+    ("0.01", "deleted 2 records older than 0.01 days", 0),
+    # 0 means what retention_days: 0 means: keep everything.
+    ("0", "--days 0 keeps everything (as recording.retention_days: 0 does): nothing deleted; 2 records", 2),
+])
+def test_prune_command_deletes_old_records_and_says_what_it_did(tmp_path, days, said, left):
     _old_and_new(tmp_path, time.time())
-    result = CliRunner().invoke(main, ["recordings", "prune", "--db", str(tmp_path / "rec.sqlite"), "--days", "7"])
+    result = CliRunner().invoke(main, ["recordings", "prune", "--db", str(tmp_path / "rec.sqlite"), "--days", days])
     assert result.exit_code == 0, result.output
-    assert "deleted 1 records" in result.output and len(stored(tmp_path)) == 1
+    assert said in result.output and len(stored(tmp_path)) == left
+    if days != "0":
+        assert f"; {left} remain" in result.output
+
+
+def test_prune_help_says_that_0_keeps_everything():
+    result = CliRunner().invoke(main, ["recordings", "prune", "--help"])
+    assert "0 keeps everything" in " ".join(result.output.split())
 
 
 def test_retention_zero_keeps_everything(tmp_path):

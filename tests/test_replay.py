@@ -92,8 +92,10 @@ def test_replay_offline_shows_exactly_the_expected_changes(recorded, tmp_path):
     [cherry] = [c for c in data["changed"] if c["user"] == "u-cherry"]
     assert (cherry["old"]["outcome"], cherry["new"]["outcome"], cherry["new"]["rule"]) == ("allow", "rewrite",
                                                                                           "mask_cherry")
-    assert any(line.startswith("+") and "****** pie" in line for line in cherry["diff"])
-    assert "Changed (3):" in text and "****** pie" in text
+    assert [(c["path"], c["change"]) for c in cherry["changes"]] == [("MsgBody", "added")]
+    assert "****** pie" in json.dumps(cherry["changes"][0]["new"], ensure_ascii=False)
+    assert [t["text"] for t in cherry["sent"]["texts"]] == ["cherry pie"]  # what was sent, beside the replies
+    assert "Changed (3):" in text and "****** pie" in text and '  text: "cherry pie"' in text
     assert "cb/s" not in text  # no progress bar when stderr is not a terminal
 
 

@@ -58,6 +58,23 @@ def test_export_then_import_round_trips(db, tmp_path):
     assert len(binary) == 1 and binary[0]["rejected"] and "body" not in binary[0]
 
 
+def test_importing_the_same_records_again_skips_them_and_says_so(db, tmp_path):
+    export, copy = tmp_path / "a.jsonl", tmp_path / "copy.sqlite"
+    cli("recordings", "export", str(export), "--db", str(db))
+    first = cli("recordings", "import", str(export), "--db", str(copy)).stdout
+    assert f"imported 27 records into {copy}, skipped 0 already present" in first
+    second = cli("recordings", "import", str(export), "--db", str(copy)).stdout
+    assert f"imported 0 records into {copy}, skipped 27 already present" in second
+    # The same records with the keys of every line in another order, and one record more: only it is new.
+    lines = export.read_text("utf-8").splitlines()
+    reordered = [json.dumps(dict(reversed(list(json.loads(line).items()))), ensure_ascii=True) for line in lines]
+    extra = dict(json.loads(lines[0]), received_at=1.5)
+    export.write_text("\n".join([*reordered, json.dumps(extra)]) + "\n", "utf-8")
+    third = cli("recordings", "import", str(export), "--db", str(copy)).stdout
+    assert "imported 1 records" in third and "skipped 27 already present" in third
+    assert cli("recordings", "stats", "--db", str(copy)).stdout.splitlines()[-1].split()[-1] == "28"
+
+
 @pytest.mark.parametrize("args, count", [
     (["--no-rejected"], len(request_samples()) + 1),
     (["--command", "C2C.CallbackBeforeSendMsg"], 1 + 1 + 2),
@@ -109,8 +126,10 @@ def test_corrupt_and_partial_lines_are_reported_and_the_run_goes_on(db, tmp_path
     assert "outcome" in errors["mixed.jsonl:8"]
 
     imported = cli("recordings", "import", str(source), "--db", str(tmp_path / "new.sqlite"))
-    # The truncated body is well-formed as a record: it is imported, and replay reports it.
-    assert "imported 3 records" in imported.stdout and "5 lines skipped" in imported.stderr
+    # The truncated body is well-formed as a record: it is imported, and replay reports it. The last
+    # line repeats the first: the same record, present once.
+    assert "imported 2 records" in imported.stdout and "skipped 1 already present" in imported.stdout
+    assert "5 lines skipped" in imported.stderr
     assert "skipped mixed.jsonl:2: not valid JSON" in imported.stderr
 
 

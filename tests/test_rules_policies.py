@@ -152,17 +152,33 @@ FRIENDS = [
 CREATE = "Group.CallbackBeforeCreateGroup"
 INVITE = "Group.CallbackBeforeInviteJoinGroup"
 JOIN = "Group.CallbackBeforeApplyJoinGroup"
+TOPIC = "Group.CallbackBeforeCreateTopic"
+CREATE_WORDING, MAX_WORDING, NAME_WORDING, JOIN_WORDING, INVITE_WORDING = (
+    "you may not create this type of group", "you already created the most groups of this type allowed",
+    "the name contains a word that is not allowed", "you may not apply to join this group",
+    "these users may not be invited")
+# One config exercising every check: create (deny_users), max_created, name, join, invite.
+EVERY_CHECK = ("create: {{Work: {{deny_users: [leckie]}}, '*': {{max_created: 123}}}}, deny_name_words: [firsttopic], "
+               "join: [{{users: [jared]}}], invite: {{deny_invitees: [jared, leckie]}}{extra}")
+
+
+def every_check(extra: str = "") -> str:
+    return "{use: group_policy, config: {" + EVERY_CHECK.format(extra=extra) + "}}"
+
+
+PER_CHECK_CODES = ", refusals: {create: {code: 10110, info: no such groups}, max_created: {code: 10111}, " \
+                  "name: {info: rename it}, join: {code: 10113, info: not here}, invite: {code: 10114, info: not them}}"
 
 GROUPS = [
     ("deny a type", "{use: group_policy, config: {create: {ChatRoom: {deny: true}}, code: 10150, info: 'no'}}",
      with_(CREATE, Type="ChatRoom"), refused(10150, "no")),
     ("other types pass", "{use: group_policy, config: {create: {ChatRoom: {deny: true}}}}", sample(CREATE), OK),
     ("allow_users per type", "{use: group_policy, config: {create: {Public: {allow_users: [boss]}}}}",
-     sample(CREATE), refused(1)),
+     sample(CREATE), refused(1, CREATE_WORDING)),
     ("deny_users through '*'", "{use: group_policy, config: {create: {'*': {deny_users: [leckie]}}}}",
-     with_(CREATE, Type="Work"), refused(1)),
+     with_(CREATE, Type="Work"), refused(1, CREATE_WORDING)),
     ("max_created: refused once the user owns that many", "{use: group_policy, config: {create: {'*': {max_created: 123}}}}",
-     sample(CREATE), refused(1)),
+     sample(CREATE), refused(1, MAX_WORDING)),
     ("max_created: one more is fine", "{use: group_policy, config: {create: {'*': {max_created: 124}}}}",
      sample(CREATE), OK),
     ("a listed type overrides '*' option by option",
@@ -171,13 +187,13 @@ GROUPS = [
     ("words in group names", "{use: group_policy, config: {deny_name_words: [FIRST], info: bad name}}",
      sample(CREATE), refused(1, "bad name")),
     ("words in topic names", "{use: group_policy, config: {deny_name_words: [firsttopic]}}",
-     sample("Group.CallbackBeforeCreateTopic"), refused(1)),
+     sample("Group.CallbackBeforeCreateTopic"), refused(1, NAME_WORDING)),
     ("join refused for a listed user", "{use: group_policy, config: {join: [{users: [jared]}], code: 10101}}",
-     sample(JOIN), refused(10101)),
+     sample(JOIN), refused(10101, JOIN_WORDING)),
     ("join: only the listed groups", "{use: group_policy, config: {join: [{users: [jared], group_ids: ['@TGS#other']}]}}",
      sample(JOIN), OK),
     ("join: only the listed types", "{use: group_policy, config: {join: [{users: [jared], group_types: [Public]}]}}",
-     sample(JOIN), refused(1)),
+     sample(JOIN), refused(1, JOIN_WORDING)),
     ("invite: refuse only the denied invitee", "{use: group_policy, config: {invite: {deny_invitees: [jared]}}}",
      sample(INVITE), dict(OK, RefusedMembers_Account=["jared"])),
     ("invite: every invitee refused refuses the invitation",
@@ -186,11 +202,37 @@ GROUPS = [
     ("invite: refuse the excess over max_invitees", "{use: group_policy, config: {invite: {max_invitees: 1}}}",
      sample(INVITE), dict(OK, RefusedMembers_Account=["leckie"])),
     ("invite: or refuse all", "{use: group_policy, config: {invite: {max_invitees: 1, over_max: refuse_all}}}",
-     sample(INVITE), refused(1)),
+     sample(INVITE), refused(1, INVITE_WORDING)),
     ("invite: denied invitees do not count towards the maximum",
      "{use: group_policy, config: {invite: {max_invitees: 1, deny_invitees: [jared]}}}",
      sample(INVITE), dict(OK, RefusedMembers_Account=["jared"])),
 ]
+
+# (check, body, reply with the defaults, with the old shared code/info, with refusals.<check>,
+#  with refusals.<check> and shared code/info: the check's own win, the unset half falls back)
+GROUP_CHECKS = [
+    ("create", with_(CREATE, Type="Work"), refused(1, CREATE_WORDING), refused(10150, "no"),
+     refused(10110, "no such groups"), refused(10110, "no such groups")),
+    ("max_created", sample(CREATE), refused(1, MAX_WORDING), refused(10150, "no"),
+     refused(10111, MAX_WORDING), refused(10111, "no")),
+    ("name", sample(TOPIC), refused(1, NAME_WORDING), refused(10150, "no"),
+     refused(1, "rename it"), refused(10150, "rename it")),
+    ("join", sample(JOIN), refused(1, JOIN_WORDING), refused(10150, "no"),
+     refused(10113, "not here"), refused(10113, "not here")),
+    ("invite", sample(INVITE), refused(1, INVITE_WORDING), refused(10150, "no"),
+     refused(10114, "not them"), refused(10114, "not them")),
+]
+GROUP_CHECK_CONFIGS = {"defaults": "", "shared": ", code: 10150, info: 'no'", "per check": PER_CHECK_CODES,
+                       "both": PER_CHECK_CODES + ", code: 10150, info: 'no'"}
+
+
+GROUP_CHECK_CASES = [(f"{check}, {config}", body, extra, reply) for check, body, *replies in GROUP_CHECKS
+                     for (config, extra), reply in zip(GROUP_CHECK_CONFIGS.items(), replies, strict=True)]
+
+
+@pytest.mark.parametrize("case, body, extra, expected", GROUP_CHECK_CASES, ids=[c[0] for c in GROUP_CHECK_CASES])
+def test_group_policy_answers_each_check_with_its_own_code_and_wording(case, body, extra, expected):
+    assert reply_of(every_check(extra), body) == expected
 
 SIGNAL_INVITE = '{"businessID": 1, "inviteID": "i1", "inviter": "jared", "actionType": 1, "inviteeList": ["Jonh"]}'
 
@@ -333,6 +375,28 @@ CONFIG_ERRORS = [
         Public:
           max_creatd: 3
 """, "test.yaml:6", "rules[0].config.create.Public.max_creatd", "unknown key"),
+    ("""rules:
+  - use: group_policy
+    config:
+      code: 10150
+      refusals:
+        create: {info: nope}
+        join:
+          info: not here
+          code: 38001
+""", "test.yaml:9", "rules[0].config.refusals.join.code", "10100–10200"),
+    ("""rules:
+  - use: group_policy
+    config:
+      refusals:
+        creat: {code: 10110}
+""", "test.yaml:5", "rules[0].config.refusals.creat", "unknown key"),
+    ("""rules:
+  - use: group_policy
+    config:
+      refusals:
+        invite: {code: '10110'}
+""", "test.yaml:5", "rules[0].config.refusals.invite.code", "integer"),
 ]
 
 

@@ -161,14 +161,18 @@ def export_command(file, db, commands, since, until, user, rejected):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
 def import_command(file, db):
-    """Add the records of a JSON Lines FILE to the database."""
+    """Add the records of a JSON Lines FILE to the database; records already there are skipped.
+
+    A record is already there when one with the same content (everything but its id) was imported
+    before, so importing a file twice adds its records once.
+    """
     from .sources import import_records, read_jsonl
 
     target = _db_path(db)
     with open(file, encoding="utf-8", errors="replace") as f:
-        imported, problems = import_records(read_jsonl(f, Path(file).name), target)
-    _report_problems(problems, "lines")
-    click.echo(f"imported {imported} records into {target}")
+        result = import_records(read_jsonl(f, Path(file).name), target)
+    _report_problems(result.problems, "lines")
+    click.echo(f"imported {result.imported} records into {target}, skipped {result.skipped} already present")
 
 
 @recordings.command("import-samples")
@@ -181,9 +185,9 @@ def import_samples_command(folder, db, app_id):
 
     target = _db_path(db)
     records = sample_records(folder, app_id=app_id or os.environ.get("IMHOOK_APP_ID") or "0")
-    imported, problems = import_records(records, target)
-    _report_problems(problems, "files")
-    click.echo(f"imported {imported} samples into {target}")
+    result = import_records(records, target)
+    _report_problems(result.problems, "files")
+    click.echo(f"imported {result.imported} samples into {target}")
 
 
 @recordings.command("stats")
@@ -205,17 +209,30 @@ def stats_command(db):
 
 @recordings.command("prune")
 @click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
-@click.option("--days", type=click.FloatRange(min=0), required=True, help="Delete records older than this.")
+@click.option("--days", type=click.FloatRange(min=0), required=True,
+              help="Delete records older than this many days; 0 keeps everything, as retention_days: 0 does.")
 def prune_command(db, days):
-    """Delete old records now (the server also does it every hour, per recording.retention_days)."""
+    """Delete old records now (the server also does it every hour, per recording.retention_days).
+
+    --days 0 deletes nothing: it means "keep everything", as recording.retention_days: 0 does.
+    """
+    from .report import when
     from .store import Store
 
-    store = Store(_db_path(db), create=False)
+    path = _db_path(db)
+    store = Store(path, create=False)
     try:
-        deleted = store.delete_older_than(time.time() - days * 86400)
+        if not days:  # the same meaning as retention_days: 0, so one number never means both
+            click.echo(f"--days 0 keeps everything (as recording.retention_days: 0 does): nothing deleted; "
+                       f"{store.count()} records in {path}")
+            return
+        cutoff = time.time() - days * 86400
+        deleted = store.delete_older_than(cutoff)
+        remaining = store.count()
     finally:
         store.close()
-    click.echo(f"deleted {deleted} records older than {days:g} days")
+    click.echo(f"deleted {deleted} records older than {days:g} days (received before {when(cutoff)}) "
+               f"from {path}; {remaining} remain")
 
 
 @recordings.command("hash-id")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from html import escape
 
-from .report import describe, when
+from .changes import ADDED, REMOVED, Change
+from .report import describe, sent_lines, show_value, when
 from .summary import KINDS, Case, Summary
 
 MAX_CASES = 1000  # beyond this the page gets slow to open; the JSON output has them all
+OPEN_CASES = 20  # cases shown unfolded per section, as many as the terminal report shows by default
+PREVIEW_CHARS = 60  # of the first text, in a case's one-line summary
+ABSENT = "(absent)"  # the cell of a field the reply did not have (the text report's + and -)
+ABSENT_CELL = f"<td class='absent'>{ABSENT}</td>"
 COLOURS = {"unchanged": "#9aa5b1", "changed": "#d64545", "new": "#3b82c4", "error": "#e8a33d"}
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;
@@ -20,8 +24,14 @@ h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #e
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .8em;text-align:right;border-bottom:1px solid #eef0f2}
 td:first-child,th:first-child{text-align:left}details{margin:.4em 0;border:1px solid #e4e7eb;border-radius:4px}
 summary{cursor:pointer;padding:.4em .6em;background:#f5f7fa}details>div{padding:.4em .8em}
-pre{background:#f8f9fa;padding:.6em;overflow-x:auto;font-size:12.5px}.add{color:#1a7f37;background:#e6ffec}
-.del{color:#b42318;background:#ffebe9}.hunk{color:#6e40c9}code{font-size:12.5px}
+pre{background:#f8f9fa;padding:.6em;font-size:12.5px;white-space:pre-wrap;word-break:break-all}.add{color:#1a7f37;background:#e6ffec}
+.del{color:#b42318;background:#ffebe9}code{font-size:12.5px}
+.sent{background:#f5f7fa;border-left:3px solid #3b82c4;padding:.4em .8em;margin:.4em 0}
+.sent ul{margin:.2em 0 0;padding-left:1.2em}.sent li{white-space:pre-wrap;word-break:break-word}
+.preview{color:#616e7c}td.absent{color:#9aa5b1;font-style:italic}.was{margin:.4em 0}
+table.changes{width:100%;table-layout:fixed}table.changes td{text-align:left;vertical-align:top;
+font:12.5px ui-monospace,monospace;word-break:break-all;white-space:pre-wrap}
+table.changes th{text-align:left}table.changes th:first-child{width:24%}
 """
 
 
@@ -105,22 +115,55 @@ def _cases(title: str, cases: list[Case], *, diff: bool) -> list[str]:
     out = [f"<h2>{title} ({len(cases)})</h2>"]
     if len(cases) > MAX_CASES:
         out.append(f"<p class='meta'>First {MAX_CASES} shown; the JSON output (--json) has all of them.</p>")
-    for case in cases[:MAX_CASES]:
+    for number, case in enumerate(cases[:MAX_CASES]):
         head = f"{escape(case.where)} · {escape(case.command)} · " + (
             f"{escape(case.old.outcome or '?')} → {escape(case.new.outcome)}" if diff else escape(case.new.outcome))
-        out.append(f"<details><summary>{head}</summary><div>")
-        out.append(f"<p>user {escape(case.user or '-')}, received {escape(when(case.received_at))}</p>")
+        preview = _preview(case.sent)
+        if preview:
+            head += f" · <span class='preview'>{escape(preview)}</span>"
+        # As many open as the terminal shows (--show's default): the first ones read without a click.
+        out.append(f"<details{' open' if number < OPEN_CASES else ''}><summary>{head}</summary><div>")
+        out.append(f"<p class='meta'>user {escape(case.user or '-')}, received {escape(when(case.received_at))}</p>")
+        out += _sent(case.sent)
         if diff:
-            out.append(f"<p>was: {escape(describe(case.old))}<br>now: {escape(describe(case.new))}</p>")
-            out.append("<pre>" + "\n".join(_diff_line(line) for line in case.diff()) + "</pre>")
+            out.append(f"<p class='was'>was: {escape(describe(case.old))}<br>now: {escape(describe(case.new))}</p>")
+            out.append(_changes(case.changes()))
         else:
-            out.append(f"<p>now: {escape(describe(case.new))}</p><pre>"
-                       + escape(json.dumps(case.new.reply, ensure_ascii=False, indent=2)) + "</pre>")
+            out.append(f"<p class='was'>now: {escape(describe(case.new))}</p>"
+                       f"<pre>{escape(show_value(case.new.reply))}</pre>")
         out.append("</div></details>")
     return out
 
 
-def _diff_line(line: str) -> str:
-    cls = ("hunk" if line.startswith("@@") else "add" if line.startswith("+") and not line.startswith("+++")
-           else "del" if line.startswith("-") and not line.startswith("---") else "")
-    return f"<span class='{cls}'>{escape(line)}</span>" if cls else escape(line)
+def _sent(sent: dict | None) -> list[str]:
+    """The lines render_text prints for the callback, as a headline and a list."""
+    lines = sent_lines(sent)
+    if not lines:
+        return []
+    head, items = lines[0], lines[1:]
+    html = [f"<div class='sent'><b>{escape(head.partition(': ')[0])}:</b> {escape(head.partition(': ')[2])}"]
+    if items:
+        html.append("<ul>" + "".join(f"<li>{escape(item.strip())}</li>" for item in items) + "</ul>")
+    html.append("</div>")
+    return ["".join(html)]
+
+
+def _changes(changes: list[Change]) -> str:
+    rows = "".join(
+        f"<tr class='{change.kind}'><td><code>{escape(change.path)}</code></td>"
+        + (ABSENT_CELL if change.kind == ADDED else f"<td class='del'>{escape(show_value(change.old))}</td>")
+        + (ABSENT_CELL if change.kind == REMOVED else f"<td class='add'>{escape(show_value(change.new))}</td>")
+        + "</tr>" for change in changes)
+    return ("<table class='changes'><tr><th>reply field</th><th>was</th><th>now</th></tr>"
+            f"{rows}</table>")
+
+
+def _preview(sent: dict | None) -> str:
+    """The first text sent, cut short, for the one-line summary of a case."""
+    texts = (sent or {}).get("texts") or [f["wording"] for f in (sent or {}).get("friends", ()) if "wording" in f]
+    if texts and texts[0]["kept"] and texts[0]["text"]:
+        text = texts[0]["text"]
+        return f"“{text[:PREVIEW_CHARS]}{'…' if len(text) > PREVIEW_CHARS else ''}”"
+    if sent and sent.get("invitees"):
+        return "invites " + ", ".join(sent["invitees"][:5]) + (" …" if len(sent["invitees"]) > 5 else "")
+    return ""

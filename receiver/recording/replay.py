@@ -23,6 +23,7 @@ from ..client import post_callback
 from ..core import HttpRequest, Receiver
 from ..signature import sign
 from .record import Problem, Record
+from .sent import describe_sent
 from .summary import Case, Side, Summary
 
 UNCHANGED, CHANGED, NEW, ERROR = "unchanged", "changed", "new", "error"
@@ -211,9 +212,12 @@ def _cases(items, replay, summary: Summary, include_rejected: bool, concurrency:
         if why:
             return error_case(item, why)
         try:
-            return replay(item)
+            case = replay(item)
         except Exception as exc:  # one bad record must not end the run; it is reported
             return error_case(item, f"replay failed: {type(exc).__name__}: {exc}")
+        if case.kind in (CHANGED, NEW):  # the report shows what was sent beside the replies
+            case.sent = describe_sent(item)
+        return case
 
     def note(item) -> None:
         if isinstance(item, Record) and item.redacted:

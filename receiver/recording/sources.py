@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -109,24 +110,52 @@ def export_jsonl(source: Source, out: TextIO) -> tuple[int, list[Problem]]:
     return written, problems
 
 
-def import_records(items: Iterator[Record | Problem], db: str | Path, *, batch: int = 500) -> tuple[int, list[Problem]]:
-    """Insert records into a store (new ids); return (imported, problems)."""
+@dataclass
+class Imported:
+    """What an import did: records added, records skipped as already present, lines not read."""
+
+    imported: int = 0
+    skipped: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def import_key(record: Record) -> str:
+    """The store key of an imported record: a hash of its content (everything but its id).
+
+    Importing the same records again finds their keys stored and skips them (the store's UNIQUE
+    key and INSERT OR IGNORE). The content is the record's JSON form with sorted keys and ASCII
+    escapes, so the key does not depend on key order or on how a text is encoded.
+    """
+    data = record.to_json()
+    data.pop("id", None)
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return "import:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def import_records(items: Iterator[Record | Problem], db: str | Path, *, batch: int = 500) -> Imported:
+    """Insert records into a store (new ids), skipping those already there (by `import_key`)."""
     store = Store(db)
-    imported, problems, pending = 0, [], []
+    result, pending = Imported(), []
+
+    def flush() -> None:
+        inserted = store.insert(pending, [import_key(r) for r in pending])
+        result.imported += inserted
+        result.skipped += len(pending) - inserted
+        pending.clear()
+
     try:
         for item in items:
             if isinstance(item, Problem):
-                problems.append(item)
+                result.problems.append(item)
                 continue
             item.id = None
             pending.append(item)
             if len(pending) >= batch:
-                imported += store.insert(pending)
-                pending.clear()
-        imported += store.insert(pending)
+                flush()
+        flush()
     finally:
         store.close()
-    return imported, problems
+    return result
 
 
 def sample_records(folder: str | Path, *, app_id: str = "0", now: float | None = None) -> Iterator[Record | Problem]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .changes import CHANGED, Change, reply_changes
 
 NO_RULE = "(no rule)"
 KINDS = ("unchanged", "changed", "new", "error")
@@ -36,13 +36,16 @@ class Case:
     old: Side | None = None
     new: Side | None = None
     error: str = ""
+    sent: dict[str, Any] | None = None  # the callback in brief (sent.py), for changed and new cases
 
-    def diff(self) -> list[str]:
-        """A unified diff of the old and new reply, as pretty JSON."""
+    def changes(self) -> list[Change]:
+        """What differs between the recorded and the new reply (status included), path by path."""
         if self.old is None or self.new is None:
             return []
-        old, new = _pretty(self.old.status, self.old.reply), _pretty(self.new.status, self.new.reply)
-        return list(difflib.unified_diff(old, new, "recorded reply", "new reply", lineterm="", n=2))
+        try:
+            return reply_changes(self.old.status, self.old.reply, self.new.status, self.new.reply)
+        except RecursionError:  # == on a reply nested deeper than Python compares: say it all changed
+            return [Change("(the whole reply)", CHANGED, self.old.reply, self.new.reply)]
 
     def rule_keys(self) -> list[str]:
         """The rules a case is counted under: both deciders of a change, else the one deciding now."""
@@ -54,15 +57,11 @@ class Case:
         return keys or [NO_RULE]
 
     def to_json(self) -> dict[str, Any]:
+        """The case as docs/recording.md documents it (a changed case also has `changes`)."""
         data = asdict(self)
         if self.kind == "changed":
-            data["diff"] = self.diff()
+            data["changes"] = [change.to_json() for change in self.changes()]
         return data
-
-
-def _pretty(status: int | None, reply: Any) -> list[str]:
-    text = json.dumps(reply, ensure_ascii=False, indent=2, sort_keys=True)
-    return [f"HTTP {status}"] + text.splitlines()
 
 
 @dataclass

@@ -6,6 +6,10 @@
 - `join`: entries of users whose join applications are refused, optionally only for some group ids
   or types.
 - `invite`: refuse only the disallowed invitees; if none is left, refuse the whole invitation.
+
+Each check (`create`, `max_created`, `name`, `join`, `invite`) answers with its own code and text:
+`refusals.<check>` sets them; unset, the shared `code`/`info` apply to every check (as before
+`refusals` existed); unset too, the generic refusal code and the check's own wording (CHECKS).
 """
 
 from __future__ import annotations
@@ -19,10 +23,21 @@ from receiver.model import (GROUP_CREATE, GROUP_INVITE, GROUP_JOIN, TOPIC_CREATE
 from receiver.verdict import Verdict, refuse_members
 
 from ..base import Rule, RuleContext
-from .refusal import NamedBlocks, RefusalConfig, build_refusal, describe_options
+from .refusal import NamedBlocks, Refusal, RefusalConfig, build_refusal, code_field, describe_options
 
 ANY_TYPE = "*"
 OVER_MAX = ("refuse_excess", "refuse_all")
+# check -> (the actions it refuses, its wording when neither refusals.<check>.info nor info is set).
+# The wording is the ErrorInfo of the reply: the IM passes it to the client with an own code
+# (PROTOCOL.md §3, §7), and it is what a recording or a replay report shows.
+CHECKS = {
+    "create": ((GROUP_CREATE,), "you may not create this type of group"),
+    "max_created": ((GROUP_CREATE,), "you already created the most groups of this type allowed"),
+    "name": ((GROUP_CREATE, TOPIC_CREATE), "the name contains a word that is not allowed"),
+    "join": ((GROUP_JOIN,), "you may not apply to join this group"),
+    "invite": ((GROUP_INVITE,), "these users may not be invited"),
+}
+Objection = tuple[str, str]  # (check, why): which check refused, and the reason for the trace
 
 
 class _Strict(Schema):
@@ -53,11 +68,46 @@ class InviteConfig(_Strict):
     over_max = fields.String(load_default="refuse_excess", validate=validate.OneOf(OVER_MAX))
 
 
+class CheckRefusal(_Strict):
+    """`code`/`info` of one check; either left out: the shared one."""
+
+    code = code_field()
+    info = fields.String(load_default=None)
+
+
+class RefusalsConfig(_Strict):
+    create = fields.Nested(CheckRefusal, load_default=None)
+    max_created = fields.Nested(CheckRefusal, load_default=None)
+    name = fields.Nested(CheckRefusal, load_default=None)
+    join = fields.Nested(CheckRefusal, load_default=None)
+    invite = fields.Nested(CheckRefusal, load_default=None)
+
+
 class GroupPolicyConfig(RefusalConfig):
     create = NamedBlocks(CreateConfig, load_default=dict)
     deny_name_words = _strings()
     join = fields.List(fields.Nested(JoinConfig), load_default=list)
     invite = fields.Nested(InviteConfig, load_default=None)
+    info = fields.String(load_default=None)  # None, not "": unset lets each check's own wording show
+    refusals = fields.Nested(RefusalsConfig, load_default=None)
+
+
+def build_check_refusals(config: dict[str, Any], context: RuleContext) -> dict[str, Refusal]:
+    """One Refusal per check: its own code/info, else the shared ones, else its default wording.
+
+    A check's own code is validated against that check's commands, and an error points at
+    `refusals.<check>.code`; the shared code is validated once, at `code`.
+    """
+    build_refusal(config, context, GroupPolicy.actions)  # `action` and the shared `code`, at their place
+    own_blocks = config["refusals"] or {}
+    result = {}
+    for check, (actions, wording) in CHECKS.items():
+        own = own_blocks.get(check) or {}
+        has_code = own.get("code") is not None
+        settings = {"action": config["action"], "code": own["code"] if has_code else config["code"],
+                    "info": next(i for i in (own.get("info"), config["info"], wording) if i is not None)}
+        result[check] = build_refusal(settings, context, actions, path=f"refusals.{check}" if has_code else "")
+    return result
 
 
 class GroupPolicy(Rule):
@@ -70,7 +120,7 @@ class GroupPolicy(Rule):
 
     def __init__(self, config: dict[str, Any], *, name: str, context: RuleContext):
         super().__init__(config, name=name, context=context)
-        self.refusal = build_refusal(config, context, self.actions)
+        self.refusals = build_check_refusals(config, context)
         self.create = config["create"]
         self.name_words = tuple(w.casefold() for w in config["deny_name_words"] or () if w)
         self.invite = config["invite"]
@@ -84,8 +134,11 @@ class GroupPolicy(Rule):
         event = callback.event
         if isinstance(event, GroupInvite):
             return self.decide_invite(callback, event)
-        reason = self._deciders[event.action](event)
-        return self.refusal.verdict(callback, reason) if reason else None
+        objection = self._deciders[event.action](event)
+        if objection is None:
+            return None
+        check, reason = objection
+        return self.refusals[check].verdict(callback, reason)
 
     def create_policy(self, group_type: str) -> dict[str, Any]:
         """The `"*"` options overridden, one by one, by those set for `group_type`."""
@@ -95,35 +148,35 @@ class GroupPolicy(Rule):
                 merged[key] = value
         return merged
 
-    def create_objection(self, event: GroupCreate) -> str:
+    def create_objection(self, event: GroupCreate) -> Objection | None:
         policy, user, kind = self.create_policy(event.group_type), event.actor, event.group_type
         if policy.get("deny"):
-            return f"{kind} groups may not be created"
+            return "create", f"{kind} groups may not be created"
         if policy.get("deny_users") is not None and user in policy["deny_users"]:
-            return f"{user} may not create {kind} groups"
+            return "create", f"{user} may not create {kind} groups"
         if policy.get("allow_users") is not None and user not in policy["allow_users"]:
-            return f"{user} is not allowed to create {kind} groups"
+            return "create", f"{user} is not allowed to create {kind} groups"
         cap = policy.get("max_created")
         # CreateGroupNum counts the groups of this type the user already created (PROTOCOL.md §4).
         if cap is not None and event.created_count >= cap:
-            return f"{user} already created {event.created_count} {kind} groups (maximum {cap})"
+            return "max_created", f"{user} already created {event.created_count} {kind} groups (maximum {cap})"
         return self.name_objection(event)
 
-    def name_objection(self, event: Any) -> str:
+    def name_objection(self, event: Any) -> Objection | None:
         for field in event.text_fields():
             text = field.text.casefold()
             word = next((w for w in self.name_words if w in text), None)
             if word:
-                return f"{field.kind} contains {word!r}"
-        return ""
+                return "name", f"{field.kind} contains {word!r}"
+        return None
 
-    def join_objection(self, event: GroupJoin) -> str:
+    def join_objection(self, event: GroupJoin) -> Objection | None:
         for entry in self.config["join"]:
             if (event.actor in entry["users"]
                     and (entry["group_ids"] is None or event.group_id in entry["group_ids"])
                     and (entry["group_types"] is None or event.group_type in entry["group_types"])):
-                return f"{event.actor} may not apply to join {event.group_id}"
-        return ""
+                return "join", f"{event.actor} may not apply to join {event.group_id}"
+        return None
 
     def decide_invite(self, callback: Callback, event: GroupInvite) -> Verdict | None:
         if self.invite is None:
@@ -136,11 +189,11 @@ class GroupPolicy(Rule):
         reasons = [f"{', '.join(refused)} may not be invited"] if refused else []
         if cap is not None and len(allowed) > cap:
             if self.invite["over_max"] == "refuse_all":
-                return self.refusal.verdict(callback, f"{len(allowed)} invitees, over the maximum of {cap}")
+                return self.refusals["invite"].verdict(callback, f"{len(allowed)} invitees, over the maximum of {cap}")
             refused += allowed[cap:]
             reasons.append(f"{len(allowed) - cap} invitees over the maximum of {cap}")
         if not refused:
             return None
         if len(refused) == len(invitees):  # nobody left to invite: refuse the invitation itself
-            return self.refusal.verdict(callback, "every invitee refused: " + "; ".join(reasons))
+            return self.refusals["invite"].verdict(callback, "every invitee refused: " + "; ".join(reasons))
         return refuse_members(refused, reason="; ".join(reasons))
