@@ -175,6 +175,12 @@ class Callback:
     client_ip: str = ""
     client_platform: str = ""
     known: bool = True  # False: a command this version has no schema for
+    # Schema paths of the fields that did not fit their schema and are kept as the IM sent them
+    # ("MsgSeq", "FriendItem[].Remark"): from the schema, never from the body, so they label metrics.
+    drift: tuple[str, ...] = ()
+    # Why the rules cannot decide this before-callback ("" when they can): a field its decision needs
+    # is unreadable, or the body nests too deep. The chain then answers with its on_error outcome.
+    undecidable: str = ""
 
     @property
     def action(self) -> str:
