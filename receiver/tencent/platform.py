@@ -188,8 +188,8 @@ class TencentPlatform:
                     self._drift_logged.add(key)
                     new.append((path, problem))
         for path, problem in new:
-            log.warning("schema drift in %s: %s is %s; kept as the IM sent it (logged once per field)",
-                        command, path, problem)
+            log.warning("schema drift in %s: %s: %s; kept as the IM sent it (logged once per field)",
+                        command, path, problem[:1].lower() + problem[1:])
 
 
 class TooDeep(BadRequest):
