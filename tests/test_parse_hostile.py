@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 from prometheus_client.registry import REGISTRY
 
 from receiver.core import HttpRequest
 from receiver.tencent.platform import MAX_JSON_DEPTH
 
-from .helpers import APP_ID, handle, make_receiver, rules_yaml, sample
+from .helpers import APP_ID, TOKEN, handle, make_receiver, rules_yaml, sample
 
 WORDS = "{use: sensitive_words, config: {words: [badword]}}"
 CONTACTS = "{use: contact_info, config: {action: mask}}"
@@ -284,3 +285,24 @@ def test_only_an_unusable_body_is_a_400(case, raw, command):
     query = {"SdkAppid": APP_ID, "CallbackCommand": command}
     outcome = with_chain(WORDS).handle(HttpRequest("POST", query, raw))
     assert outcome.status == 400 and outcome.reply["ActionStatus"] == "FAIL"
+
+
+@pytest.mark.integration
+def test_deep_merge_forwards_over_real_http(serve):
+    """The reply re-encodes the rewritten body as deep as it came: the worker's encoder must cope."""
+    server = serve(f"app_id: {APP_ID}\nrules:\n  - {WORDS}\n", workers=1, threads=2)
+    from receiver.client import callback_query
+
+    def post(command: str, levels: int) -> requests.Response:
+        return requests.post(server.callback_url, data=relay_bytes(command, levels, "a badword here"),
+                             params=callback_query(command, APP_ID, token=TOKEN), timeout=10)
+
+    for levels in (52, DEEPEST_RELAY):
+        response = post("C2C.CallbackBeforeSendMsg", levels)
+        assert response.status_code == 200
+        assert innermost_text(response.json()["MsgBody"]) == "a ******* here"
+    over = post("C2C.CallbackBeforeSendMsg", DEEPEST_RELAY + 1)
+    assert over.status_code == 200 and over.json()["ErrorCode"] == 0  # on_error: allow, the default
+    assert post("C2C.CallbackAfterSendMsg", DEEPEST_RELAY).status_code == 200
+    assert post("C2C.CallbackAfterSendMsg", 5000).status_code == 400
+    assert "Traceback" not in server.log()
