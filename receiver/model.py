@@ -20,7 +20,10 @@ GROUP_INVITE = "group.invite"
 TOPIC_CREATE = "topic.create"
 NOTIFY = "notify"
 
-Path = tuple  # a path into the wire body, e.g. (0, "MsgContent", "Text")
+# A path into the wire body, e.g. (0, "MsgContent", "Text"): opaque to rules, which only hand it back
+# to Message.replace_texts. A platform may nest a shared prefix as the first item (Tencent does for
+# merge-forwarded texts, receiver/tencent/message.py), so deep paths do not each copy it.
+Path = tuple
 
 
 @dataclass(frozen=True)

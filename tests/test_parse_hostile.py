@@ -93,6 +93,18 @@ def test_a_text_at_any_depth_is_seen_and_masked(levels, rule, text, masked):
     assert json.dumps(outcome.reply["MsgBody"]).count("chat history") == levels
 
 
+def test_deep_text_paths_share_their_prefix_and_lead_to_the_text():
+    from receiver.tencent.message import TencentMessage, flatten
+
+    body = relay(DEEPEST_RELAY, "deep")
+    fields = [f for f in TencentMessage.from_wire(body).text_fields() if f.text == "deep"]
+    assert len(fields) == 1 and len(fields[0].path) <= 6  # not the 5 × 101 keys it stands for
+    node = body
+    for key in flatten(fields[0].path):
+        node = node[key]
+    assert node == "deep"
+
+
 @pytest.mark.parametrize("on_error, code", [("allow", 0), ("refuse", 1), ("drop", 2)])
 @pytest.mark.parametrize("levels", [DEEPEST_RELAY + 1, 5000], ids=["just-over", "beyond-the-parser"])
 def test_a_before_callback_deeper_than_the_limit_gets_on_error(levels, on_error, code):

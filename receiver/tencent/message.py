@@ -57,6 +57,7 @@ class TencentMessage:
         copies: set[int] = {id(body)}  # containers made here, safe to change
         for path, text in edits.items():
             node: Any = body
+            path = flatten(path)
             for key in path[:-1]:
                 child = node[key]
                 if id(child) not in copies:
@@ -133,10 +134,26 @@ def _elements(body, prefix: Path) -> Iterator[tuple[Path, Any]]:
         yield prefix + (i,), element
 
 
-def _relay_elements(content: dict, prefix: Path) -> Iterator[tuple[Path, Any]]:
-    """The elements of each message in a relay's MsgList, in order: one level, no recursion."""
+def _relay_elements(content: dict, relay_list: Path) -> Iterator[tuple[Path, Any]]:
+    """The elements of each message in a relay's MsgList, in order: one level, no recursion.
+
+    Their paths start with `relay_list` as one item, not its copied contents: a text 100 relays
+    deep has a path of a few items, not of 500, and 20,000 such texts share one prefix.
+    """
     items = content.get("MsgList")
     for k, item in enumerate(items if isinstance(items, list) else ()):
         inner = item.get("MsgBody") if isinstance(item, dict) else None
         if isinstance(inner, list):
-            yield from _elements(inner, prefix + (k, "MsgBody"))
+            yield from _elements(inner, (relay_list, k, "MsgBody"))
+
+
+def flatten(path: Path) -> Path:
+    """The plain key sequence of a path whose first item may be the path of its relay (see above)."""
+    if not path or not isinstance(path[0], tuple):
+        return path
+    parts = []
+    while path and isinstance(path[0], tuple):
+        parts.append(path[1:])
+        path = path[0]
+    parts.append(path)
+    return tuple(key for part in reversed(parts) for key in part)
