@@ -10,6 +10,9 @@ import json
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 from prometheus_client.registry import REGISTRY
 
 from receiver.core import HttpRequest
@@ -318,3 +321,82 @@ def test_deep_merge_forwards_over_real_http(serve):
     assert post("C2C.CallbackAfterSendMsg", DEEPEST_RELAY).status_code == 200
     assert post("C2C.CallbackAfterSendMsg", 5000).status_code == 400
     assert "Traceback" not in server.log()
+
+
+# --- keys named like a field's attribute, and any mutation of a sample --------------------------------
+
+SHADOWS = [
+    ("Group.CallbackBeforeInviteJoinGroup", {"destination_members": 5}, lambda e: e.invitees == ("jared", "leckie")),
+    ("C2C.CallbackBeforeSendMsg", {"msg_body": 5, "from_account": 6}, lambda e: e.actor == "jared"),
+    ("Sns.CallbackPrevFriendAdd", {"FriendItem": [{"To_Account": "a", "to_account": [1]}]},
+     lambda e: [i.to for i in e.items] == ["a"]),
+    ("Group.CallbackBeforeCreateGroup", {"MemberList": [{"Member_Account": "a", "member_account": {"x": 1}}]},
+     lambda e: e.members == ("a",)),
+]
+
+
+@pytest.mark.parametrize("command, changes, check", SHADOWS, ids=[f"{s[0]}-{list(s[1])[0]}" for s in SHADOWS])
+def test_a_key_named_like_an_attribute_never_replaces_the_field(command, changes, check):
+    body = sample(command)
+    body.update(changes)
+    outcome = handle(with_chain(WORDS, "{use: rate_limit, config: {limits: [{key: pair, max: 5, per_seconds: 10}]}}"),
+                     body)
+    assert outcome.status == 200 and check(outcome.callback.event), outcome.callback.event
+    assert all(step.result != "error" for step in outcome.decision.trace)
+    for key, value in changes.items():
+        assert outcome.callback.body[key] == value  # kept in the raw body
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(1 << 70), 1 << 70) | st.floats() | st.text(max_size=5)
+    | st.sampled_from(["12", "JPG", "TIMTextElem", "TIMRelayElem"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["MsgType", "MsgContent", "Text", "MsgList", "MsgBody", "to_account", "x"]), inner,
+        max_size=3),
+    max_leaves=10,
+)
+
+
+def json_paths(value, prefix=()):
+    yield prefix
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in children:
+        yield from json_paths(item, prefix + (key,))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_mutated_sample_is_answered_and_the_slow_path_is_marshmallows_where_it_is_right(data):
+    from receiver.tencent.drift import load_tolerant, shadows
+    from receiver.tencent.platform import TencentPlatform
+    from receiver.tencent.schemas import SCHEMAS
+
+    name = data.draw(st.sampled_from(sorted(SCHEMAS_WITH_SAMPLES)))
+    body = sample(name)
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.sampled_from(list(json_paths(body))[1:]))
+        target = body
+        for key in where[:-1]:
+            target = target[key]
+        target[where[-1]] = data.draw(JSON_VALUES)
+    body["CallbackCommand"] = name
+    raw = json.dumps(body).encode()
+    callback = TencentPlatform().from_http({"SdkAppid": APP_ID, "CallbackCommand": name}, raw, app_id=APP_ID,
+                                           now=0)
+    assert callback.command == name and isinstance(callback.drift, tuple)
+    schema = SCHEMAS[name]
+    payload = json.loads(raw)
+    try:
+        expected = schema.load(payload)
+    except ValidationError:
+        return
+    if not shadows(schema, payload):
+        assert load_tolerant(schema, payload) == (expected, [])
+
+
+SCHEMAS_WITH_SAMPLES = [
+    "C2C.CallbackBeforeSendMsg", "C2C.CallbackAfterSendMsg", "Group.CallbackBeforeSendMsg",
+    "Group.CallbackAfterSendMsg", "Group.CallbackBeforeCreateGroup", "Group.CallbackBeforeInviteJoinGroup",
+    "Sns.CallbackPrevFriendAdd", "Sns.CallbackPrevFriendResponse", "State.StateChange",
+    "Group.CallbackAfterRecallMsg",
+]

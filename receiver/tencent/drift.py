@@ -8,8 +8,9 @@ that does not as its raw value, and names each of those by its schema path ("Msg
 from the body, so they can label a metric. Whether a drifted field matters is the command's to say
 (commands.CommandSpec.decides_on): a before-callback whose decision needs it gets the chain's on_error.
 
-Only bodies `Schema.load` refuses come here (platform.py): the result for a body that fits is
-marshmallow's own, and the fast path (receiver/fastload.py) stays equal to it.
+Only bodies `Schema.load` refuses, or would load wrongly (`shadows`), come here (platform.py): the
+result for a body that fits is marshmallow's own, and the fast path (receiver/fastload.py) stays
+equal to it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,30 @@ def load_tolerant(schema: Schema, value: dict[str, Any]) -> tuple[dict[str, Any]
     """The loaded body with drifted fields kept raw, and where it drifted (`value` is an object)."""
     drift: Drift = []
     return _load_object(schema, value, "", drift), drift
+
+
+def shadows(schema: Schema, value: Any) -> bool:
+    """Whether `value` holds, in an object the schema loads, an unknown key named like a field's
+    attribute ("to_account" beside "To_Account").
+
+    marshmallow (INCLUDE) would put that key's value over the loaded field, and the event would be
+    built from it; `load_tolerant` keeps such a key in the raw body only. Schemas nest a few levels
+    at most, and MsgBody elements are not looked into (they are kept raw).
+    """
+    stack = [(schema, value)]
+    while stack:
+        schema, value = stack.pop()
+        if not isinstance(value, dict):
+            continue
+        for attr, field in schema.load_fields.items():
+            if field.data_key not in (None, attr) and attr in value:
+                return True
+            inner = field.inner if isinstance(field, fields.List) else field
+            if isinstance(inner, fields.Nested) and not inner.many:
+                item = value.get(field.data_key or attr)
+                items = item if isinstance(field, fields.List) and isinstance(item, list) else (item,)
+                stack.extend((inner.schema, each) for each in items)
+    return False
 
 
 def _load_object(schema: Schema, value: dict[str, Any], prefix: str, drift: Drift) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from ..signature import verify_sign
 from ..verdict import Verdict
 from . import replies
 from .commands import BEFORE_COMMANDS, COMMANDS, CommandSpec, generic_event, undecided_event
-from .drift import load_tolerant
+from .drift import load_tolerant, shadows
 from .schemas import FAST_LOADERS, GENERIC, GENERIC_FAST
 
 log = logging.getLogger("imhook.tencent")
@@ -91,10 +91,11 @@ class TencentPlatform:
         data = FAST_LOADERS[command](payload)
         if data is not NOT_MINE:
             return self._callback(query, spec, payload, data)
-        try:  # anything unusual: the schema itself decides
-            return self._callback(query, spec, payload, spec.schema.load(payload))
-        except ValidationError:
-            pass
+        if not shadows(spec.schema, payload):
+            try:  # anything unusual: the schema itself decides
+                return self._callback(query, spec, payload, spec.schema.load(payload))
+            except ValidationError:
+                pass
         data, drift = load_tolerant(spec.schema, payload)
         paths = tuple(dict.fromkeys(path for path, _ in drift))
         self._note_drift(command, drift)
@@ -111,7 +112,15 @@ class TencentPlatform:
         elif undecidable:
             event = undecided_event(spec, payload)
         else:
-            event = spec.build_event(data)
+            try:
+                event = spec.build_event(data)
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # A shape the loaders let through that the event cannot be built from (say, a nested
+                # key named like an attribute): undecidable, never a 500.
+                log.debug("cannot build the %s event", spec.name, exc_info=True)
+                reason = f"event not readable: {type(exc).__name__}"
+                undecidable = reason if spec.is_before else ""
+                event = undecided_event(spec, payload) if spec.is_before else generic_event(payload)
         return Callback(
             platform=self.name, command=query["CallbackCommand"], is_before=bool(spec and spec.is_before),
             app_id=query["SdkAppid"], event=event, query=dict(query), body=payload, data=data,

@@ -190,6 +190,7 @@ FIELDS = {
 # One schema instance per command, built once at import (schemas only at the edge).
 SCHEMAS = {command: wire_schema(command.replace(".", "_"), **f)() for command, f in FIELDS.items()}
 GENERIC = wire_schema("Generic", **Cmd)()
+
 # The same schemas as straight-line code for well-formed bodies (receiver/fastload.py): a body the
 # fast path declines is loaded by the schema, which also words the errors.
 _CUSTOM = {Element: load_element, WireInt: load_wire_int}
