@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from itertools import chain
 from collections.abc import Mapping
 from typing import Any
 
@@ -232,14 +233,16 @@ def parse_json_object(body: bytes, max_body: int) -> dict[str, Any]:
     return payload
 
 
-def json_depth(value: Any) -> int:
-    """The nesting depth of a parsed JSON value (a scalar is 0), with a stack, not recursion."""
-    deepest = 0
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return deepest
+def json_depth(value: Any, stop_after: int = MAX_JSON_DEPTH) -> int:
+    """The nesting depth of a parsed JSON value (a scalar is 0), level by level, not recursively.
+
+    Stops counting once past `stop_after`. A level at a time keeps the per-container work inside
+    C iterators: a 1 MB body of 340,000 empty lists is measured in about the time json.loads took.
+    """
+    depth = 0
+    level = [value] if isinstance(value, (dict, list)) else []
+    while level and depth <= stop_after:
+        depth += 1
+        children = chain.from_iterable(node.values() if type(node) is dict else node for node in level)
+        level = [child for child in children if isinstance(child, (dict, list))]
+    return depth
