@@ -96,6 +96,14 @@ def test_a_text_at_any_depth_is_seen_and_masked(levels, rule, text, masked):
     assert json.dumps(outcome.reply["MsgBody"]).count("chat history") == levels
 
 
+@pytest.mark.parametrize("depth, status", [(MAX_JSON_DEPTH, 200), (MAX_JSON_DEPTH + 1, 400)])
+def test_the_json_depth_limit_exactly(depth, status):
+    nested = "[" * (depth - 1) + "]" * (depth - 1)  # inside the body object: one level
+    raw = ('{"CallbackCommand": "State.StateChange", "Info": {}, "Extra": ' + nested + "}").encode()
+    outcome = handle(with_chain(), raw, query={"SdkAppid": APP_ID, "CallbackCommand": "State.StateChange"})
+    assert outcome.status == status, outcome.reply
+
+
 def test_deep_text_paths_share_their_prefix_and_lead_to_the_text():
     from receiver.tencent.message import TencentMessage, flatten
 
