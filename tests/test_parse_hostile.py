@@ -408,3 +408,37 @@ SCHEMAS_WITH_SAMPLES = [
     "Sns.CallbackPrevFriendAdd", "Sns.CallbackPrevFriendResponse", "State.StateChange",
     "Group.CallbackAfterRecallMsg",
 ]
+
+
+class Reading(dict):
+    """A dict that notes the keys read from it."""
+
+    def __init__(self, data, seen):
+        super().__init__(data)
+        self.seen = seen
+
+    def __getitem__(self, key):
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.seen.add(key)
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("command", ["C2C.CallbackBeforeSendMsg", "Group.CallbackBeforeSendMsg",
+                                     "Group.CallbackBeforeCreateGroup", "Group.CallbackBeforeApplyJoinGroup",
+                                     "Group.CallbackBeforeInviteJoinGroup", "Group.CallbackBeforeCreateTopic",
+                                     "Sns.CallbackPrevFriendAdd", "Sns.CallbackPrevFriendResponse"])
+def test_the_fields_a_decision_reads_are_the_ones_declared(command):
+    """Drift in a field the event is built from must be undecidable: `reads` has to list them all."""
+    from receiver.tencent.commands import COMMANDS
+
+    spec = COMMANDS[command]
+    body = sample(command)
+    if isinstance(body.get("EventTime"), str):
+        body["EventTime"] = int(body["EventTime"])
+    seen: set[str] = set()
+    spec.build_event(Reading(spec.schema.load(body), seen))
+    wire = {attr: field.data_key for attr, field in spec.schema.load_fields.items()}
+    assert {wire[attr] for attr in seen} <= spec.reads
