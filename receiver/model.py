@@ -20,7 +20,10 @@ GROUP_INVITE = "group.invite"
 TOPIC_CREATE = "topic.create"
 NOTIFY = "notify"
 
-Path = tuple  # a path into the wire body, e.g. (0, "MsgContent", "Text")
+# A path into the wire body, e.g. (0, "MsgContent", "Text"): opaque to rules, which only hand it back
+# to Message.replace_texts. A platform may nest a shared prefix as the first item (Tencent does for
+# merge-forwarded texts, receiver/tencent/message.py), so deep paths do not each copy it.
+Path = tuple
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,12 @@ class Callback:
     client_ip: str = ""
     client_platform: str = ""
     known: bool = True  # False: a command this version has no schema for
+    # Schema paths of the fields that did not fit their schema and are kept as the IM sent them
+    # ("MsgSeq", "FriendItem[].Remark"): from the schema, never from the body, so they label metrics.
+    drift: tuple[str, ...] = ()
+    # Why the rules cannot decide this before-callback ("" when they can): a field its decision needs
+    # is unreadable, or the body nests too deep. The chain then answers with its on_error outcome.
+    undecidable: str = ""
 
     @property
     def action(self) -> str:

@@ -8,6 +8,11 @@ from collections.abc import Sequence
 
 from .errors import Unauthorized
 
+# RequestTime is seconds since 1970 as decimal ASCII digits (PROTOCOL.md §1). Twelve digits reach the
+# year 33658: anything longer is no time at all, and is refused before it is made a number (a
+# 400-digit value cannot even become the float the window check compares).
+MAX_REQUEST_TIME_DIGITS = 12
+
 
 def sign(token: str, request_time: int | str) -> str:
     """Return Sign = lower-case hex sha256(token + RequestTime)."""
@@ -24,10 +29,12 @@ def verify_sign(
     """
     if not sign_value or not request_time:
         raise Unauthorized("missing Sign or RequestTime")
-    try:
-        when = int(request_time)
-    except ValueError:
-        raise Unauthorized("RequestTime is not an integer") from None
+    # int() would also take spaces, "_" and non-ASCII digits; the IM sends plain digits.
+    if not (request_time.isascii() and request_time.isdigit()):
+        raise Unauthorized("RequestTime is not an integer")
+    if len(request_time) > MAX_REQUEST_TIME_DIGITS:
+        raise Unauthorized(f"RequestTime is out of range (over {MAX_REQUEST_TIME_DIGITS} digits)")
+    when = int(request_time)
     # The IM page states no window; a sibling Tencent product advises one minute (PROTOCOL.md §1).
     if abs(now - when) > window:
         raise Unauthorized(f"RequestTime is outside the allowed window of {window:g} s")

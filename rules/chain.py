@@ -119,11 +119,14 @@ class Chain:
         # A chain with a rule that may block runs on a pool thread, so a rule that hangs cannot hold
         # the reply past the deadline; the hung thread is abandoned (and logged), the reply leaves.
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imhook-chain")
+        self._undecided_log = _ThrottledLog()
 
     def decide(self, callback: Callback) -> Decision:
         """Decide a callback; after-callbacks and callbacks no rule covers are allowed at once."""
         if not callback.is_before:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+        if callback.undecidable:
+            return self.undecided(callback)
         applicable = [e for e in self._candidates(callback.event.action) if e.in_scope(callback)]
         if not applicable:
             return Decision(Verdict(ALLOW, reason="no rule applies"), ())
@@ -147,6 +150,8 @@ class Chain:
 
     def run(self, callback: Callback) -> Decision:
         """Run the chain in the calling thread (no deadline): used by `decide`, explain and replay."""
+        if callback.undecidable and callback.is_before:
+            return self.undecided(callback)
         trace: list[TraceStep] = []
         current = callback
         refused_members: dict[str, None] = {}
@@ -196,6 +201,20 @@ class Chain:
             tuple(trace),
         )
 
+    def undecided(self, callback: Callback) -> Decision:
+        """The on_error outcome for a before-callback whose body the rules cannot read: with
+        `on_error: refuse` an unreadable field fails closed instead of skipping the rules.
+
+        Only where some rule takes callbacks of its action: the scope cannot be checked (it reads
+        the fields that are unreadable), but a chain without a rule for the action decides nothing.
+        """
+        if not self._candidates(callback.event.action):
+            return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+        reason = f"rules not run: {callback.undecidable}"
+        self._undecided_log.report(callback.command, reason, self.on_error)
+        verdict = _fallback(self.on_error, "chain", reason)
+        return Decision(verdict, (TraceStep("chain", "error", reason),))
+
     def _candidates(self, action: str) -> tuple[ChainEntry, ...]:
         """The entries whose actions admit `action`, in order; their scopes are still to check.
 
@@ -215,6 +234,23 @@ class Chain:
                 entry.rule.close()
             except Exception:  # closing must not stop the other rules from closing
                 log.exception("rule %s failed to close", entry.name)
+
+
+class _ThrottledLog:
+    """One line per FAULT_LOG_INTERVAL about undecidable callbacks, with a count of the others."""
+
+    def __init__(self) -> None:
+        self._last = -FAULT_LOG_INTERVAL
+        self._suppressed = 0
+
+    def report(self, command: str, reason: str, outcome: str) -> None:
+        now = time.monotonic()
+        if now - self._last < FAULT_LOG_INTERVAL:
+            self._suppressed += 1  # a lost increment under a race only undercounts a log line
+            return
+        more = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
+        self._last, self._suppressed = now, 0
+        log.error("%s: %s; applied on_error=%s%s", command[:100], reason, outcome, more)
 
 
 def _call(entry: ChainEntry, callback: Callback) -> tuple[Verdict | None, str | None]:

@@ -117,12 +117,17 @@ def test_fast_path_declines_what_marshmallow_converts_or_refuses():
     good["EventTime"] = 1
     assert fast(good) is not NOT_MINE
     for change in ({"MsgSeq": "12"}, {"MsgSeq": True}, {"MsgSeq": 1.0}, {"From_Account": None},
-                   {"From_Account": 5}, {"MsgBody": {}}, {"MsgBody": [None]}, {"a.b": 1}):
+                   {"From_Account": 5}, {"MsgBody": {}}, {"MsgBody": [None]}, {"a.b": 1},
+                   {"MsgSeq": 1 << 64}, {"MsgSeq": -(1 << 63) - 1}):
         assert fast({**good, **change}) is NOT_MINE, change
     missing = dict(good)
     del missing["To_Account"]
     assert fast(missing) is NOT_MINE
     assert fast({**good, "CloudCustomData": None})["cloud_custom_data"] is None  # allow_none
+    # The widest integers the IM uses (receiver/tencent/fields.py) are plain; one beyond is drift.
+    assert fast({**good, "MsgSeq": (1 << 64) - 1})["msg_seq"] == schema.load({**good, "MsgSeq": (1 << 64) - 1})[
+        "msg_seq"]
+    assert fast({**good, "MsgSeq": -(1 << 63)})["msg_seq"] == -(1 << 63)
 
 
 class Including(Schema):

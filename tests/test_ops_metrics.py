@@ -18,9 +18,10 @@ KNOWN = frozenset({"C2C.CallbackAfterSendMsg", "C2C.CallbackBeforeSendMsg"})
 
 
 def outcome(elapsed_ms: float = 1.0, *, command: str = "C2C.CallbackAfterSendMsg", name: str = "notify",
-            before: bool = False, trace: tuple = (), rule: str = "", error=None, shed: bool = False):
+            before: bool = False, trace: tuple = (), rule: str = "", error=None, shed: bool = False,
+            drift: tuple = ()):
     """What metrics.observe reads of a receiver.core.Outcome."""
-    callback = SimpleNamespace(is_before=before) if error is None and not shed else None
+    callback = SimpleNamespace(is_before=before, drift=drift) if error is None and not shed else None
     decision = Decision(Verdict(rule=rule), trace) if before else None
     return SimpleNamespace(command=command, outcome_name=name, elapsed_ms=elapsed_ms, callback=callback,
                            decision=decision, error=error, shed=shed)
@@ -76,7 +77,14 @@ def test_reply_histogram_matches_prometheus_observe():
      [("imhook_decisions_total", {"rule": "(none)", "outcome": "allow"}, 0)]),
     (outcome(command="C2C.CallbackBeforeSendMsg", name="allow", before=True, trace=(TraceStep("a", "no_opinion"),)),
      [("imhook_decisions_total", {"rule": "(none)", "outcome": "allow"}, 1)]),
-], ids=["unknown-command", "rejected", "shed", "before-with-faults", "before-no-rules", "before-no-opinion"])
+    (outcome(drift=("MsgSeq", "MsgBody[].TIMImageElem.ImageFormat")),
+     [("imhook_schema_drift_total", {"command": "C2C.CallbackAfterSendMsg", "field": "MsgSeq"}, 1),
+      ("imhook_schema_drift_total", {"command": "C2C.CallbackAfterSendMsg",
+                                     "field": "MsgBody[].TIMImageElem.ImageFormat"}, 1)]),
+    (outcome(command="Made.Up.Drifting", drift=("Info",)),
+     [("imhook_schema_drift_total", {"command": "other", "field": "Info"}, 1)]),
+], ids=["unknown-command", "rejected", "shed", "before-with-faults", "before-no-rules", "before-no-opinion",
+        "drift", "drift-unknown-command"])
 def test_each_outcome_is_counted_once_flushed(case, labels_and_deltas):
     metrics.flush()
     before = [value(name, **labels) for name, labels, _ in labels_and_deltas]
@@ -84,6 +92,18 @@ def test_each_outcome_is_counted_once_flushed(case, labels_and_deltas):
     metrics.flush()
     deltas = [value(name, **labels) - b for (name, labels, _), b in zip(labels_and_deltas, before)]
     assert deltas == [delta for _, _, delta in labels_and_deltas]
+
+
+def test_drift_label_pairs_are_capped(monkeypatch):
+    monkeypatch.setattr(metrics, "_drift_labels", set())
+    monkeypatch.setattr(metrics, "MAX_DRIFT_LABELS", 2)
+    metrics.flush()
+    over = {"command": "C2C.CallbackAfterSendMsg", "field": "other"}
+    start = value("imhook_schema_drift_total", **over)
+    metrics.observe(outcome(drift=("A", "B", "C", "D")), KNOWN)
+    metrics.flush()
+    assert value("imhook_schema_drift_total", **over) - start == 2  # C and D
+    assert len(metrics._drift_labels) == 3
 
 
 def test_counts_reach_prometheus_without_a_scrape():

@@ -12,6 +12,7 @@ import requests
 from receiver.client import post_callback
 from receiver.errors import ConfigError
 from rules.ratelimit import Hit, MemoryStore, StoreUnavailable
+from rules.ratelimit.store import MAX_MEMORY_KEYS
 from rules.ratelimit.redis_store import CircuitBreaker, RedisStore
 
 from .helpers import APP_ID, TOKEN, handle, make_receiver, redis_url, rules_yaml, sample
@@ -112,6 +113,20 @@ def test_memory_store_forgets_idle_keys():
     store.sweep()
     assert len(store) == 1
     assert not store.hit([Hit("b", 1, 100)]).allowed
+
+
+@pytest.mark.parametrize("keys", [MAX_MEMORY_KEYS - 1, MAX_MEMORY_KEYS])
+def test_memory_store_keeps_at_most_max_keys_forgetting_the_least_recently_used(keys):
+    store = MemoryStore(clock=Clock())
+    for i in range(keys):
+        assert store.hit([Hit(f"k{i}", 2, 1000)]).allowed
+    assert store.hit([Hit("k0", 2, 1000)]).allowed  # counted again: now the most recently used
+    assert len(store) == keys
+    assert store.hit([Hit("new", 2, 1000)]).allowed
+    assert len(store) == min(keys + 1, MAX_MEMORY_KEYS)
+    assert not store.hit([Hit("k0", 2, 1000)]).allowed  # kept, with its two hits
+    # k1 was the least recently used: forgotten (its limit starts over) only when the store was full.
+    assert store.hit([Hit("k1", 1, 1000)]).allowed == (keys == MAX_MEMORY_KEYS)
 
 
 def test_refusal_names_the_limit_in_the_trace(receivers):

@@ -39,6 +39,12 @@ DECISIONS = Counter("imhook_decisions", "Before-callback decisions, by the decid
                     ["rule", "outcome"])
 RULE_RESULTS = Counter("imhook_rule_results", "What each rule returned.", ["rule", "result"])
 RULE_FAULTS = Counter("imhook_rule_faults", "Rule errors and timeouts (on_error applied).", ["rule", "kind"])
+SCHEMA_DRIFT = Counter("imhook_schema_drift",
+                       "Body fields kept as the IM sent them because they did not fit their schema, by "
+                       "command and schema path (receiver/tencent/drift.py).", ["command", "field"])
+# (command, field) label pairs one process mints; past it a new pair counts under field="other".
+# Fields are schema paths and unknown commands are "other", so this only guards against a bug.
+MAX_DRIFT_LABELS = 512
 IP_REJECTED = Counter("imhook_ip_rejected", "Callbacks refused by server.allow_ips.")
 RECORDING_DEPTH = Gauge("imhook_recording_queue_depth", "Callbacks waiting to be recorded.",
                         multiprocess_mode="livesum")
@@ -92,11 +98,14 @@ class Tally:
         self.rule_results: defaultdict[tuple[str, str], int] = defaultdict(int)  # (rule, result)
         # phase -> a count per bucket of REPLY_SECONDS (LATENCY_BUCKETS, then +Inf), then the sum.
         self.replies: dict[str, list[float]] = {}
+        self.drift: defaultdict[tuple[str, str], int] = defaultdict(int)  # (command, schema path)
+        self.drift_taken: dict[tuple[str, str], int] = {}
 
     def take(self) -> tuple[dict, dict, dict, dict]:
         with self.lock:
-            taken = self.callbacks, self.decisions, self.rule_results, self.replies
+            taken, drift = (self.callbacks, self.decisions, self.rule_results, self.replies), self.drift
             self.clear()
+            self.drift_taken = drift  # read by flush, which alone calls take
         return taken
 
 
@@ -130,6 +139,9 @@ def observe(outcome, known_commands: frozenset[str]) -> None:
         # The first bucket whose bound is >= seconds, as Histogram.observe chooses it.
         replies[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         replies[-1] += seconds
+        if callback is not None and callback.drift:
+            for field in callback.drift:
+                tally.drift[command, field] += 1
         if trace:
             tally.decisions[decision.verdict.rule or "(none)", name] += 1
             results = tally.rule_results
@@ -153,8 +165,21 @@ def flush() -> None:
             RULE_RESULTS.labels(rule, result).inc(count)
             if result in _FAULT_RESULTS:
                 RULE_FAULTS.labels(rule, result).inc(count)
+        _flush_drift(_TALLY.drift_taken)
         if _recording is not None:
             _recording.update()
+
+
+_drift_labels: set[tuple[str, str]] = set()
+
+
+def _flush_drift(drift: dict[tuple[str, str], int]) -> None:
+    for (command, field), count in drift.items():
+        if (command, field) not in _drift_labels:
+            if len(_drift_labels) >= MAX_DRIFT_LABELS:
+                field = OTHER
+            _drift_labels.add((command, field))
+        SCHEMA_DRIFT.labels(command, field).inc(count)
 
 
 def _add_to_histogram(child, bucket_counts: list, total: float) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import INCLUDE, Schema, fields
+from marshmallow import INCLUDE, Schema, ValidationError, fields
+
+from ..fastload import NOT_MINE
+
+# The widest integer the IM's fields take: signed 64-bit times (EventTime in ms) and unsigned 64-bit
+# ids and sequence numbers both fit. A value outside is not an integer of the protocol: it is kept as
+# sent and reported as schema drift (receiver/tencent/drift.py), never a 400 or a float conversion.
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 64) - 1
 
 
 class WireSchema(Schema):
@@ -38,9 +46,27 @@ Nested = fields.Nested
 Dict = fields.Dict
 
 
-def Int(**kw) -> fields.Integer:
-    """An integer that also accepts numeric strings: doc samples print EventTime as a string."""
-    return fields.Integer(strict=False, **kw)
+class WireInt(fields.Integer):
+    """An integer in [INT_MIN, INT_MAX] that also accepts numeric strings (doc samples print
+    EventTime as a string)."""
+
+    def _validated(self, value):
+        number = super()._validated(value)
+        if not INT_MIN <= number <= INT_MAX:
+            raise ValidationError("Integer out of range.")
+        return number
+
+
+def load_wire_int(field: WireInt):
+    """fastload's loader for a WireInt: a JSON integer in range as it is, anything else NOT_MINE."""
+    def load(value):
+        return value if type(value) is int and INT_MIN <= value <= INT_MAX else NOT_MINE
+
+    return load
+
+
+def Int(**kw) -> WireInt:
+    return WireInt(strict=False, **kw)
 
 
 def Float(**kw) -> fields.Float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -47,17 +46,25 @@ class TencentMessage:
         yield from _texts(self.body, ())
 
     def replace_texts(self, edits: Mapping[Path, str]) -> "TencentMessage":
-        """Return a message with the texts at `edits` paths replaced; other elements untouched."""
+        """Return a message with the texts at `edits` paths replaced; other elements untouched.
+
+        Only the containers on the way to an edited text are copied (a deep copy would recurse as
+        deep as the sender nested the message): the original body is never changed.
+        """
         if not edits:
             return self
         body = list(self.body)
-        copied: set[int] = set()
+        copies: set[int] = {id(body)}  # containers made here, safe to change
         for path, text in edits.items():
-            index = path[0]
-            if index not in copied:
-                body[index] = copy.deepcopy(body[index])
-                copied.add(index)
-            _set_path(body[index], path[1:], text)
+            node: Any = body
+            path = flatten(path)
+            for key in path[:-1]:
+                child = node[key]
+                if id(child) not in copies:
+                    child = node[key] = child.copy()  # a dict or a list: shallow, one level
+                    copies.add(id(child))
+                node = child
+            node[path[-1]] = text
         return replace(self, body=tuple(body))
 
     def with_body(self, body: list) -> "TencentMessage":
@@ -93,25 +100,60 @@ def _kind(element: Any) -> str:
 
 
 def _texts(body, prefix: Path) -> Iterator[TextField]:
-    for i, element in enumerate(body):
-        msg_type = element.get("MsgType")
-        content = element.get("MsgContent") or {}
+    """Every readable text of `body` in reading order, relays as deep as they nest.
+
+    An explicit stack of (path, element) iterators, one per nested body (STYLE.md §17): the sender
+    chooses the depth, the interpreter's recursion limit must not.
+    """
+    stack = [_elements(body, prefix)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        path, element = entry
+        msg_type = element.get("MsgType") if isinstance(element, dict) else None
+        content = element.get("MsgContent") if msg_type else None
+        if not isinstance(content, dict):
+            continue
         for key, kind in TEXT_KEYS.get(msg_type, ()):
             value = content.get(key)
             if isinstance(value, str) and value:
-                yield TextField(prefix + (i, "MsgContent", key), value, kind)
+                yield TextField(path + ("MsgContent", key), value, kind)
         if msg_type != "TIMRelayElem":
             continue
-        for j, abstract in enumerate(content.get("AbstractList") or ()):
+        abstracts = content.get("AbstractList")
+        for j, abstract in enumerate(abstracts if isinstance(abstracts, list) else ()):
             if isinstance(abstract, str) and abstract:
-                yield TextField(prefix + (i, "MsgContent", "AbstractList", j), abstract, "relay.abstract")
-        for k, item in enumerate(content.get("MsgList") or ()):
-            inner = item.get("MsgBody") if isinstance(item, dict) else None
-            if inner:
-                yield from _texts(inner, prefix + (i, "MsgContent", "MsgList", k, "MsgBody"))
+                yield TextField(path + ("MsgContent", "AbstractList", j), abstract, "relay.abstract")
+        stack.append(_relay_elements(content, path + ("MsgContent", "MsgList")))
 
 
-def _set_path(node: Any, path: Path, value: str) -> None:
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
+def _elements(body, prefix: Path) -> Iterator[tuple[Path, Any]]:
+    for i, element in enumerate(body):
+        yield prefix + (i,), element
+
+
+def _relay_elements(content: dict, relay_list: Path) -> Iterator[tuple[Path, Any]]:
+    """The elements of each message in a relay's MsgList, in order: one level, no recursion.
+
+    Their paths start with `relay_list` as one item, not its copied contents: a text 100 relays
+    deep has a path of a few items, not of 500, and 20,000 such texts share one prefix.
+    """
+    items = content.get("MsgList")
+    for k, item in enumerate(items if isinstance(items, list) else ()):
+        inner = item.get("MsgBody") if isinstance(item, dict) else None
+        if isinstance(inner, list):
+            yield from _elements(inner, (relay_list, k, "MsgBody"))
+
+
+def flatten(path: Path) -> Path:
+    """The plain key sequence of a path whose first item may be the path of its relay (see above)."""
+    if not path or not isinstance(path[0], tuple):
+        return path
+    parts = []
+    while path and isinstance(path[0], tuple):
+        parts.append(path[1:])
+        path = path[0]
+    parts.append(path)
+    return tuple(key for part in reversed(parts) for key in part)

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..model import Callback, FriendAdd, FriendRespond
 from ..verdict import DROP, REFUSE, Verdict
-from .commands import COMMANDS, DECIDE, FRIEND, FRIEND_DEFAULT_REFUSAL, INVITE, MESSAGE, CommandSpec
+from .commands import (COMMANDS, DECIDE, FRIEND, FRIEND_DEFAULT_REFUSAL, FRIEND_LISTS, INVITE, MESSAGE,
+                       CommandSpec)
 
 log = logging.getLogger("imhook.reply")
 
@@ -30,10 +31,6 @@ def render(callback: Callback, verdict: Verdict) -> dict[str, Any]:
     if spec is None or not spec.is_before:
         return ok()
     return _RENDERERS[spec.reply](spec, callback, verdict)
-
-
-# The list of requested friends in each friend before-callback: one ResultItem per entry (PROTOCOL.md §3–4).
-FRIEND_LISTS = {"Sns.CallbackPrevFriendAdd": "FriendItem", "Sns.CallbackPrevFriendResponse": "ResponseFriendItem"}
 
 
 def fail_open(command: str, body: bytes) -> dict[str, Any] | None:

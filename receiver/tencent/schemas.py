@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..fastload import compile_loader
 from .elements import Element, MsgBody, load_element
-from .fields import Int, List, Members, Nested, Raw, Str, wire_schema
+from .fields import Int, List, Members, Nested, Raw, Str, WireInt, load_wire_int, wire_schema
 
 Cmd = dict(CallbackCommand=Str(required=True))
 Pairs = lambda *keys: List(Nested(wire_schema("Pair", **{k: Str() for k in keys})))  # noqa: E731
@@ -190,7 +190,9 @@ FIELDS = {
 # One schema instance per command, built once at import (schemas only at the edge).
 SCHEMAS = {command: wire_schema(command.replace(".", "_"), **f)() for command, f in FIELDS.items()}
 GENERIC = wire_schema("Generic", **Cmd)()
+
 # The same schemas as straight-line code for well-formed bodies (receiver/fastload.py): a body the
 # fast path declines is loaded by the schema, which also words the errors.
-FAST_LOADERS = {command: compile_loader(schema, {Element: load_element}) for command, schema in SCHEMAS.items()}
+_CUSTOM = {Element: load_element, WireInt: load_wire_int}
+FAST_LOADERS = {command: compile_loader(schema, _CUSTOM) for command, schema in SCHEMAS.items()}
 GENERIC_FAST = compile_loader(GENERIC)

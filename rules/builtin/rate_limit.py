@@ -2,6 +2,8 @@
 
 Counters are sliding-window logs, in process memory or in Redis (shared by every worker). Only
 callbacks the rule lets through are counted: a refused attempt does not use up the allowance.
+The memory store keeps at most rules/ratelimit/store.py MAX_MEMORY_KEYS counters per process (the
+least recently used is forgotten first), so senders the IM names cannot grow a worker without bound.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ class TextScanRule(Rule):
         current = message.cloud_custom_data
         try:
             data = json.loads(current) if current else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # the sender chooses CloudCustomData's nesting too
             data = None
         if not isinstance(data, dict):
             # The app owns a non-JSON CloudCustomData: do not break it; the trace says why.

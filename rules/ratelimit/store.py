@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from receiver.errors import RuleError
+
+log = logging.getLogger("imhook.rate_limit")
+
+# Counters (sender / group / pair keys) one process keeps in memory. The keys come from callbacks, so
+# their number is the sender's to choose: at this bound the counter used least recently is
+# forgotten (its limit starts over), after idle ones are swept. 100,000 keys of ~100 bytes with a
+# short log each stay in the tens of MB; the Redis store has Redis's own memory policy.
+MAX_MEMORY_KEYS = 100_000
 
 
 class StoreUnavailable(RuleError):
@@ -49,9 +58,13 @@ class MemoryStore:
     up to N times the limit; use the Redis store where the limit must hold across workers.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = 4096):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = 4096,
+                 max_keys: int = MAX_MEMORY_KEYS):
         self.clock = clock
-        self._logs: dict[str, tuple[float, deque[float]]] = {}
+        self.max_keys = max_keys
+        self._evicted = 0
+        # Least recently hit first: the order eviction follows.
+        self._logs: OrderedDict[str, tuple[float, deque[float]]] = OrderedDict()
         self._lock = threading.Lock()
         self._sweep_every = sweep_every
         self._calls = 0
@@ -68,7 +81,14 @@ class MemoryStore:
                 if len(log) >= h.limit:
                     return Result(False, h, max(0.0, log[0] + h.window - now))
             for h in hits:
-                self._logs.setdefault(h.key, (h.window, deque()))[1].append(now)
+                entry = self._logs.get(h.key)
+                if entry is None:
+                    if len(self._logs) >= self.max_keys:
+                        self._make_room(now)
+                    entry = self._logs[h.key] = (h.window, deque())
+                else:
+                    self._logs.move_to_end(h.key)
+                entry[1].append(now)
             self._calls += 1
             if self._calls % self._sweep_every == 0:
                 self._sweep(now)
@@ -81,6 +101,15 @@ class MemoryStore:
         """Forget keys with nothing left in their window (done every `sweep_every` hits anyway)."""
         with self._lock:
             self._sweep(self.clock())
+
+    def _make_room(self, now: float) -> None:
+        self._sweep(now)
+        while len(self._logs) >= self.max_keys:
+            self._logs.popitem(last=False)
+            self._evicted += 1
+            if self._evicted == 1:
+                log.warning("rate limit memory store is full (%d keys): the least recently used counters "
+                            "are forgotten, and their limits start over", self.max_keys)
 
     def _sweep(self, now: float) -> None:
         # Without this a process would keep one entry for every sender it ever saw.
