@@ -347,3 +347,20 @@ def test_a_forked_child_records_with_its_own_writer(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 0
     texts = sorted(json.loads(r.body)["MsgBody"][0]["MsgContent"]["Text"] for r in stored(tmp_path))
     assert texts == ["from the child", "from the parent"]
+
+
+def test_privacy_walk_redacts_at_any_depth_the_parser_accepts():
+    """A body nested as deep as json.loads allows is redacted, not lost to a RecursionError."""
+    from receiver.recording.privacy import Policy
+
+    policy = Policy(store_text=False, salt=b"salt")
+    depth = 250  # 500 JSON levels: within MAX_JSON_DEPTH, and past what a recursive walk survived
+    raw = '{"MsgBody":' + '[{"Text":"secret","From_Account":"bob","Inner":' * depth + "null" + "}]" * depth + "}"
+    stored = json.loads(policy.body(raw.encode()))
+    node, seen = stored["MsgBody"], 0
+    while node is not None:
+        assert node[0]["Text"] == hash_text("secret")
+        assert node[0]["From_Account"] == hash_id("bob", b"salt")
+        node, seen = node[0]["Inner"], seen + 1
+    assert seen == depth
+    assert "secret" not in json.dumps(stored)

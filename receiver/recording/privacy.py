@@ -87,10 +87,28 @@ def hash_id(account: str, salt: bytes) -> str:
 
 
 def _walk(value: Any, policy: Policy, key: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _walk(v, policy, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_walk(v, policy, key) for v in value]
+    """Copy a JSON value with texts and ids hashed, iteratively: the sender chooses the depth
+    (merge-forward messages nest), so a recursive walk would fail on a body the parser accepted."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, str, Any, Any]] = [(value, key, root, 0)]  # (value, its key, parent, slot)
+    while stack:
+        item, item_key, parent, slot = stack.pop()
+        if isinstance(item, dict):
+            copy: Any = {}
+            parent[slot] = copy
+            for k, v in item.items():
+                copy[k] = None
+                stack.append((v, str(k), copy, k))
+        elif isinstance(item, list):
+            copy = [None] * len(item)
+            parent[slot] = copy
+            stack.extend((v, item_key, copy, i) for i, v in enumerate(item))
+        else:
+            parent[slot] = _leaf(item, policy, item_key)
+    return root[0]
+
+
+def _leaf(value: Any, policy: Policy, key: str) -> Any:
     if isinstance(value, str) and value:
         if not policy.store_text and key in TEXT_KEYS:
             return hash_text(value)
