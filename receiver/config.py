@@ -17,6 +17,11 @@ from .errors import ConfigError
 from .yamlfile import YamlDocument, errors_to_config_error, load_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+# Marks a config field that names a file or folder: a relative value is resolved once, at load,
+# against the config file's folder (the bundled default's against the working directory).
+PATH = {"path": True}
+NOT_TEXT = "not a UTF-8 text file; name the YAML config"
+APP_ID_DIGITS = 20  # an SdkAppid is a whole number (1400000000); 20 digits hold any 64-bit one
 OUTCOMES = ("allow", "refuse", "drop")
 SHED_AFTER_MS = 500.0  # server.shed_after_ms; also what the worker uses for an app without imhook
 
@@ -29,7 +34,7 @@ class Section(Schema):
 class AuthSection(Section):
     token_env = fields.String(load_default="IMHOOK_TOKEN")
     token_file_env = fields.String(load_default="IMHOOK_TOKEN_FILE")
-    token_file = fields.String(load_default=None, allow_none=True)
+    token_file = fields.String(load_default=None, allow_none=True, metadata=PATH)
     window_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=1))
 
 
@@ -104,9 +109,29 @@ def _gather_sections() -> None:
 _gather_sections()
 
 
+def _single_app_id(value: Any) -> None:
+    if not is_app_id(value):
+        raise ValidationError(f"must be one SdkAppid, a whole number such as 1400000000 (got {_kind(value)})")
+
+
+def is_app_id(value: Any) -> bool:
+    """One SdkAppid: an int, or a string of digits (YAML may quote it); never a list, bool or float."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 10 ** APP_ID_DIGITS
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= APP_ID_DIGITS
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'mapping'}; the service answers one app"
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+
+
 def _config_schema() -> Schema:
     attrs: dict[str, Any] = {
-        "app_id": fields.Raw(load_default=None, allow_none=True),
+        "app_id": fields.Raw(load_default=None, allow_none=True, validate=_single_app_id),
         "platform": fields.String(load_default="tencent", validate=validate.OneOf(("tencent",))),
         "rules": fields.List(fields.Nested(RuleEntry), load_default=list),
     }
@@ -151,6 +176,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(NOT_TEXT, file=str(path)) from None
     return parse_config(text, str(path), env, base_dir=path.parent, require_app_id=require_app_id)
 
 
@@ -166,24 +193,54 @@ def parse_config(text: str, file: str, env: dict[str, str], base_dir: Path | Non
     except ValidationError as exc:
         raise errors_to_config_error(doc, exc.messages) from None
     app_id = env.get("IMHOOK_APP_ID") or loaded["app_id"]
+    if env.get("IMHOOK_APP_ID") and not is_app_id(env["IMHOOK_APP_ID"]):
+        raise ConfigError(f"IMHOOK_APP_ID must be one SdkAppid, a whole number such as 1400000000 "
+                          f"(got {_kind(env['IMHOOK_APP_ID'])})")
     if app_id in (None, "") and require_app_id:
         raise doc.error(("app_id",), "no app id: set app_id in the config or IMHOOK_APP_ID in the environment")
+    base_dir = Path(base_dir or Path.cwd()).absolute()
     sections = {name: loaded[name] for name in SECTIONS}
+    resolve_paths(sections, data_dir(file, base_dir))
     return Config(
-        file=file, app_id="" if app_id is None else str(app_id), tokens=resolve_tokens(sections["auth"], env, base_dir or Path.cwd()),
-        sections=sections, rules=loaded["rules"], document=doc, base_dir=base_dir or Path.cwd(),
+        file=file, app_id="" if app_id is None else str(app_id), tokens=resolve_tokens(sections["auth"], env),
+        sections=sections, rules=loaded["rules"], document=doc, base_dir=base_dir,
     )
 
 
-def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path) -> tuple[str, ...]:
+def data_dir(file: str | Path, base_dir: Path) -> Path:
+    """The folder relative paths of a config file resolve against: the file's own folder.
+
+    The bundled default is the exception: it lives inside the installed package, so what it makes
+    (the recording, the outbox) goes to the working directory, where `imhook recordings` looks too.
+    """
+    try:
+        bundled = Path(file).resolve() == DEFAULT_CONFIG.resolve()
+    except (OSError, RuntimeError, ValueError):
+        bundled = False
+    return Path.cwd() if bundled else base_dir
+
+
+def resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
+    """Make every relative path field (marked with PATH) of every section absolute, in place."""
+    for name, schema in SECTIONS.items():
+        values = sections.get(name) or {}
+        for key, field_ in schema._declared_fields.items():
+            value = values.get(key)
+            if field_.metadata.get("path") and isinstance(value, str) and value:
+                values[key] = str(folder / value) if not Path(value).is_absolute() else value
+
+
+def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path | None = None) -> tuple[str, ...]:
     """Tokens from $IMHOOK_TOKEN (comma-separated), else the file named by $IMHOOK_TOKEN_FILE.
 
-    Several tokens are accepted at once so a token can be rotated without downtime.
+    Several tokens are accepted at once so a token can be rotated without downtime. A relative
+    `auth.token_file` was resolved against the config's folder at load; a relative file named in
+    the environment is read from the working directory, as any path typed in a shell is.
     """
     raw = env.get(auth["token_env"], "")
     file = env.get(auth["token_file_env"]) or auth["token_file"]
     if not raw and file:
-        token_path = Path(file) if Path(file).is_absolute() else base_dir / file
+        token_path = Path(file) if Path(file).is_absolute() else (base_dir or Path.cwd()) / file
         try:
             raw = token_path.read_text(encoding="utf-8")
         except OSError as exc:

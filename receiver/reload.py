@@ -33,10 +33,12 @@ def read_snapshot(path: Path | None = None) -> Snapshot:
     path = Path(path) if path else config_path()
     try:
         return Snapshot(path, path.read_text(encoding="utf-8"))
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        from .config import NOT_TEXT
         from .errors import ConfigError
 
-        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
+        why = f"cannot read config file: {exc.strerror}" if isinstance(exc, OSError) else NOT_TEXT
+        raise ConfigError(why, file=str(path)) from None
 
 
 def build(snapshot: Snapshot, platform=None):
