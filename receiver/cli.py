@@ -30,6 +30,12 @@ class ImhookGroup(click.Group):
             return super().invoke(ctx)
         except ImhookError as exc:
             fail(str(exc), exc.exit_code)
+        except BrokenPipeError:  # `imhook ... | head`: the reader has all it wanted
+            try:  # Python would complain again while flushing stdout at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            sys.exit(0)
         except OSError as exc:  # a file that vanished or cannot be written mid-command
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}", EXIT_USAGE)
@@ -51,6 +57,11 @@ def main() -> None:
     Exit codes: 0 ok; 1 decisions changed or expectations failed; 2 usage or config error; 3 nothing
     was tested or the target failed (unreachable, every reply 401/5xx, records errored, 0 selected).
     """
+    # A lone surrogate (from a callback body, a reply or a file name) is printed as its \\uXXXX
+    # escape, which is also what JSON calls it, instead of ending the command in UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def serve_bind(flag: str | None, env: dict[str, str]) -> str:

@@ -119,8 +119,10 @@ def explain(config_file: str | None, command_option: str | None, as_json: bool, 
 def _body_command(sample: str, raw: bytes) -> str:
     try:
         body = json.loads(raw)
-    except (ValueError, RecursionError):
+    except ValueError:
         raise click.UsageError(f"{sample} is not JSON; pass a callback body (a JSON object)") from None
+    except RecursionError:
+        raise click.UsageError(f"{sample} is nested too deeply to read; pass a callback body") from None
     if not isinstance(body, dict):
         raise click.UsageError(f"{sample} is a JSON {type(body).__name__}, not an object; pass a callback body")
     command = body.get("CallbackCommand")

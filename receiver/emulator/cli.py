@@ -76,18 +76,17 @@ def _check_reachable(url: str) -> None:
 
 
 def unanswered(reports) -> str | None:
-    """Why the receiver tested nothing (None: it answered): no HTTP reply at all, or only 401/403/5xx."""
+    """Why the receiver tested nothing (None: it answered at least one callback as the IM wants)."""
     exchanges = [x for report in reports for step in report.steps for x in step.exchanges]
-    if not exchanges:
+    if not exchanges or any(x.answered for x in exchanges):
         return None
     statuses = [x.status for x in exchanges if x.status is not None]
     if not statuses:
         return f"the receiver answered none of {len(exchanges)} callbacks"
-    if all(s in (401, 403) or s >= 500 for s in statuses):
-        hint = {401: " (a wrong or missing --token / IMHOOK_TOKEN)", 403: " (the wrong --app-id)"}
-        first = statuses[0]
-        return f"the receiver turned every callback away: HTTP {first}{hint.get(first, '')}"
-    return None
+    first = statuses[0]
+    hint = {401: " (a wrong or missing --token / IMHOOK_TOKEN)", 403: " (the wrong --app-id)",
+            200: " with no JSON object, or too late"}
+    return f"the receiver answered no callback as the IM needs: HTTP {first}{hint.get(first, '')}"
 
 
 def register(group: click.Group) -> None:

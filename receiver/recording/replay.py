@@ -131,7 +131,8 @@ class HttpReplay:
         self.limiter = RateLimiter(rate)
         self.before_commands = frozenset(before_commands)
         self._local = threading.local()
-        # Statuses of the replies that differ from the recorded one: all 401 means a wrong token.
+        # Replies that are no callback answer (401, 403, 5xx, not JSON) where the recording had one:
+        # when every reply is one, the receiver's rules were never tested (exit_status).
         self.turned_away: Counter = Counter()
         self.answered = 0
         self._count_lock = threading.Lock()
@@ -161,7 +162,7 @@ class HttpReplay:
             return error_case(record, f"HTTP request failed: {describe_failure(exc, self.url, self.timeout)}")
         with self._count_lock:
             self.answered += 1
-            if (result.status in REFUSALS or result.status >= 500) and result.status != record.status:
+            if not result.ok and result.status != record.status:
                 self.turned_away[result.status] += 1
         # Over HTTP only the reply is seen: the outcome is read back from it, the rule is unknown.
         outcome = classify_reply(record.command, result.status, result.reply, self.before_commands)
@@ -270,8 +271,11 @@ def exit_status(summary: Summary, replay: Callable[[Record], Case], *, fail_on_c
     turned_away = getattr(replay, "turned_away", None)
     if turned_away and sum(turned_away.values()) == getattr(replay, "answered", 0):
         status, _ = turned_away.most_common(1)[0]
-        why = REFUSALS.get(status, "the receiver failed; see its log")
-        return EXIT_UNTESTED, f"every reply was HTTP {status if len(turned_away) == 1 else '401/403/5xx'}: {why}"
+        why = REFUSALS.get(status) or ("the receiver failed; see its log" if status >= 500 else
+                                       "not a JSON object, which the IM counts as no reply" if status == 200 else
+                                       "not an answer the IM accepts")
+        shown = f"HTTP {status}" if len(turned_away) == 1 else f"no usable reply (HTTP {', '.join(map(str, turned_away))})"
+        return EXIT_UNTESTED, f"every reply was {shown}: {why}"
     if fail_on_change and summary.counts["changed"]:
         return EXIT_CHANGED, f"{summary.counts['changed']} of {total} decisions changed (--fail-on-change)"
     return EXIT_OK, ""
