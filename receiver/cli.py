@@ -79,8 +79,8 @@ def _bind_problem(bind: str) -> str | None:
     if bind.startswith(("unix:", "fd://")):
         return None
     host, sep, port = bind.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        return f"{bind!r} is not HOST:PORT (e.g. 127.0.0.1:8080) with a port from 1 to 65535"
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+        return f"{bind!r} is not HOST:PORT (e.g. 127.0.0.1:8080) with a port from 0 to 65535"
     return None
 
 

@@ -108,7 +108,7 @@ CASES = [
     ("serve-missing-config", ["serve", "--config", "{ws}/nope.yaml"], {}, 2, ["--config", "does not exist"]),
     ("serve-env-config", ["serve"], {"IMHOOK_CONFIG": "{ws}/nope.yaml"}, 2, ["$IMHOOK_CONFIG", "--config FILE"]),
     ("serve-config-is-dir", ["serve", "--config", "{ws}/dir"], {}, 2, ["not a file"]),
-    ("serve-bad-bind", ["serve", "--bind", "localhost:http"], {}, 2, ["HOST:PORT", "1 to 65535"]),
+    ("serve-bad-bind", ["serve", "--bind", "localhost:http"], {}, 2, ["HOST:PORT", "0 to 65535"]),
     ("serve-bad-port-env", ["serve"], {"PORT": "eighty"}, 2, ["$PORT", "HOST:PORT"]),
     ("serve-threads-zero", ["serve", "--threads", "0"], {}, 2, ["--threads", "x>=1"]),
     # check: what serve would refuse
