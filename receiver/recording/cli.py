@@ -191,7 +191,7 @@ def _report_problems(problems, what: str) -> None:
 
 @recordings.command("export")
 @click.argument("file")
-@click.option("--db", default=None, help=DB_HELP)
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
 @config_option()
 @_filter_options
 @click.option("--rejected/--no-rejected", default=True, show_default=True, help="Include rejected requests.")
@@ -211,7 +211,7 @@ def export_command(file, db, config_file, commands, since, until, user, rejected
 
 @recordings.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--db", default=None, help=DB_HELP)
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
 @config_option()
 def import_command(file, db, config_file):
     """Add the records of a JSON Lines FILE to the database."""
@@ -226,7 +226,7 @@ def import_command(file, db, config_file):
 
 @recordings.command("import-samples")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--db", default=None, help=DB_HELP)
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
 @config_option()
 @click.option("--app-id", default=None, help="SdkAppid to record them under (default: $IMHOOK_APP_ID, else 0).")
 def import_samples_command(folder, db, config_file, app_id):
@@ -241,7 +241,7 @@ def import_samples_command(folder, db, config_file, app_id):
 
 
 @recordings.command("stats")
-@click.option("--db", default=None, help=DB_HELP)
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
 @config_option()
 def stats_command(db, config_file):
     """Count records per command and outcome."""
@@ -259,7 +259,7 @@ def stats_command(db, config_file):
 
 
 @recordings.command("prune")
-@click.option("--db", default=None, help=DB_HELP)
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
 @config_option()
 @click.option("--days", type=click.FloatRange(min=0), required=True, help="Delete records older than this.")
 def prune_command(db, config_file, days):
