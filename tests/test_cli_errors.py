@@ -162,6 +162,8 @@ CASES = [
     ("replay-bad-config", ["replay", "{ws}/week.jsonl", "--config", "{ws}/bad.yaml"], {}, 2, ["not valid YAML"]),
     ("replay-url-and-config", ["replay", "{ws}/week.jsonl", "--url", "{http}/401", "--config",
                                "{ws}/conf/rules.yaml"], {}, 2, ["offline replay"]),
+    ("replay-bad-app-id", ["replay", "{ws}/week.jsonl", "--url", "{http}/401", "--app-id", "x"], {}, 2, ["SdkAppid"]),
+    ("replay-negative-rate", ["replay", "{ws}/week.jsonl", "--url", "{http}/401", "--rate", "-5"], {}, 2, ["--rate"]),
     ("replay-url-no-scheme", ["replay", "{ws}/week.jsonl", "--url", "127.0.0.1:8080"], {}, 2, ["http(s) URL"]),
     ("replay-unreachable", ["replay", "{ws}/week.jsonl", "--url", "{dead}/callback", "--fail-on-change"], {}, 3,
      ["no record could be replayed", "cannot reach"]),
@@ -253,3 +255,46 @@ def test_a_lone_surrogate_is_printed_as_its_escape(ws, tmp_path):
     for argv in (["explain", str(body)], ["explain", "--json", str(body)]):
         result = CliRunner().invoke(main, argv, env=CLEAN_ENV)
         assert result.exit_code == 0 and "\\ud800" in result.output, result.output
+
+
+class _Http:
+    """What exit_status reads from an HTTP replay: the replies that were no callback answer."""
+
+    def __init__(self, answered: int, **turned_away: int):
+        from collections import Counter
+
+        self.answered = answered
+        self.turned_away = Counter({int(k[1:]): v for k, v in turned_away.items()})
+
+
+@pytest.mark.parametrize("kinds, skipped, runner, fail_on_change, code, fragment", [
+    ({"unchanged": 3}, 0, None, True, 0, ""),
+    ({"changed": 1, "unchanged": 2}, 0, None, False, 0, ""),
+    ({"changed": 1, "unchanged": 2}, 0, None, True, 1, "1 of 3 decisions changed"),
+    ({}, 0, None, True, 3, "0 records selected"),
+    ({}, 4, None, True, 3, "--include-rejected"),
+    ({"changed": 2, "error": 1}, 0, None, True, 3, "1 of 3 records could not be replayed"),  # 3 wins over 1
+    ({"error": 2}, 0, None, False, 3, "no record could be replayed"),
+    ({"changed": 3}, 0, _Http(3, s401=3), True, 3, "every reply was HTTP 401"),
+    ({"changed": 3}, 0, _Http(3, s401=1, s503=2), True, 3, "no usable reply"),
+    ({"changed": 3}, 0, _Http(3, s401=2), True, 1, "decisions changed"),  # one real answer: the rules ran
+])
+def test_replay_exit_status(kinds, skipped, runner, fail_on_change, code, fragment):
+    from receiver.recording.replay import exit_status
+    from receiver.recording.summary import Case, Summary
+
+    summary = Summary(skipped_rejected=skipped)
+    for kind, count in kinds.items():
+        for i in range(count):
+            summary.add(Case(f"r{i}", "C2C.CallbackBeforeSendMsg", "u", 0.0, "error", error="bad")
+                        if kind == "error" else _case(kind))
+    got, why = exit_status(summary, runner or object(), fail_on_change=fail_on_change)
+    assert got == code and fragment in why
+
+
+def _case(kind):
+    from receiver.recording.summary import Case, Side
+
+    old = Side(200, {"ErrorCode": 0}, "allow", "", "")
+    new = old if kind == "unchanged" else Side(200, {"ErrorCode": 1}, "refuse", "r", "why")
+    return Case("r", "C2C.CallbackBeforeSendMsg", "u", 0.0, kind, old, new)

@@ -79,7 +79,8 @@ def _progress(total: int, quiet: bool, desc: str):
 @click.option("--token", default=None, help="With --url: sign with this token (default: $IMHOOK_TOKEN).")
 @click.option("--app-id", default=None,
               help="With --url: SdkAppid to send (default: $IMHOOK_APP_ID, else as recorded).")
-@click.option("--rate", type=float, default=None, help="With --url: at most this many requests per second.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --url: at most this many requests per second.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
               help="With --url: requests in flight at once.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
@@ -148,13 +149,17 @@ def _selection_hint(commands, since, until, user) -> str:
 
 
 def _http_runner(url, token, app_id, timeout, rate):
-    from ..config import resolve_tokens
+    from ..config import is_app_id, resolve_tokens
     from ..tencent.platform import TencentPlatform
     from .replay import HttpReplay
 
+    app_id = app_id or os.environ.get("IMHOOK_APP_ID")
+    if app_id and not is_app_id(app_id):
+        raise click.UsageError(f"--app-id / $IMHOOK_APP_ID {app_id!r} is not an SdkAppid (a whole number)")
+
     auth = {"token_env": "IMHOOK_TOKEN", "token_file_env": "IMHOOK_TOKEN_FILE", "token_file": None}
     token = token or next(iter(resolve_tokens(auth, dict(os.environ))), None)
-    return HttpReplay(url, app_id=app_id or os.environ.get("IMHOOK_APP_ID"), token=token, timeout=timeout,
+    return HttpReplay(url, app_id=app_id, token=token, timeout=timeout,
                       rate=rate, before_commands=TencentPlatform.before_commands)
 
 
