@@ -99,13 +99,11 @@ def explain(config_file: str | None, command_option: str | None, as_json: bool, 
 
     Needs no app id or token: the rules are explained, not the signature.
     """
-    from .core import HttpRequest
+    from .core import HttpRequest, Receiver
 
     raw = Path(sample).read_bytes()
     command = command_option or _body_command(sample, raw)
     config, chain, platform = _build_lenient(config_file)
-    from .core import Receiver
-
     receiver = Receiver(config, chain, platform=platform)
     # explain checks rules, not signatures: the trusted path skips app id and Sign.
     query = {"SdkAppid": config.app_id or "0", "CallbackCommand": command}
