@@ -11,16 +11,18 @@ import click
 from .cli_common import config_option
 
 
-def validate_config(config_file: str | None):
+def validate_config(config_file: str | None, *, paths: bool = True):
     """Validate a config exactly as `imhook serve` does at start-up; return (config, chain).
 
-    The same two calls the gunicorn master makes (reload.validate_and_remember): read the file,
-    parse it with the environment (an app id is required) and build every rule.
+    The very function the gunicorn master calls (reload.check_start_up): read the file, parse it
+    with the environment (an app id is required), build every rule, check the output paths.
+    `paths=False` leaves out only the last, which depends on the machine, not on the file.
     """
-    from .reload import build, read_snapshot
+    from .reload import build, check_start_up, read_snapshot
     from .tencent.platform import TencentPlatform
 
-    return build(read_snapshot(Path(config_file) if config_file else None), TencentPlatform())
+    path = Path(config_file) if config_file else None
+    return check_start_up(path) if paths else build(read_snapshot(path), TencentPlatform())
 
 
 def _build_lenient(config_file: str | None):
@@ -38,16 +40,19 @@ def _build_lenient(config_file: str | None):
 @click.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, exists=True))
 @config_option()
-def check(file: str | None, config_file: str | None) -> None:
+@click.option("--skip-paths", is_flag=True,
+              help="Do not check that the files serve writes (recording, outbox) can be created here: for "
+                   "a check on another machine than the server's, e.g. in CI.")
+def check(file: str | None, config_file: str | None, skip_paths: bool) -> None:
     """Validate a config (FILE or --config; default $IMHOOK_CONFIG) as `imhook serve` would; print the chain.
 
-    Exits 0 when `imhook serve` would start with it, 2 when it would refuse it.
+    Exits 0 when `imhook serve` would start with it here, 2 when it would refuse it.
     """
     ctx = click.get_current_context()
     if file and config_file and ctx.get_parameter_source("config_file") is click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("name the config once: either FILE or --config FILE")
     path = file or config_file
-    config, chain = validate_config(path)
+    config, chain = validate_config(path, paths=not skip_paths)
     try:
         _print_check(config, chain)
     finally:

@@ -230,6 +230,47 @@ def resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
                 values[key] = str(folder / value) if not Path(value).is_absolute() else value
 
 
+def output_paths(config: Config) -> list[tuple[tuple, Path, bool]]:
+    """The files and folders `serve` will write: (YAML path, path, is a folder), parts that are on only."""
+    out: list[tuple[tuple, Path, bool]] = []
+    recording = config.sections.get("recording") or {}
+    if recording.get("enabled"):
+        out.append((("recording", "path"), Path(recording["path"]), False))
+        if recording.get("journal") and recording.get("journal_dir"):
+            out.append((("recording", "journal_dir"), Path(recording["journal_dir"]), True))
+    forwarding = config.sections.get("forwarding") or {}
+    if forwarding.get("targets"):
+        out.append((("forwarding", "outbox"), Path(forwarding["outbox"]), False))
+    return out
+
+
+def check_output_paths(config: Config) -> None:
+    """Refuse a config whose output files cannot be created here, before any worker starts.
+
+    Nothing is created: the nearest existing folder must be writable (the recorder and the outbox
+    create the missing folders below it). Run by the gunicorn master and by `imhook check`.
+    """
+    for where, path, is_folder in output_paths(config):
+        problem = _unwritable(path, is_folder)
+        if problem:
+            raise config.document.error(where, f"{path} {problem}; fix {'.'.join(where)} or the permissions")
+
+
+def _unwritable(path: Path, is_folder: bool) -> str | None:
+    if path.exists():
+        if path.is_dir() != is_folder:
+            return "is a folder, not a file" if path.is_dir() else "is a file, not a folder"
+        return None if os.access(path, os.W_OK) else "is not writable"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"cannot be created: {ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot be created: the folder {ancestor} is not writable"
+    return None
+
+
 def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path | None = None) -> tuple[str, ...]:
     """Tokens from $IMHOOK_TOKEN (comma-separated), else the file named by $IMHOOK_TOKEN_FILE.
 

@@ -42,10 +42,11 @@ def on_starting(server):
     import sys
 
     from receiver.errors import EXIT_USAGE, ImhookError
-    from receiver.reload import validate_and_remember
+    from receiver.reload import check_start_up
 
     try:
-        validate_and_remember()
+        _, chain = check_start_up()
+        chain.close()
     except ImhookError as exc:
         print(f"imhook: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # a config error: the same status `imhook check` gives

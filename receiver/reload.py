@@ -68,6 +68,26 @@ def validate_and_remember(path: Path | None = None) -> bool:
     return True
 
 
+def check_start_up(path: Path | None = None):
+    """What the gunicorn master checks before any worker starts, and `imhook check` with it: the
+    config and its rules, then that the files it will write can be created here. Remembers the
+    snapshot as the last good one; returns (config, chain), the caller closes the chain."""
+    global LAST_GOOD
+    from .config import check_output_paths
+    from .tencent.platform import TencentPlatform
+
+    snapshot = read_snapshot(path)
+    config, chain = build(snapshot, TencentPlatform())
+    try:
+        check_output_paths(config)
+    except ImhookError:
+        chain.close()
+        raise
+    LAST_GOOD = snapshot
+    log.info("config %s loaded", snapshot.path)
+    return config, chain
+
+
 def initial_snapshot(path: Path | None = None) -> Snapshot:
     """The snapshot a worker should start from: the master's last good one, else the file."""
     if path is None and LAST_GOOD is not None:

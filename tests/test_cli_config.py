@@ -65,6 +65,14 @@ PARITY = [  # (id, config text, environment, accepted)
      {}, False),
     ("module-rule-beside-config", "app_id: 1\nrules:\n  - use: {module}:VipOnly\n", {}, True),
     ("module-rule-missing", "app_id: 1\nrules:\n  - use: no_such_module_here:VipOnly\n", {}, False),
+    ("recording-under-a-file", "app_id: 1\nrecording: {path: w.txt/rec.sqlite}\n", {}, False),
+    ("recording-is-a-folder", "app_id: 1\nrecording: {path: sub}\n", {}, False),
+    ("recording-in-a-new-folder", "app_id: 1\nrecording: {path: new/deeper/rec.sqlite}\n", {}, True),
+    ("recording-off-bad-path", "app_id: 1\nrecording: {enabled: false, path: w.txt/rec.sqlite}\n", {}, True),
+    ("journal-dir-is-a-file", "app_id: 1\nrecording: {journal_dir: w.txt}\n", {}, False),
+    ("outbox-under-a-file", "app_id: 1\nforwarding: {outbox: w.txt/o.sqlite3, targets: [{url: 'http://x/'}]}\n",
+     {}, False),
+    ("outbox-unused", "app_id: 1\nforwarding: {outbox: w.txt/o.sqlite3}\n", {}, True),
 ]
 
 
@@ -75,6 +83,7 @@ def test_check_and_the_server_start_up_give_the_same_verdict(tmp_path, monkeypat
     module = f"cli_parity_rules_{abs(hash(str(tmp_path))) % 10 ** 8}"  # a fresh name: imports are cached
     (folder / f"{module}.py").write_text(RULE_MODULE)
     (folder / "w.txt").write_text("red packet\n")
+    (folder / "sub").mkdir()
     config = folder / "imhook.yaml"
     config.write_text(text.replace("{module}", module))
     monkeypatch.chdir(tmp_path)  # neither the config's folder nor on sys.path
@@ -86,7 +95,9 @@ def test_check_and_the_server_start_up_give_the_same_verdict(tmp_path, monkeypat
     checked = invoke("check", "--config", config, env=env)
     monkeypatch.setattr(reload, "LAST_GOOD", None)  # a fresh master, as at start-up
     try:
-        served, why = reload.validate_and_remember(config), ""
+        _, chain = reload.check_start_up(config)  # what gunicorn_conf.on_starting runs
+        chain.close()
+        served, why = True, ""
     except ImhookError as exc:
         served, why = False, str(exc)
 
@@ -341,3 +352,13 @@ def test_emulate_allow_unreachable_tests_the_fail_open_default(tmp_path):
     allowed = invoke("emulate", path, "--url", url, "--app-id", APP_ID, "--allow-unreachable")
     assert refused.exit_code == 3 and allowed.exit_code == 0, (refused.output, allowed.output)
     assert "PASS" in allowed.output and scenario.is_dir()
+
+
+def test_check_skip_paths_leaves_out_only_the_machine_dependent_check(tmp_path):
+    config = tmp_path / "c.yaml"
+    (tmp_path / "file").write_text("")
+    config.write_text("app_id: 1\nrecording: {path: file/rec.sqlite}\n")
+    strict = invoke("check", config)
+    assert strict.exit_code == 2 and "recording.path" in strict.stderr and "is a file, not a folder" in strict.stderr
+    assert invoke("check", "--skip-paths", config).exit_code == 0
+    assert not (tmp_path / "file" / "rec.sqlite").exists()
