@@ -21,6 +21,8 @@ DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 # against the config file's folder (the bundled default's against the working directory).
 PATH = {"path": True}
 NOT_TEXT = "not a UTF-8 text file; name the YAML config"
+PATH_MAX_BYTES = 4096  # Linux's PATH_MAX: a longer path fails in open() with ENAMETOOLONG
+NAME_MAX_BYTES = 255  # ... and NAME_MAX, for one name in it
 APP_ID_DIGITS = 20  # an SdkAppid is a whole number (1400000000); 20 digits hold any 64-bit one
 OUTCOMES = ("allow", "refuse", "drop")
 SHED_AFTER_MS = 500.0  # server.shed_after_ms; also what the worker uses for an app without imhook
@@ -200,7 +202,7 @@ def parse_config(text: str, file: str, env: dict[str, str], base_dir: Path | Non
         raise doc.error(("app_id",), "no app id: set app_id in the config or IMHOOK_APP_ID in the environment")
     base_dir = Path(base_dir or Path.cwd()).absolute()
     sections = {name: loaded[name] for name in SECTIONS}
-    resolve_paths(sections, data_dir(file, base_dir))
+    resolve_paths(sections, data_dir(file, base_dir), doc)
     return Config(
         file=file, app_id="" if app_id is None else str(app_id), tokens=resolve_tokens(sections["auth"], env),
         sections=sections, rules=loaded["rules"], document=doc, base_dir=base_dir,
@@ -220,14 +222,33 @@ def data_dir(file: str | Path, base_dir: Path) -> Path:
     return Path.cwd() if bundled else base_dir
 
 
-def resolve_paths(sections: dict[str, dict[str, Any]], folder: Path) -> None:
+def resolve_paths(sections: dict[str, dict[str, Any]], folder: Path, doc: YamlDocument | None = None) -> None:
     """Make every relative path field (marked with PATH) of every section absolute, in place."""
     for name, schema in SECTIONS.items():
         values = sections.get(name) or {}
         for key, field_ in schema._declared_fields.items():
             value = values.get(key)
-            if field_.metadata.get("path") and isinstance(value, str) and value:
-                values[key] = str(folder / value) if not Path(value).is_absolute() else value
+            if not (field_.metadata.get("path") and isinstance(value, str) and value):
+                continue
+            problem = path_problem(value)
+            if problem:
+                raise (doc.error((name, key), problem) if doc else ConfigError(problem, path=f"{name}.{key}"))
+            values[key] = str(folder / value) if not Path(value).is_absolute() else value
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot name a file on this system (None: it can), said before anything opens it."""
+    if "\0" in value:
+        return "a path cannot hold a NUL character"
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeEncodeError:
+        return "a path cannot hold a lone surrogate (not a character the file system can store)"
+    if len(encoded) > PATH_MAX_BYTES:
+        return f"a path of {len(encoded)} bytes is longer than the {PATH_MAX_BYTES} the system allows"
+    if any(len(part) > NAME_MAX_BYTES for part in encoded.split(b"/")):
+        return f"a file or folder name in the path is longer than the {NAME_MAX_BYTES} bytes the system allows"
+    return None
 
 
 def output_paths(config: Config) -> list[tuple[tuple, Path, bool]]:

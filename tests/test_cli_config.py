@@ -362,3 +362,33 @@ def test_check_skip_paths_leaves_out_only_the_machine_dependent_check(tmp_path):
     assert strict.exit_code == 2 and "recording.path" in strict.stderr and "is a file, not a folder" in strict.stderr
     assert invoke("check", "--skip-paths", config).exit_code == 0
     assert not (tmp_path / "file" / "rec.sqlite").exists()
+
+
+HOSTILE_PATHS = [  # (YAML value, fragment of the message): each refused by check and serve alike
+    ('"a\\0b.sqlite"', "NUL"),
+    ('"\\ud800.sqlite"', "lone surrogate"),
+    ('"' + "a" * 4097 + '"', "longer than the 4096"),
+    ('"' + "a/" * 2048 + 'x"', "longer than the 4096"),
+    ('"' + "a" * 256 + '.sqlite"', "longer than the 255"),
+]
+
+
+@pytest.mark.parametrize("value, fragment", HOSTILE_PATHS, ids=["nul", "surrogate", "4097", "deep", "name-256"])
+@pytest.mark.parametrize("key", ["recording: {path: %s}", "recording: {journal_dir: %s}", "auth: {token_file: %s}",
+                                 "forwarding: {outbox: %s}"])
+def test_a_path_no_file_system_can_hold_is_a_config_error(tmp_path, monkeypatch, key, value, fragment):
+    config = tmp_path / "c.yaml"
+    config.write_text("app_id: 1\n" + key % value + "\n", encoding="utf-8")
+    result = invoke("check", "--skip-paths", config)
+    assert result.exit_code == 2 and fragment in result.stderr, result.output
+    monkeypatch.setattr(reload, "LAST_GOOD", None)
+    with pytest.raises(ImhookError, match=fragment):
+        reload.check_start_up(config)
+
+
+def test_a_path_just_under_the_limits_is_accepted(tmp_path):
+    name = "a" * 255
+    config = tmp_path / "c.yaml"
+    config.write_text(f"app_id: 1\nrecording: {{path: {name}}}\n")
+    loaded = load_config(config, {})
+    assert loaded.recording["path"] == str(tmp_path / name)
