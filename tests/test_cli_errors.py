@@ -164,6 +164,8 @@ CASES = [
                                "{ws}/conf/rules.yaml"], {}, 2, ["offline replay"]),
     ("replay-bad-app-id", ["replay", "{ws}/week.jsonl", "--url", "{http}/401", "--app-id", "x"], {}, 2, ["SdkAppid"]),
     ("replay-negative-rate", ["replay", "{ws}/week.jsonl", "--url", "{http}/401", "--rate", "-5"], {}, 2, ["--rate"]),
+    ("replay-tiny-rate", ["replay", "{ws}/week.jsonl", "--url", "{http}/401", "--rate", "1e-300"], {}, 2,
+     ["--rate", "0.01"]),
     ("replay-url-no-scheme", ["replay", "{ws}/week.jsonl", "--url", "127.0.0.1:8080"], {}, 2, ["http(s) URL"]),
     ("replay-unreachable", ["replay", "{ws}/week.jsonl", "--url", "{dead}/callback", "--fail-on-change"], {}, 3,
      ["no record could be replayed", "cannot reach"]),

@@ -31,6 +31,7 @@ def _filters(commands, since, until, user, include_rejected: bool = True) -> Fil
 
 
 DB_HELP = "Recordings database [default: recording.path of the config]."
+MIN_RATE = 0.01  # --rate: one request per 100 s; slower is a typo, and 1e-300 would sleep forever
 
 
 def _db_path(db: str | None, config_file: str | None = None) -> Path:
@@ -79,7 +80,7 @@ def _progress(total: int, quiet: bool, desc: str):
 @click.option("--token", default=None, help="With --url: sign with this token (default: $IMHOOK_TOKEN).")
 @click.option("--app-id", default=None,
               help="With --url: SdkAppid to send (default: $IMHOOK_APP_ID, else as recorded).")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--rate", type=click.FloatRange(min=MIN_RATE), default=None,
               help="With --url: at most this many requests per second.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
               help="With --url: requests in flight at once.")
