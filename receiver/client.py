@@ -78,10 +78,14 @@ def url_problem(url: str) -> str | None:
         parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
     except ValueError as exc:
         return f"{hide_signature(url)!r} is not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        example = url if "://" not in url else url.split("://", 1)[1]
-        return (f"{hide_signature(url)!r} is not an http(s) URL; write it in full, "
-                f"e.g. http://{example or '127.0.0.1:8080'}".rstrip("/") + ("" if "/" in example else "/callback"))
+    shown = hide_signature(url)
+    if "://" not in url:  # 127.0.0.1:8080 or localhost/callback: requests would call it a bad scheme
+        example = f"http://{url or '127.0.0.1:8080'}" + ("" if "/" in url else "/callback")
+        return f"{shown!r} is not an http(s) URL; write it in full, e.g. {example}"
+    if parts.scheme not in ("http", "https"):
+        return f"{shown!r} is not an http(s) URL; the IM posts callbacks over http:// or https:// only"
+    if not parts.hostname:
+        return f"{shown!r} names no host; e.g. http://127.0.0.1:8080/callback"
     return None
 
 
