@@ -50,7 +50,8 @@ PARITY = [  # (id, config text, environment, accepted)
     ("app-id-float", "app_id: 1.5\n", {}, False),
     ("app-id-bool", "app_id: true\n", {}, False),
     ("app-id-word", "app_id: abc\n", {}, False),
-    ("app-id-beyond-64-bits", f"app_id: {10 ** 20}\n", {}, False),
+    ("app-id-20-digits", f"app_id: {10 ** 20 - 1}\n", {}, True),  # APP_ID_DIGITS, just under...
+    ("app-id-beyond-64-bits", f"app_id: {10 ** 20}\n", {}, False),  # ...and just over
     ("bad-env-app-id", "rules: []\n", {"IMHOOK_APP_ID": "1,2"}, False),
     ("bad-yaml", "app_id: 1\nrules: [\n", {}, False),
     ("unknown-key", "app_id: 1\nchain: {deadline: 5}\n", {}, False),
