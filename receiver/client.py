@@ -6,14 +6,18 @@ Used by `imhook send`, replay over HTTP and the emulator.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from .signature import sign
 
+# Sign (and the RequestTime it signs) in any URL or message about one: never shown, never logged.
+_SIGNED = re.compile(r"((?:Sign|RequestTime)=)[^&#\s'\")]*")
 
 def callback_query(command: str, app_id: str, *, token: str | None = None, now: float | None = None,
                    client_ip: str = "127.0.0.1", platform: str = "RESTAPI") -> dict[str, str]:
@@ -60,3 +64,44 @@ def post_callback(url: str, body: dict | bytes, *, app_id: str, token: str | Non
     except ValueError:
         reply = response.text
     return PostResult(response.status_code, reply, elapsed)
+
+
+def hide_signature(text: str) -> str:
+    """`text` with the value of every Sign= and RequestTime= replaced: safe to print or log."""
+    return _SIGNED.sub(r"\1<hidden>", text)
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be posted to (None: it can); checked before anything is sent."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        return f"{hide_signature(url)!r} is not a valid URL ({exc})"
+    shown = hide_signature(url)
+    if "://" not in url:  # 127.0.0.1:8080 or localhost/callback: requests would call it a bad scheme
+        example = f"http://{url or '127.0.0.1:8080'}" + ("" if "/" in url else "/callback")
+        return f"{shown!r} is not an http(s) URL; write it in full, e.g. {example}"
+    if parts.scheme not in ("http", "https"):
+        return f"{shown!r} is not an http(s) URL; the IM posts callbacks over http:// or https:// only"
+    if not parts.hostname:
+        return f"{shown!r} names no host; e.g. http://127.0.0.1:8080/callback"
+    return None
+
+
+def describe_failure(exc: requests.RequestException, url: str, timeout: float) -> str:
+    """One line saying why a POST to `url` got no HTTP reply, without the Sign it carried."""
+    shown = hide_signature(url)
+    if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):
+        return f"no reply from {shown} within {timeout:g} s (a reply later than the IM's 2 s counts as none)"
+    if isinstance(exc, (requests.ConnectionError, requests.ConnectTimeout)):
+        detail = str(exc)
+        why = ("connection refused: nothing is listening there" if "refused" in detail.lower()
+               else "unknown host" if "resolve" in detail.lower() or "name or service" in detail.lower()
+               else "timed out connecting" if isinstance(exc, requests.ConnectTimeout)
+               else "the connection failed")
+        return f"cannot reach {shown}: {why}; start the receiver (imhook serve) or fix --url"
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                        requests.exceptions.InvalidURL)):
+        return url_problem(url) or f"{shown} is not a URL requests can post to"
+    return f"request to {shown} failed: {type(exc).__name__}: {hide_signature(str(exc))}"

@@ -17,6 +17,13 @@ from .errors import ConfigError
 from .yamlfile import YamlDocument, errors_to_config_error, load_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+# Marks a config field that names a file or folder: a relative value is resolved once, at load,
+# against the config file's folder (the bundled default's against the working directory).
+PATH = {"path": True}
+NOT_TEXT = "not a UTF-8 text file; name the YAML config"
+PATH_MAX_BYTES = 4096  # Linux's PATH_MAX: a longer path fails in open() with ENAMETOOLONG
+NAME_MAX_BYTES = 255  # ... and NAME_MAX, for one name in it
+APP_ID_DIGITS = 20  # an SdkAppid is a whole number (1400000000); 20 digits hold any 64-bit one
 OUTCOMES = ("allow", "refuse", "drop")
 SHED_AFTER_MS = 500.0  # server.shed_after_ms; also what the worker uses for an app without imhook
 
@@ -29,7 +36,7 @@ class Section(Schema):
 class AuthSection(Section):
     token_env = fields.String(load_default="IMHOOK_TOKEN")
     token_file_env = fields.String(load_default="IMHOOK_TOKEN_FILE")
-    token_file = fields.String(load_default=None, allow_none=True)
+    token_file = fields.String(load_default=None, allow_none=True, metadata=PATH)
     window_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=1))
 
 
@@ -104,9 +111,29 @@ def _gather_sections() -> None:
 _gather_sections()
 
 
+def _single_app_id(value: Any) -> None:
+    if not is_app_id(value):
+        raise ValidationError(f"must be one SdkAppid, a whole number such as 1400000000 (got {_kind(value)})")
+
+
+def is_app_id(value: Any) -> bool:
+    """One SdkAppid: an int, or a string of digits (YAML may quote it); never a list, bool or float."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 10 ** APP_ID_DIGITS
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= APP_ID_DIGITS
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'mapping'}; the service answers one app"
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+
+
 def _config_schema() -> Schema:
     attrs: dict[str, Any] = {
-        "app_id": fields.Raw(load_default=None, allow_none=True),
+        "app_id": fields.Raw(load_default=None, allow_none=True, validate=_single_app_id),
         "platform": fields.String(load_default="tencent", validate=validate.OneOf(("tencent",))),
         "rules": fields.List(fields.Nested(RuleEntry), load_default=list),
     }
@@ -151,6 +178,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(NOT_TEXT, file=str(path)) from None
     return parse_config(text, str(path), env, base_dir=path.parent, require_app_id=require_app_id)
 
 
@@ -166,24 +195,114 @@ def parse_config(text: str, file: str, env: dict[str, str], base_dir: Path | Non
     except ValidationError as exc:
         raise errors_to_config_error(doc, exc.messages) from None
     app_id = env.get("IMHOOK_APP_ID") or loaded["app_id"]
+    if env.get("IMHOOK_APP_ID") and not is_app_id(env["IMHOOK_APP_ID"]):
+        raise ConfigError(f"IMHOOK_APP_ID must be one SdkAppid, a whole number such as 1400000000 "
+                          f"(got {_kind(env['IMHOOK_APP_ID'])})")
     if app_id in (None, "") and require_app_id:
         raise doc.error(("app_id",), "no app id: set app_id in the config or IMHOOK_APP_ID in the environment")
+    base_dir = Path(base_dir or Path.cwd()).absolute()
     sections = {name: loaded[name] for name in SECTIONS}
+    resolve_paths(sections, data_dir(file, base_dir), doc)
     return Config(
-        file=file, app_id="" if app_id is None else str(app_id), tokens=resolve_tokens(sections["auth"], env, base_dir or Path.cwd()),
-        sections=sections, rules=loaded["rules"], document=doc, base_dir=base_dir or Path.cwd(),
+        file=file, app_id="" if app_id is None else str(app_id), tokens=resolve_tokens(sections["auth"], env),
+        sections=sections, rules=loaded["rules"], document=doc, base_dir=base_dir,
     )
 
 
-def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path) -> tuple[str, ...]:
+def data_dir(file: str | Path, base_dir: Path) -> Path:
+    """The folder relative paths of a config file resolve against: the file's own folder.
+
+    The bundled default is the exception: it lives inside the installed package, so what it makes
+    (the recording, the outbox) goes to the working directory, where `imhook recordings` looks too.
+    """
+    try:
+        bundled = Path(file).resolve() == DEFAULT_CONFIG.resolve()
+    except (OSError, RuntimeError, ValueError):
+        bundled = False
+    return Path.cwd() if bundled else base_dir
+
+
+def resolve_paths(sections: dict[str, dict[str, Any]], folder: Path, doc: YamlDocument | None = None) -> None:
+    """Make every relative path field (marked with PATH) of every section absolute, in place."""
+    for name, schema in SECTIONS.items():
+        values = sections.get(name) or {}
+        for key, field_ in schema._declared_fields.items():
+            value = values.get(key)
+            if not (field_.metadata.get("path") and isinstance(value, str) and value):
+                continue
+            problem = path_problem(value)
+            if problem:
+                raise (doc.error((name, key), problem) if doc else ConfigError(problem, path=f"{name}.{key}"))
+            values[key] = str(folder / value) if not Path(value).is_absolute() else value
+
+
+def path_problem(value: str) -> str | None:
+    """Why `value` cannot name a file on this system (None: it can), said before anything opens it."""
+    if "\0" in value:
+        return "a path cannot hold a NUL character"
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeEncodeError:
+        return "a path cannot hold a lone surrogate (not a character the file system can store)"
+    if len(encoded) > PATH_MAX_BYTES:
+        return f"a path of {len(encoded)} bytes is longer than the {PATH_MAX_BYTES} the system allows"
+    if any(len(part) > NAME_MAX_BYTES for part in encoded.split(b"/")):
+        return f"a file or folder name in the path is longer than the {NAME_MAX_BYTES} bytes the system allows"
+    return None
+
+
+def output_paths(config: Config) -> list[tuple[tuple, Path, bool]]:
+    """The files and folders `serve` will write: (YAML path, path, is a folder), parts that are on only."""
+    out: list[tuple[tuple, Path, bool]] = []
+    recording = config.sections.get("recording") or {}
+    if recording.get("enabled"):
+        out.append((("recording", "path"), Path(recording["path"]), False))
+        if recording.get("journal") and recording.get("journal_dir"):
+            out.append((("recording", "journal_dir"), Path(recording["journal_dir"]), True))
+    forwarding = config.sections.get("forwarding") or {}
+    if forwarding.get("targets"):
+        out.append((("forwarding", "outbox"), Path(forwarding["outbox"]), False))
+    return out
+
+
+def check_output_paths(config: Config) -> None:
+    """Refuse a config whose output files cannot be created here, before any worker starts.
+
+    Nothing is created: the nearest existing folder must be writable (the recorder and the outbox
+    create the missing folders below it). Run by the gunicorn master and by `imhook check`.
+    """
+    for where, path, is_folder in output_paths(config):
+        problem = _unwritable(path, is_folder)
+        if problem:
+            raise config.document.error(where, f"{path} {problem}; fix {'.'.join(where)} or the permissions")
+
+
+def _unwritable(path: Path, is_folder: bool) -> str | None:
+    if path.exists():
+        if path.is_dir() != is_folder:
+            return "is a folder, not a file" if path.is_dir() else "is a file, not a folder"
+        return None if os.access(path, os.W_OK) else "is not writable"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"cannot be created: {ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot be created: the folder {ancestor} is not writable"
+    return None
+
+
+def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path | None = None) -> tuple[str, ...]:
     """Tokens from $IMHOOK_TOKEN (comma-separated), else the file named by $IMHOOK_TOKEN_FILE.
 
-    Several tokens are accepted at once so a token can be rotated without downtime.
+    Several tokens are accepted at once so a token can be rotated without downtime. A relative
+    `auth.token_file` was resolved against the config's folder at load; a relative file named in
+    the environment is read from the working directory, as any path typed in a shell is.
     """
     raw = env.get(auth["token_env"], "")
     file = env.get(auth["token_file_env"]) or auth["token_file"]
     if not raw and file:
-        token_path = Path(file) if Path(file).is_absolute() else base_dir / file
+        token_path = Path(file) if Path(file).is_absolute() else (base_dir or Path.cwd()) / file
         try:
             raw = token_path.read_text(encoding="utf-8")
         except OSError as exc:

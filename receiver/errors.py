@@ -1,12 +1,19 @@
-"""The one error hierarchy of imhook; HTTP-facing errors carry their status."""
+"""The one error hierarchy of imhook; HTTP-facing errors carry their status, every error its exit code."""
 
 from __future__ import annotations
+
+# The exit codes of every `imhook` command (docs/cli.md).
+EXIT_OK = 0
+EXIT_CHANGED = 1  # decisions changed (replay --fail-on-change), expectations failed (emulate)
+EXIT_USAGE = 2  # bad arguments, a bad config or input file, an output that cannot be written
+EXIT_UNTESTED = 3  # nothing was tested, or the target failed: unreachable, every reply 401/5xx, records errored
 
 
 class ImhookError(Exception):
     """Base of every error imhook raises on purpose."""
 
     status = 500
+    exit_code = EXIT_USAGE
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -64,6 +71,12 @@ class ConfigError(ImhookError):
         if path:
             where += f": {path}"
         super().__init__(f"{where}: {message}")
+
+
+class TargetError(ImhookError):
+    """A command's target (a running receiver) cannot be reached or refused everything."""
+
+    exit_code = EXIT_UNTESTED
 
 
 class RuleError(ImhookError):

@@ -39,13 +39,17 @@ control_socket_disable = True
 
 def on_starting(server):
     """Validate the config once in the master: a bad file stops start-up with a clear message."""
-    from receiver.errors import ImhookError
-    from receiver.reload import validate_and_remember
+    import sys
+
+    from receiver.errors import EXIT_USAGE, ImhookError
+    from receiver.reload import check_start_up
 
     try:
-        validate_and_remember()
+        _, chain = check_start_up()
+        chain.close()
     except ImhookError as exc:
-        raise SystemExit(f"imhook: {exc}") from None
+        print(f"imhook: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None  # a config error: the same status `imhook check` gives
 
 
 def on_reload(server):

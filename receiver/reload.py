@@ -33,10 +33,12 @@ def read_snapshot(path: Path | None = None) -> Snapshot:
     path = Path(path) if path else config_path()
     try:
         return Snapshot(path, path.read_text(encoding="utf-8"))
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        from .config import NOT_TEXT
         from .errors import ConfigError
 
-        raise ConfigError(f"cannot read config file: {exc.strerror}", file=str(path)) from None
+        why = f"cannot read config file: {exc.strerror}" if isinstance(exc, OSError) else NOT_TEXT
+        raise ConfigError(why, file=str(path)) from None
 
 
 def build(snapshot: Snapshot, platform=None):
@@ -64,6 +66,26 @@ def validate_and_remember(path: Path | None = None) -> bool:
     LAST_GOOD = snapshot
     log.info("config %s loaded", snapshot.path)
     return True
+
+
+def check_start_up(path: Path | None = None):
+    """What the gunicorn master checks before any worker starts, and `imhook check` with it: the
+    config and its rules, then that the files it will write can be created here. Remembers the
+    snapshot as the last good one; returns (config, chain), the caller closes the chain."""
+    global LAST_GOOD
+    from .config import check_output_paths
+    from .tencent.platform import TencentPlatform
+
+    snapshot = read_snapshot(path)
+    config, chain = build(snapshot, TencentPlatform())
+    try:
+        check_output_paths(config)
+    except ImhookError:
+        chain.close()
+        raise
+    LAST_GOOD = snapshot
+    log.info("config %s loaded", snapshot.path)
+    return config, chain
 
 
 def initial_snapshot(path: Path | None = None) -> Snapshot:

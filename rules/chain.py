@@ -67,6 +67,11 @@ class ChainEntry:
     def name(self) -> str:
         return self.rule.name
 
+    @property
+    def actions(self) -> frozenset[str]:
+        """The neutral actions this entry sees (empty: all): the rule's own, widened by scope.commands."""
+        return self._allowed
+
     def log_fault(self, command: str, fault: str) -> None:
         """Log a fault with the rule's name; a rule failing on every request (Redis down) logs
         once per FAULT_LOG_INTERVAL with a count, not one line per callback."""

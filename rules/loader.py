@@ -25,7 +25,7 @@ def build_chain(config: Config, *, platform=None, services: dict | None = None) 
             continue
         path = ("rules", index)
         rule_class = load_rule_class(item["use"], file=doc.file, path=f"rules[{index}].use",
-                                     line=doc.line_of(path + ("use",)))
+                                     line=doc.line_of(path + ("use",)), search_dir=config.base_dir)
         name = item["name"] or item["use"]
         if name in seen:
             raise doc.error(path + ("name",), f"rule name {name!r} is already used by rules[{seen[name]}]; "

@@ -60,7 +60,7 @@ def test_explain_text(run, tmp_path):
 
 
 def test_check_prints_the_resolved_chain(run):
-    result = run("check", ROOT / "examples" / "production.yaml")
+    result = run("check", ROOT / "examples" / "production.yaml", env={"IMHOOK_APP_ID": APP_ID})
     assert result.exit_code == 0
     assert "examples/production.yaml: OK" in result.output
     assert "1. message-flood (rules.builtin.rate_limit:RateLimit)" in result.output
@@ -69,10 +69,10 @@ def test_check_prints_the_resolved_chain(run):
 
 def test_check_reports_a_bad_file_with_its_place_and_exit_2(run, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("rules:\n  - use: sensitive_words\n    config: {words: [x], action: shout}\n")
+    bad.write_text("app_id: 1\nrules:\n  - use: sensitive_words\n    config: {words: [x], action: shout}\n")
     result = CliRunner().invoke(main, ["check", str(bad)])
     assert result.exit_code == 2
-    assert f"{bad}:3: rules[0].config.action: Must be one of" in result.output
+    assert f"{bad}:4: rules[0].config.action: Must be one of" in result.output
 
 
 def test_send_posts_a_signed_callback_to_a_running_receiver(serve, run):
@@ -85,7 +85,7 @@ def test_send_posts_a_signed_callback_to_a_running_receiver(serve, run):
         "ActionStatus": "OK", "ErrorCode": 120100, "ErrorInfo": "no gambling"}
     wrong = CliRunner().invoke(main, ["send", str(SAMPLES / "tencent" / "State.StateChange.json"), "--url",
                                       server.callback_url, "--app-id", APP_ID, "--token", "wrong"])
-    assert wrong.exit_code == 1 and "HTTP 401" in wrong.output
+    assert wrong.exit_code == 3 and "HTTP 401" in wrong.output and "IMHOOK_TOKEN" in wrong.output
 
 
 def test_send_without_app_id_says_how(run):

@@ -232,7 +232,8 @@ def test_recording_options_are_validated(section, message_part):
 
 def test_recording_is_on_by_default():
     config = parse_config("app_id: 1\n", "x.yaml", {})
-    assert config.recording["enabled"] is True and config.recording["path"] == "imhook-recordings.sqlite"
+    # A relative path resolves against the config file's folder (here: no folder, the working directory).
+    assert config.recording["enabled"] is True and config.recording["path"] == str(Path.cwd() / "imhook-recordings.sqlite")
     assert (config.recording["keep_sign"], config.recording["store_text"], config.recording["hash_user_ids"]) == (
         False, True, False)
 

@@ -116,8 +116,10 @@ def test_replay_over_http_against_a_second_instance_with_other_rules(recorded, t
 def test_replay_over_http_reports_an_unreachable_receiver_per_record(recorded):
     code, data, _ = replay(str(recorded), "--url", "http://127.0.0.1:9/callback", "--token", TOKEN,
                            "--command", "C2C.CallbackBeforeSendMsg", "--timeout", "1")
-    assert code == 0 and data["summary"]["error"] == data["summary"]["total"] > 0
-    assert all("HTTP request failed" in e["why"] for e in data["errors"])
+    # Nothing was tested: exit 3, and no error line shows the Sign the request carried.
+    assert code == 3 and data["summary"]["error"] == data["summary"]["total"] > 0
+    assert all("HTTP request failed: cannot reach http://127.0.0.1:9/callback" in e["why"] for e in data["errors"])
+    assert not any("Sign=" in e["why"] and "Sign=<hidden>" not in e["why"] for e in data["errors"])
 
 
 @pytest.mark.parametrize("filters, total", [

@@ -129,6 +129,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read scenario: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not a UTF-8 text file; name a YAML scenario", file=str(path)) from None
     return parse_scenario(text, str(path), base_dir=path.parent)
 
 

@@ -58,7 +58,8 @@ class TargetSection(_Section):
 
 class ForwardingSection(_Section):
     targets = fields.List(fields.Nested(TargetSection), load_default=list)
-    outbox = fields.String(load_default="imhook-outbox.sqlite3", validate=_non_empty)
+    # Relative: to the config file's folder (the "path" mark: receiver/config.py resolves it).
+    outbox = fields.String(load_default="imhook-outbox.sqlite3", validate=_non_empty, metadata={"path": True})
     concurrency = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
     poll_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.05, max=60))
     keep_delivered_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from ..cli_common import check_writable, checked_url, config_option
+from ..errors import ImhookError
 from .store import Filters
 
 
@@ -28,13 +30,35 @@ def _filters(commands, since, until, user, include_rejected: bool = True) -> Fil
                    until=parse_time(until) if until else None, user=user, include_rejected=include_rejected)
 
 
-def _db_path(db: str | None) -> Path:
-    """--db, else recording.path of the config ($IMHOOK_CONFIG or the bundled default)."""
+DB_HELP = "Recordings database [default: recording.path of the config]."
+MIN_RATE = 0.01  # --rate: one request per 100 s; slower is a typo, and 1e-300 would sleep forever
+
+
+def _db_path(db: str | None, config_file: str | None = None) -> Path:
+    """--db, else recording.path of the config (--config, $IMHOOK_CONFIG or the bundled default)."""
     if db:
         return Path(db)
     from ..config import load_config
 
-    return Path(load_config(None, require_app_id=False).recording["path"])
+    return Path(load_config(config_file, require_app_id=False).recording["path"])
+
+
+def _existing_db(db: str | None, config_file: str | None) -> Path:
+    """The database to read; a missing one is named with where its path came from and what to do."""
+    path = _db_path(db, config_file)
+    if path.is_file():
+        return path
+    if db:
+        origin, fix = "--db", "check the path"
+    else:
+        from ..config import config_path
+
+        config = config_file or config_path()
+        origin = f"recording.path of {config}"
+        fix = ("nothing has been recorded with this config yet (imhook serve records there), or pass "
+               "--config FILE / --db FILE")
+    what = "a folder, not a file" if path.is_dir() else "no such file"
+    raise ImhookError(f"no recordings database at {path} ({origin}: {what}); {fix}")
 
 
 def _progress(total: int, quiet: bool, desc: str):
@@ -47,34 +71,45 @@ def _progress(total: int, quiet: bool, desc: str):
 
 @click.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Config file with the rules to test (default: $IMHOOK_CONFIG, else the bundled default).")
+@config_option(alias="--rules",
+               help="Config file with the rules to test (default: $IMHOOK_CONFIG, else the bundled default).")
 @_filter_options
 @click.option("--include-rejected", is_flag=True, help="Replay rejected requests too (skipped by default).")
-@click.option("--url", default=None, help="Post each recording to this running receiver instead of replaying offline.")
+@click.option("--url", default=None, callback=checked_url,
+              help="Post each recording to this running receiver instead of replaying offline.")
 @click.option("--token", default=None, help="With --url: sign with this token (default: $IMHOOK_TOKEN).")
 @click.option("--app-id", default=None,
               help="With --url: SdkAppid to send (default: $IMHOOK_APP_ID, else as recorded).")
-@click.option("--rate", type=float, default=None, help="With --url: at most this many requests per second.")
+@click.option("--rate", type=click.FloatRange(min=MIN_RATE), default=None,
+              help="With --url: at most this many requests per second.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True,
               help="With --url: requests in flight at once.")
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="With --url: seconds per request.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="With --url: seconds per request.")
 @click.option("--json", "json_out", default=None, metavar="FILE", help="Also write the result as JSON ('-': stdout).")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Also write a self-contained HTML report.")
-@click.option("--save", "save_to", type=click.Path(dir_okay=False, writable=True), default=None,
+@click.option("--html", "html_out", metavar="FILE", default=None, help="Also write a self-contained HTML report.")
+@click.option("--save", "save_to", metavar="FILE", default=None,
               help="Offline: write every replayed record with its new reply as JSON Lines (a new baseline).")
 @click.option("--show", type=click.IntRange(0), default=20, show_default=True, help="Changed cases to print.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (it is also off when stderr is not a terminal).")
 @click.option("--fail-on-change", is_flag=True, help="Exit with status 1 if any reply changed (for CI).")
-def replay(source, rules_file, commands, since, until, user, include_rejected, url, token, app_id, rate,
+def replay(source, config_file, commands, since, until, user, include_rejected, url, token, app_id, rate,
            concurrency, timeout, json_out, html_out, save_to, show, quiet, fail_on_change):
-    """Replay recorded callbacks (SOURCE: a recordings .sqlite or a .jsonl file) and compare the replies."""
+    """Replay recorded callbacks (SOURCE: a recordings .sqlite or a .jsonl file) and compare the replies.
+
+    Exits 0 when the replay ran, 1 when a decision changed (with --fail-on-change), 2 on a usage or
+    config error, 3 when nothing was tested (0 records selected, records errored, the receiver
+    unreachable or turning every request away).
+    """
     from . import replay as engine
     from .sources import open_source
 
-    if url and (rules_file or save_to):
-        raise click.UsageError("--rules and --save need offline replay; over HTTP the receiver's rules decide")
+    ctx = click.get_current_context()
+    explicit_config = ctx.get_parameter_source("config_file") is click.core.ParameterSource.COMMANDLINE
+    if url and (explicit_config or save_to):
+        raise click.UsageError("--config/--rules and --save need offline replay; over HTTP the receiver's rules decide")
+    for path, option in ((json_out, "--json"), (html_out, "--html"), (save_to, "--save")):
+        check_writable(path, option)  # before the replay, not after it ran for minutes
     records = open_source(source, _filters(commands, since, until, user))
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -87,24 +122,45 @@ def replay(source, rules_file, commands, since, until, user, include_rejected, u
 
                 baseline = stack.enter_context(click.open_file(save_to, "w", encoding="utf-8"))
                 save = lambda record: baseline.write(dumps(record) + "\n")  # noqa: E731
-            runner, concurrency = engine.OfflineReplay(engine.build_receiver(rules_file), save=save), 1
+            runner, concurrency = engine.OfflineReplay(engine.build_receiver(config_file), save=save), 1
         stack.callback(runner.close)
         bar = stack.enter_context(_progress(records.count(), quiet, "replay"))
         summary = engine.run(records, runner, include_rejected=include_rejected, concurrency=concurrency,
                              progress=bar.update)
     _write_outputs(summary, dict(source=str(source), target=runner.target, mode=runner.mode),
                    elapsed=time.perf_counter() - started, json_out=json_out, html_out=html_out, show=show)
-    sys.exit(1 if fail_on_change and summary.counts["changed"] else 0)
+    code, why = engine.exit_status(summary, runner, fail_on_change=fail_on_change,
+                                   selection_hint=_selection_hint(commands, since, until, user))
+    if why:
+        click.echo(f"imhook: {why}", err=True)
+    sys.exit(code)
+
+
+def _selection_hint(commands, since, until, user) -> str:
+    """What may have selected nothing: a command name imhook does not know, or the filters used."""
+    from ..tencent.platform import TencentPlatform
+
+    unknown = [c for c in commands if c not in TencentPlatform.commands]
+    if unknown:
+        return (f"; {', '.join(map(repr, unknown))} is not a known CallbackCommand (names look like "
+                "C2C.CallbackBeforeSendMsg)")
+    used = [name for name, value in (("--command", commands), ("--since", since), ("--until", until),
+                                     ("--user", user)) if value]
+    return f"; check {', '.join(used)}" if used else "; the source holds no records"
 
 
 def _http_runner(url, token, app_id, timeout, rate):
-    from ..config import resolve_tokens
+    from ..config import is_app_id, resolve_tokens
     from ..tencent.platform import TencentPlatform
     from .replay import HttpReplay
 
+    app_id = app_id or os.environ.get("IMHOOK_APP_ID")
+    if app_id and not is_app_id(app_id):
+        raise click.UsageError(f"--app-id / $IMHOOK_APP_ID {app_id!r} is not an SdkAppid (a whole number)")
+
     auth = {"token_env": "IMHOOK_TOKEN", "token_file_env": "IMHOOK_TOKEN_FILE", "token_file": None}
-    token = token or next(iter(resolve_tokens(auth, dict(os.environ), Path.cwd())), None)
-    return HttpReplay(url, app_id=app_id or os.environ.get("IMHOOK_APP_ID"), token=token, timeout=timeout,
+    token = token or next(iter(resolve_tokens(auth, dict(os.environ))), None)
+    return HttpReplay(url, app_id=app_id, token=token, timeout=timeout,
                       rate=rate, before_commands=TencentPlatform.before_commands)
 
 
@@ -140,15 +196,17 @@ def _report_problems(problems, what: str) -> None:
 
 
 @recordings.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True))
-@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
+@click.argument("file")
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
+@config_option()
 @_filter_options
 @click.option("--rejected/--no-rejected", default=True, show_default=True, help="Include rejected requests.")
-def export_command(file, db, commands, since, until, user, rejected):
+def export_command(file, db, config_file, commands, since, until, user, rejected):
     """Write recordings to FILE as JSON Lines ('-': stdout), one record per line."""
     from .sources import export_jsonl, open_source
 
-    source = open_source(_db_path(db), _filters(commands, since, until, user, rejected))
+    check_writable(file, "FILE")
+    source = open_source(_existing_db(db, config_file), _filters(commands, since, until, user, rejected))
     if not source.is_sqlite:
         raise click.UsageError(f"{source.path} is not a SQLite recordings database")
     with click.open_file(file, "w", encoding="utf-8") as out:
@@ -159,8 +217,9 @@ def export_command(file, db, commands, since, until, user, rejected):
 
 @recordings.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
-def import_command(file, db):
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
+@config_option()
+def import_command(file, db, config_file):
     """Add the records of a JSON Lines FILE to the database; records already there are skipped.
 
     A record is already there when one with the same content (everything but its id) was imported
@@ -168,7 +227,7 @@ def import_command(file, db):
     """
     from .sources import import_records, read_jsonl
 
-    target = _db_path(db)
+    target = _db_path(db, config_file)
     with open(file, encoding="utf-8", errors="replace") as f:
         result = import_records(read_jsonl(f, Path(file).name), target)
     _report_problems(result.problems, "lines")
@@ -177,13 +236,14 @@ def import_command(file, db):
 
 @recordings.command("import-samples")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
+@config_option()
 @click.option("--app-id", default=None, help="SdkAppid to record them under (default: $IMHOOK_APP_ID, else 0).")
-def import_samples_command(folder, db, app_id):
+def import_samples_command(folder, db, config_file, app_id):
     """Add every callback body in FOLDER (*.json; *.response*.json ignored) as a record without a reply."""
     from .sources import import_records, sample_records
 
-    target = _db_path(db)
+    target = _db_path(db, config_file)
     records = sample_records(folder, app_id=app_id or os.environ.get("IMHOOK_APP_ID") or "0")
     result = import_records(records, target)
     _report_problems(result.problems, "files")
@@ -191,12 +251,13 @@ def import_samples_command(folder, db, app_id):
 
 
 @recordings.command("stats")
-@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
-def stats_command(db):
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
+@config_option()
+def stats_command(db, config_file):
     """Count records per command and outcome."""
     from .store import Store
 
-    store = Store(_db_path(db), create=False)
+    store = Store(_existing_db(db, config_file), create=False)
     try:
         rows = store.summary()
     finally:
@@ -208,10 +269,11 @@ def stats_command(db):
 
 
 @recordings.command("prune")
-@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
+@config_option()
 @click.option("--days", type=click.FloatRange(min=0), required=True,
               help="Delete records older than this many days; 0 keeps everything, as retention_days: 0 does.")
-def prune_command(db, days):
+def prune_command(db, config_file, days):
     """Delete old records now (the server also does it every hour, per recording.retention_days).
 
     --days 0 deletes nothing: it means "keep everything", as recording.retention_days: 0 does.
@@ -219,7 +281,7 @@ def prune_command(db, days):
     from .report import when
     from .store import Store
 
-    path = _db_path(db)
+    path = _existing_db(db, config_file)
     store = Store(path, create=False)
     try:
         if not days:  # the same meaning as retention_days: 0, so one number never means both
@@ -237,12 +299,13 @@ def prune_command(db, days):
 
 @recordings.command("hash-id")
 @click.argument("account")
-def hash_id_command(account):
+@config_option()
+def hash_id_command(account, config_file):
     """Print ACCOUNT as recorded with hash_user_ids (for --user), using the configured salt."""
     from ..config import load_config
     from .privacy import Policy
 
-    settings = {**load_config(None, require_app_id=False).recording, "hash_user_ids": True}
+    settings = {**load_config(config_file, require_app_id=False).recording, "hash_user_ids": True}
     click.echo(Policy.from_settings(settings, os.environ).user(account))
 
 

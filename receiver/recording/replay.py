@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -19,8 +19,9 @@ from typing import Any
 
 import requests
 
-from ..client import post_callback
+from ..client import describe_failure, hide_signature, post_callback
 from ..core import HttpRequest, Receiver
+from ..errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED
 from ..signature import sign
 from .record import Problem, Record
 from .sent import describe_sent
@@ -28,6 +29,9 @@ from .summary import Case, Side, Summary
 
 UNCHANGED, CHANGED, NEW, ERROR = "unchanged", "changed", "new", "error"
 SIGN_PARAMS = ("Sign", "RequestTime")
+# Replies that mean the receiver turned the request away before its rules ran (PROTOCOL.md §2).
+REFUSALS = {401: "the receiver refused the signature; pass --token or set IMHOOK_TOKEN to its token",
+            403: "the receiver serves another app; pass its SdkAppid with --app-id or IMHOOK_APP_ID"}
 
 
 def build_receiver(rules_file: str | None = None, env: dict[str, str] | None = None) -> Receiver:
@@ -123,11 +127,16 @@ class HttpReplay:
 
     def __init__(self, url: str, *, app_id: str | None, token: str | None, timeout: float = 5.0,
                  rate: float | None = None, before_commands: Iterable[str] = ()):
-        self.target = url
+        self.target = hide_signature(url)
         self.url, self.app_id, self.token, self.timeout = url, app_id, token, timeout
         self.limiter = RateLimiter(rate)
         self.before_commands = frozenset(before_commands)
         self._local = threading.local()
+        # Replies that are no callback answer (401, 403, 5xx, not JSON) where the recording had one:
+        # when every reply is one, the receiver's rules were never tested (exit_status).
+        self.turned_away: Counter = Counter()
+        self.answered = 0
+        self._count_lock = threading.Lock()
 
     def _session(self):
         if not hasattr(self._local, "session"):
@@ -151,7 +160,11 @@ class HttpReplay:
             result = post_callback(self.url, record.body, app_id=query.get("SdkAppid", ""), query=query,
                                    session=self._session(), timeout=self.timeout)
         except requests.RequestException as exc:
-            return error_case(record, f"HTTP request failed: {type(exc).__name__}: {exc}")
+            return error_case(record, f"HTTP request failed: {describe_failure(exc, self.url, self.timeout)}")
+        with self._count_lock:
+            self.answered += 1
+            if not result.ok and result.status != record.status:
+                self.turned_away[result.status] += 1
         # Over HTTP only the reply is seen: the outcome is read back from it, the rule is unknown.
         outcome = classify_reply(record.command, result.status, result.reply, self.before_commands)
         return compare(record, Side(result.status, result.reply, outcome, None, None))
@@ -214,7 +227,7 @@ def _cases(items, replay, summary: Summary, include_rejected: bool, concurrency:
         try:
             case = replay(item)
         except Exception as exc:  # one bad record must not end the run; it is reported
-            return error_case(item, f"replay failed: {type(exc).__name__}: {exc}")
+            return error_case(item, f"replay failed: {type(exc).__name__}: {hide_signature(str(exc))}")
         if case.kind in (CHANGED, NEW):  # the report shows what was sent beside the replies
             case.sent = describe_sent(item)
         return case
@@ -238,3 +251,35 @@ def _cases(items, replay, summary: Summary, include_rejected: bool, concurrency:
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
+
+
+def exit_status(summary: Summary, replay: Callable[[Record], Case], *, fail_on_change: bool,
+                selection_hint: str = "") -> tuple[int, str]:
+    """The exit code of a replay and the one line that explains it ("" when all is well).
+
+    3 (nothing tested, or the target failed) wins over 1 (decisions changed): a change seen in a run
+    where records errored or the receiver turned requests away says nothing about the rules.
+    """
+    total = summary.total
+    if total == 0:
+        if summary.skipped_rejected:
+            return EXIT_UNTESTED, (f"nothing replayed: all {summary.skipped_rejected} selected records are "
+                                   "rejected requests; pass --include-rejected to replay them")
+        return EXIT_UNTESTED, f"nothing replayed: 0 records selected{selection_hint}"
+    errors = summary.counts["error"]
+    if errors == total:
+        return EXIT_UNTESTED, f"no record could be replayed; the first: {summary.errors[0].error}"
+    if errors:
+        return EXIT_UNTESTED, (f"{errors} of {total} records could not be replayed (see Errors above); "
+                               "the rules were not tested on them")
+    turned_away = getattr(replay, "turned_away", None)
+    if turned_away and sum(turned_away.values()) == getattr(replay, "answered", 0):
+        status, _ = turned_away.most_common(1)[0]
+        why = REFUSALS.get(status) or ("the receiver failed; see its log" if status >= 500 else
+                                       "not a JSON object, which the IM counts as no reply" if status == 200 else
+                                       "not an answer the IM accepts")
+        shown = f"HTTP {status}" if len(turned_away) == 1 else f"no usable reply (HTTP {', '.join(map(str, turned_away))})"
+        return EXIT_UNTESTED, f"every reply was {shown}: {why}"
+    if fail_on_change and summary.counts["changed"]:
+        return EXIT_CHANGED, f"{summary.counts['changed']} of {total} decisions changed (--fail-on-change)"
+    return EXIT_OK, ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from ..config import Section
+from ..config import PATH, Section
 
 DEFAULT_PATH = "imhook-recordings.sqlite"
 
@@ -13,8 +13,10 @@ class RecordingSection(Section):
     # On by default: replaying real traffic is how a rule change is checked before it ships, and a
     # recording that starts only after the incident is no help. retention_days bounds the disk.
     enabled = fields.Boolean(load_default=True)
-    # Relative paths are resolved against the working directory of the server process.
-    path = fields.String(load_default=DEFAULT_PATH, validate=validate.Length(min=1))
+    # A relative path is resolved against the config file's folder (receiver/config.py), so the
+    # server and `imhook recordings --config` find the same file from any working directory; the
+    # bundled default config's against the working directory.
+    path = fields.String(load_default=DEFAULT_PATH, validate=validate.Length(min=1), metadata=PATH)
     queue_size = fields.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
     batch_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=10_000))
     flush_interval_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
@@ -30,7 +32,7 @@ class RecordingSection(Section):
     journal = fields.Boolean(load_default=True)
     # null: `<path>.journal/` beside the database. One folder per database: whatever a dead worker
     # left in it is imported into this worker's database.
-    journal_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1))
+    journal_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1), metadata=PATH)
 
 
 SECTIONS = {"recording": RecordingSection}
