@@ -13,8 +13,9 @@ import re
 import time
 from typing import Any
 
-from ..model import (Event, FriendAdd, FriendRespond, GroupCreate, GroupInvite, GroupJoin, MessageSend,
-                     TopicCreate)
+from ..model import (Callback, Event, FriendAdd, FriendRespond, GroupCreate, GroupInvite, GroupJoin,
+                     MessageSend, TopicCreate)
+from ..tencent.message import flatten
 from .record import Record
 
 # A report is read by a person: a 10^6-character text or a 5,000-account invitation is cut, and
@@ -34,7 +35,10 @@ _platform = None
 def describe_sent(record: Record, platform: Any = None) -> dict[str, Any]:
     """The callback of `record` in brief; {"error": why} if its body cannot be read as its command."""
     try:
-        event = _parse(record, platform)
+        callback = _parse(record, platform)
+        if callback.undecidable:  # e.g. nested past the depth limit: the rules could not read it either
+            return {"error": printable(f"unreadable: {callback.undecidable}"[:MAX_SHOWN_CHARS])}
+        event = callback.event
         summary = _DESCRIBE.get(type(event), _other)(event, "text" in record.redacted)
     except Exception as exc:  # noqa: BLE001 - one odd record must not end the report; it says why
         return {"error": printable(f"{type(exc).__name__}: {exc}"[:MAX_SHOWN_CHARS])}
@@ -53,7 +57,7 @@ def _escape(match: re.Match) -> str:
     return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
 
 
-def _parse(record: Record, platform: Any) -> Event:
+def _parse(record: Record, platform: Any) -> Callback:
     global _platform
     if platform is None:
         if _platform is None:
@@ -66,7 +70,7 @@ def _parse(record: Record, platform: Any) -> Event:
              "SdkAppid": record.query.get("SdkAppid") or "0"}
     # The body was accepted once: no size limit now. Authentication is not checked (no tokens).
     return platform.from_http(query, record.body, app_id=query["SdkAppid"], max_body=len(record.body) + 1,
-                              now=record.received_at or time.time()).event
+                              now=record.received_at or time.time())
 
 
 def shown_text(text: str, hashed: bool, kind: str | None = None) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def _texts(event: Event, hashed: bool, summary: dict[str, Any]) -> dict[str, Any
     texts = []
     for field in event.text_fields():
         # A text inside a forwarded (merged) message says so, and how deep: "forwarded×2 text".
-        depth = field.path.count("MsgList")
+        depth = flatten(field.path).count("MsgList")
         kind = field.kind if not depth else f"forwarded{'' if depth == 1 else f'×{depth}'} {field.kind}"
         texts.append(shown_text(field.text, hashed, kind))
         if len(texts) > MAX_SHOWN_ITEMS:  # one more than shown, so `omitted` is known to be non-zero
