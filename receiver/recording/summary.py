@@ -8,6 +8,8 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..jsonout import storable
+
 NO_RULE = "(no rule)"
 KINDS = ("unchanged", "changed", "new", "error")
 
@@ -61,7 +63,8 @@ class Case:
 
 
 def _pretty(status: int | None, reply: Any) -> list[str]:
-    text = json.dumps(reply, ensure_ascii=False, indent=2, sort_keys=True)
+    # storable: a reply may echo a lone surrogate of the callback; the diff is printed and saved.
+    text = storable(json.dumps(reply, ensure_ascii=False, indent=2, sort_keys=True))
     return [f"HTTP {status}"] + text.splitlines()
 
 

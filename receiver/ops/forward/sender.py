@@ -139,6 +139,7 @@ class Forwarder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._generation = 0  # a replaced thread sees a newer one and ends
+        self._in_flight: set[int] = set()  # row ids being sent: a replacement thread leaves them alone
         self._pool, self._thread = self._new_thread()
         self._beat = time.monotonic()  # last progress: a round begun or a row finished
         self._stall_logged = False
@@ -205,6 +206,8 @@ class Forwarder:
             try:
                 wait = self.step(pool) if self.lock.try_acquire() else poll
             except Exception:  # a broken file or a bug must not kill the thread for good
+                if generation != self._generation:
+                    return  # replaced meanwhile (its pool's futures were cancelled): end quietly
                 log.exception("forwarder step failed")
                 wait = poll
             self._wake.wait(wait)
@@ -213,16 +216,20 @@ class Forwarder:
     def step(self, pool: ThreadPoolExecutor | None = None) -> float:
         """Send one round of due heads; return how long to wait before the next round."""
         poll = self.settings["poll_seconds"]
-        rows = self.outbox.heads(self.targets, limit=self.settings["concurrency"] * 4)
+        heads = self.outbox.heads(self.targets, limit=self.settings["concurrency"] * 4)
+        rows = [row for row in heads if row.id not in self._in_flight]
         if rows:
             list((pool or self._pool).map(self._send_or_set_aside, rows))
             return 0.0  # more may be due right away: the next rows of these conversations
+        if heads:
+            return poll  # all still in flight on a replaced thread: look again later, no busy loop
         self._purge()
         due = self.outbox.next_due(self.targets)
         return poll if due is None else min(poll, max(0.0, due - self.outbox.clock()))
 
     def _send_or_set_aside(self, row: Row) -> None:
         """Send a row; one that fails for a reason of its own (not the downstream's) is quarantined."""
+        self._in_flight.add(row.id)
         try:
             self._send(row)
         except Exception as exc:
@@ -236,6 +243,7 @@ class Forwarder:
             log.error("forwarding: outbox row %d (%s to %s) cannot be sent and was quarantined: %s",
                       row.id, row.command, row.target, error)
         finally:
+            self._in_flight.discard(row.id)
             self._beat = time.monotonic()
 
     def _send(self, row: Row) -> None:
