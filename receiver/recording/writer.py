@@ -126,7 +126,9 @@ class Recorder:
         self.overflow_total = self.written_total = self.failed_total = self.rejected_skipped_total = 0
         self.journal_spilled_total = self.journal_recovered_total = 0
         self.quarantined_total = self.writer_restarts_total = self.writer_errors_total = 0
-        self._beat = time.monotonic()  # the writer's last turn (supervisor.py: a stuck writer)
+        self._beat = time.monotonic()  # the writer's last turn: a stuck writer
+        self._in_hand: float | None = None  # received_at of the oldest record of the batch being written
+        self._in_hand_count = 0
         self._stall_logged = False
         self._processed = 0  # highest journal seq the writer has stored (or handed back to the journal)
         self._next_rotation = 0.0  # set when the writer starts
@@ -294,13 +296,13 @@ class Recorder:
 
     def undrained_seconds(self) -> float:
         """Age of the oldest record not stored yet: queued, or only in a retired journal file."""
-        now, oldest = self.clock(), None
+        now, oldest = self.clock(), self._in_hand
         try:
             head = self._queue.peek()
         except IndexError:
             head = None
         if head is not None:
-            oldest = head[2].received_at
+            oldest = head[2].received_at if oldest is None else min(oldest, head[2].received_at)
         journal = self.journal
         if journal is not None and journal.retired:
             try:
@@ -322,7 +324,7 @@ class Recorder:
             stuck = time.monotonic() - self._beat
             why = f"; the writer has not finished a turn for {stuck:.0f} s" if stuck > self.stall_seconds else ""
             return (f"recording has not drained for {age:.0f} s (over recording.stall_seconds = "
-                    f"{self.stall_seconds:g}): {len(self._queue)} queued, "
+                    f"{self.stall_seconds:g}): {self._in_hand_count} being written, {len(self._queue)} queued, "
                     f"{len(self.journal.retired) if self.journal else 0} journal files waiting{why}")
         return None
 
@@ -440,6 +442,13 @@ class Recorder:
         return self._queue.take(self.batch_size)
 
     def _write(self, batch: list[Queued]) -> None:
+        self._in_hand, self._in_hand_count = min(item.received_at for _, _, item in batch), len(batch)
+        try:
+            self._write_batch(batch)
+        finally:
+            self._in_hand, self._in_hand_count = None, 0
+
+    def _write_batch(self, batch: list[Queued]) -> None:
         records, keys, seqs = [], [], []
         for seq, key, item in batch:
             record = self._record(item) if isinstance(item, Outcome) else item
