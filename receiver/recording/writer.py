@@ -11,7 +11,7 @@ normal shutdown gunicorn's `worker_exit` hook (and atexit, as a fallback) drains
 With `journal: false` the reply path only enqueues (the record is built on the writer thread), and
 a full queue or a killed worker loses records, as before the journal existed.
 
-The writer thread is supervised (supervisor.py): a record the store refuses goes to the quarantine
+The writer thread is supervised (health.py, receiver/watchdog.py): a record the store refuses goes to the quarantine
 (quarantine.py) and the thread goes on; an error in a turn is logged and the next turn runs; a
 thread that died anyway is restarted; a pipeline that has not drained for `stall_seconds` makes
 /readyz answer 503 (`health`).
@@ -24,7 +24,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ from .. import watchdog
 from ..core import Outcome
 from ..errors import ConfigError
 from .capture import record_from_outcome
+from .health import Supervised
+from .inbox import Inbox, Queued
 from .journal import Journal, JournalClosed, recover
 from .privacy import Policy
 from .quarantine import Quarantine, path_for, store_or_set_aside
@@ -49,47 +50,9 @@ STALL_SECONDS = 30.0  # default of recording.stall_seconds: undrained this long,
 ERROR_PAUSE_SECONDS = 1.0  # after a turn of the writer failed: no hot loop on a lasting fault
 ACTIVE: list["Recorder"] = []  # recorders of this process, for the gunicorn hooks and stats()
 _INHERITED: list[Store] = []  # connections inherited across fork(): must never be used or closed
-Queued = tuple[int, str | None, Record | Outcome]  # (journal seq or 0, key, what to store)
 
 
-class Inbox:
-    """The bounded queue from the reply threads to the writer: a put is one deque append.
-
-    queue.Queue takes a lock and signals a condition on every put (~2.5 µs, and a GIL hand-off to
-    the writer); here the writer sleeps on an Event that is set only when a batch is full or at
-    close. The bound is checked without a lock, so racing threads may overshoot it by a few items.
-    """
-
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
-        self._items: deque[Queued] = deque()
-
-    def put(self, item: Queued) -> bool:
-        """Add `item`; False (and not added) when full."""
-        if len(self._items) >= self.maxsize:
-            return False
-        self._items.append(item)  # atomic under the GIL
-        return True
-
-    def take(self, limit: int) -> list[Queued]:
-        """Up to `limit` items, oldest first."""
-        items, popleft = [], self._items.popleft
-        try:
-            while len(items) < limit:
-                items.append(popleft())
-        except IndexError:
-            pass
-        return items
-
-    def peek(self) -> Queued:
-        """The oldest item (IndexError when empty)."""
-        return self._items[0]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class Recorder:
+class Recorder(Supervised):
     """Record every Outcome it is given into a Store; only the journal line is written on the reply path."""
 
     def __init__(self, path: str | Path, policy: Policy = Policy(), *, queue_size: int = 10_000,
@@ -267,66 +230,6 @@ class Recorder:
             ACTIVE.append(self)
             watchdog.watch(self)
         return self
-
-    def supervise(self) -> str | None:
-        """Restart a dead writer, log a change of health; return the health (watchdog, /readyz)."""
-        self.restart_if_dead()
-        reason = self.health()
-        if reason and not self._stall_logged:
-            log.error("recording: %s", reason)
-        elif not reason and self._stall_logged:
-            log.warning("recording: drained again")
-        self._stall_logged = bool(reason)
-        return reason
-
-    def restart_if_dead(self) -> bool:
-        """Start a new writer thread if the current one died (supervisor.py); True if it did."""
-        with self._lock:
-            thread = self._thread
-            if thread is None or thread.is_alive() or self._closed or self._stop.is_set():
-                return False
-            self.writer_restarts_total += 1
-            if self.store.conn.in_transaction:  # it died inside a batch: that batch was not stored
-                self.store.conn.execute("ROLLBACK")
-            self._beat = time.monotonic()
-            self._thread = threading.Thread(target=self._run, name="imhook-recorder", daemon=True)
-            self._thread.start()
-        log.error("recording: the writer thread had died; restarted (%d restarts)", self.writer_restarts_total)
-        return True
-
-    def undrained_seconds(self) -> float:
-        """Age of the oldest record not stored yet: queued, or only in a retired journal file."""
-        now, oldest = self.clock(), self._in_hand
-        try:
-            head = self._queue.peek()
-        except IndexError:
-            head = None
-        if head is not None:
-            oldest = head[2].received_at if oldest is None else min(oldest, head[2].received_at)
-        journal = self.journal
-        if journal is not None and journal.retired:
-            try:
-                retired_at = journal.retired[0].retired_at
-            except IndexError:
-                retired_at = None
-            if retired_at is not None:
-                oldest = retired_at if oldest is None else min(oldest, retired_at)
-        return 0.0 if oldest is None else max(0.0, now - oldest)
-
-    def health(self) -> str | None:
-        """None while records drain; else why not (for /readyz)."""
-        if self._closed or self._thread is None:
-            return None
-        if not self._thread.is_alive() and not self._stop.is_set():
-            return "the recording writer thread is dead"
-        age = self.undrained_seconds()
-        if age > self.stall_seconds:
-            stuck = time.monotonic() - self._beat
-            why = f"; the writer has not finished a turn for {stuck:.0f} s" if stuck > self.stall_seconds else ""
-            return (f"recording has not drained for {age:.0f} s (over recording.stall_seconds = "
-                    f"{self.stall_seconds:g}): {self._in_hand_count} being written, {len(self._queue)} queued, "
-                    f"{len(self.journal.retired) if self.journal else 0} journal files waiting{why}")
-        return None
 
     def close(self, timeout: float = 15.0) -> bool:
         """Write everything queued, then stop; True if the queue was drained. Safe to call twice."""
