@@ -314,3 +314,14 @@ def wait_for(predicate, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_with_texts_and_ids_hashed_a_lone_surrogate_is_recorded_too(tmp_path):
+    receiver, recorder = make_receiver(tmp_path, flush_interval_seconds=0.01, store_text=False, hash_user_ids=True,
+                                       user_id_salt_env="SALT", env={"SALT": "pepper"})
+    raw = json.dumps(message("\udfffname", user="\ud800eve")).encode()
+    assert receiver.handle(signed(raw)).status == 200
+    assert wait_for(lambda: recorder.stats()["written_total"] == 1)
+    assert recorder.close() and recorder.stats()["failed_total"] == 0
+    [record] = stored(tmp_path)
+    assert record.user.startswith("uid:") and b"udfffname" not in record.body and b"sha256:" in record.body
