@@ -325,3 +325,21 @@ def test_with_texts_and_ids_hashed_a_lone_surrogate_is_recorded_too(tmp_path):
     assert recorder.close() and recorder.stats()["failed_total"] == 0
     [record] = stored(tmp_path)
     assert record.user.startswith("uid:") and b"udfffname" not in record.body and b"sha256:" in record.body
+
+
+def test_journals_of_dead_workers_that_cannot_be_imported_count_as_undrained(tmp_path, monkeypatch):
+    clock = Clock()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the import")
+
+    monkeypatch.setattr("receiver.recording.writer.recover", broken)
+    recorder = Recorder(tmp_path / "rec.sqlite", flush_interval=0.01, stall_seconds=5, clock=clock)
+    assert wait_for(lambda: recorder._recover_failing_since is not None)
+    assert recorder._thread.is_alive() and recorder.health() is None
+    clock.now += 6
+    assert "has not drained for 6 s" in recorder.health()
+    monkeypatch.undo()
+    recorder._recover()
+    assert recorder.health() is None
+    assert recorder.close()

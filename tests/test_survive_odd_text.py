@@ -66,6 +66,7 @@ def test_a_lone_surrogate_account_is_recorded_and_so_is_every_callback_after_it(
     assert [r.body for r in records] == bodies  # byte for byte: replay parses the same callback
     assert records[0].user == "\\ud800eve"  # the TEXT column holds the escape (docs/recording.md)
     assert server.stop() == 0
+    assert "Traceback" not in server.log(), server.log()[-3000:]  # no thread died, no log line failed
 
 
 def test_a_worker_killed_with_such_a_record_in_its_journal_the_next_worker_stores_it(serve, tmp_path):
@@ -85,6 +86,7 @@ def test_a_worker_killed_with_such_a_record_in_its_journal_the_next_worker_store
     assert server.stop() == 0
     assert sorted(json.loads(r.body)["MsgSeq"] for r in recorded(tmp_path)) == [1, 2, 3, 4]
     assert "of a process that died: 1 records, 1 of them not stored before" in server.log()
+    assert "Exception in thread" not in server.log(), server.log()[-3000:]
 
 
 def test_an_after_callback_with_a_lone_surrogate_is_forwarded_byte_for_byte(serve, tmp_path):
@@ -114,6 +116,7 @@ def test_an_after_callback_with_a_lone_surrogate_is_forwarded_byte_for_byte(serv
         quarantined = [float(line.split()[-1]) for line in metrics.splitlines()
                        if line.startswith("imhook_forward_quarantined_total")]
         assert sum(quarantined) == 0  # nothing had to be set aside
+        assert "Traceback" not in server.log(), server.log()[-3000:]
     finally:
         downstream.stop()
 

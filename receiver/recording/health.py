@@ -43,8 +43,11 @@ class Supervised:
         return True
 
     def undrained_seconds(self) -> float:
-        """Age of the oldest record not stored yet: queued, or only in a retired journal file."""
+        """Age of the oldest record not stored yet: being written, queued, only in a retired journal
+        file, or in the journal of a dead worker that cannot be imported."""
         now, oldest = self.clock(), self._in_hand
+        if self._recover_failing_since is not None:  # dead workers' journals wait to be imported
+            oldest = self._recover_failing_since if oldest is None else min(oldest, self._recover_failing_since)
         try:
             head = self._queue.peek()
         except IndexError:

@@ -92,6 +92,7 @@ class Recorder(Supervised):
         self._beat = time.monotonic()  # the writer's last turn: a stuck writer
         self._in_hand: float | None = None  # received_at of the oldest record of the batch being written
         self._in_hand_count = 0
+        self._recover_failing_since: float | None = None  # journals of dead workers not importable since
         self._stall_logged = False
         self._processed = 0  # highest journal seq the writer has stored (or handed back to the journal)
         self._next_rotation = 0.0  # set when the writer starts
@@ -414,10 +415,14 @@ class Recorder(Supervised):
             return
         try:
             found = recover(self.journal_dir, self.store, quarantine=self.quarantine)
-        except (OSError, sqlite3.Error) as exc:
-            log.warning("recording: importing the journals left in %s failed (tried again later): %s",
-                        self.journal_dir, exc)
+        except Exception as exc:  # the database or disk, or a bug: the files stay for the next try
+            # Until an import succeeds, those records count as undrained (health.py): never silent.
+            self._recover_failing_since = self._recover_failing_since or self.clock()
+            bug = not isinstance(exc, (OSError, sqlite3.Error))
+            log.warning("recording: importing the journals left in %s failed (tried again later): %s: %s",
+                        self.journal_dir, type(exc).__name__, exc, exc_info=bug)
             return
+        self._recover_failing_since = None
         self.journal_recovered_total += sum(result.inserted for result in found.values())
         self.quarantined_total += sum(result.quarantined for result in found.values())
         self.failed_total += sum(result.lost for result in found.values())
