@@ -143,6 +143,7 @@ class Forwarder:
         self._pool, self._thread = self._new_thread()
         self._beat = time.monotonic()  # last progress: a round begun or a row finished
         self._stall_logged = False
+        self._supervise_lock = threading.Lock()  # the watchdog and /readyz may both look at once
         self.restarts_total = 0
         self._last_purge = 0.0
 
@@ -160,6 +161,10 @@ class Forwarder:
 
     def supervise(self) -> str | None:
         """Replace a dead or stuck sender thread; return why it is not healthy (None: it is)."""
+        with self._supervise_lock:
+            return self._supervise()
+
+    def _supervise(self) -> str | None:
         if self._stop.is_set():
             return None
         idle = time.monotonic() - self._beat
