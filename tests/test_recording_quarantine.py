@@ -343,3 +343,17 @@ def test_journals_of_dead_workers_that_cannot_be_imported_count_as_undrained(tmp
     recorder._recover()
     assert recorder.health() is None
     assert recorder.close()
+
+
+def test_a_reimport_keeps_what_was_appended_while_it_ran(tmp_path):
+    quarantine = Quarantine(tmp_path / "q.jsonl")
+    quarantine.add_record(a_record(1), "refused", where="writer")
+    taken = []
+
+    def store_one(record, key):
+        quarantine.add_record(a_record(2), "refused meanwhile", where="writer")  # another worker, now
+        taken.append(record.request_id)
+
+    assert quarantine.reimport(store_one) == (1, [])
+    assert taken == ["rid-1"]
+    assert [e.data["request_id"] for e in quarantine.entries()] == ["rid-2"]

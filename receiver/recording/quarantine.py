@@ -8,9 +8,11 @@ receiver/jsonout.py, so any text survives) or the raw bytes of a journal line th
 read (`raw_base64`). `imhook recordings quarantine` lists the file; `--import` stores what can be
 stored now (after a fix) and keeps the rest.
 
-Appends are one write(2) under an exclusive flock, from every worker; a re-import rewrites the file
-under the same lock (a new file renamed over the old one: an appender that opened the old one sees
-the swap and opens again). The file is capped at `max_bytes`: past it, items are not kept (counted
+Appends are one write(2) under an exclusive flock, from every worker (an append may be on the reply
+path: the outbox's quarantine). A re-import takes the lock only to read the file and, after storing
+what it can without it, to rewrite it: the lines it stored are dropped, lines appended meanwhile
+are kept (a new file renamed over the old one: an appender that opened the old one sees the swap
+and opens again). The file is capped at `max_bytes`: past it, items are not kept (counted
 as lost by the caller, and logged) rather than filling the disk.
 """
 
@@ -54,6 +56,7 @@ class Entry:
 
     number: int
     data: dict[str, Any]
+    line: bytes = b""  # as in the file: how a re-import finds it again
 
     @property
     def summary(self) -> str:
@@ -127,8 +130,12 @@ class Quarantine:
         """Every quarantined item, oldest first (a line that is not JSON is shown as raw bytes)."""
         if not self.path.exists():
             return []
-        with open(self.path, "rb") as f:
-            return list(_parse(f.read()))
+        fd = self._open_locked(os.O_RDONLY)
+        try:
+            with os.fdopen(os.dup(fd), "rb") as f:
+                return list(_parse(f.read()))
+        finally:
+            os.close(fd)
 
     def reimport(self, store_one: Callable[[Record, str | None], None], *,
                  read: Callable[[dict], Any] | None = None) -> tuple[int, list[Entry]]:
@@ -140,32 +147,45 @@ class Quarantine:
         read = read or _to_record
         if not self.path.exists():
             return 0, []
-        fd = self._open_locked(os.O_RDWR)
+        outcome: dict[bytes, Entry | None] = {}  # line -> None: stored; an Entry: kept, new error
         try:
-            with os.fdopen(os.dup(fd), "rb") as f:
-                items = list(_parse(f.read()))
-            stored, kept = 0, []
-            for entry in items:
+            for entry in self.entries():  # the lock is not held meanwhile: appends go on
                 try:
                     store_one(*read(entry.data))
                 except sqlite3.OperationalError:
                     raise  # the database itself is unavailable: keep everything, try again later
                 except Exception as exc:
-                    kept.append(Entry(entry.number, {**entry.data, "error": describe(exc)}))
+                    outcome[entry.line] = Entry(entry.number, {**entry.data, "error": describe(exc)}, entry.line)
                     continue
-                stored += 1
-            self._replace(kept)
+                outcome[entry.line] = None
         finally:
-            os.close(fd)
+            stored, kept = sum(v is None for v in outcome.values()), [v for v in outcome.values() if v is not None]
+            self._rewrite(outcome)
         return stored, kept
 
-    def _replace(self, kept: Sequence[Entry]) -> None:
-        if not kept:
-            self.path.unlink()
-            return
-        fresh = self.path.with_name(self.path.name + ".new")
-        fresh.write_bytes(b"".join(jsonout.dumps(entry.data) + b"\n" for entry in kept))
-        os.replace(fresh, self.path)
+    def _rewrite(self, outcome: dict[bytes, Entry | None]) -> None:
+        """Drop the stored lines, update the kept ones, leave any other (appended since) as it is."""
+        fd = self._open_locked(os.O_RDWR)
+        try:
+            with os.fdopen(os.dup(fd), "rb") as f:
+                lines = f.read().splitlines()
+            rest = []
+            outcome = dict(outcome)  # popped as found: two equal lines are two items
+            for line in lines:
+                if line in outcome:
+                    entry = outcome.pop(line)
+                    if entry is not None:
+                        rest.append(jsonout.dumps(entry.data))
+                elif line.strip():
+                    rest.append(line)
+            if rest:
+                fresh = self.path.with_name(self.path.name + ".new")
+                fresh.write_bytes(b"".join(line + b"\n" for line in rest))
+                os.replace(fresh, self.path)
+            else:
+                self.path.unlink()
+        finally:
+            os.close(fd)
 
 
 def _parse(data: bytes) -> Iterator[Entry]:
@@ -179,7 +199,7 @@ def _parse(data: bytes) -> Iterator[Entry]:
         except (ValueError, RecursionError) as exc:
             value = {"where": "quarantine file", "error": f"unreadable quarantine line: {describe(exc)}",
                      "raw_base64": base64.b64encode(line).decode("ascii")}
-        yield Entry(number, value)
+        yield Entry(number, value, line)
 
 
 def _to_record(data: dict) -> tuple[Record, str | None]:
