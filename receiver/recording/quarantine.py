@@ -109,7 +109,7 @@ class Quarantine:
             os.close(fd)  # drops the lock
 
     def _open_locked(self, flags: int) -> int:
-        """Open and flock the file, making sure it is still the file at `path` (see `take`)."""
+        """Open and flock the file, making sure it is still the file at `path` (see `reimport`)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, flags, 0o600)
@@ -128,9 +128,10 @@ class Quarantine:
 
     def entries(self) -> list[Entry]:
         """Every quarantined item, oldest first (a line that is not JSON is shown as raw bytes)."""
-        if not self.path.exists():
+        try:
+            fd = self._open_locked(os.O_RDONLY)
+        except FileNotFoundError:  # nothing quarantined (or all of it just re-imported)
             return []
-        fd = self._open_locked(os.O_RDONLY)
         try:
             with os.fdopen(os.dup(fd), "rb") as f:
                 return list(_parse(f.read()))
