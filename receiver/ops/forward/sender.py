@@ -165,7 +165,7 @@ class Forwarder:
             return self._supervise()
 
     def _supervise(self) -> str | None:
-        if self._stop.is_set():
+        if self._stop.is_set() or self._thread.ident is None:  # stopped, or not started yet
             return None
         idle = time.monotonic() - self._beat
         if self._thread.is_alive() and idle <= self.stall_seconds:
