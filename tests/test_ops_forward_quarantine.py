@@ -142,3 +142,29 @@ def test_an_event_the_outbox_cannot_take_is_kept_aside_and_reimported(tmp_path, 
     with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
         [(raw, dedupe)] = db.execute("SELECT body, dedupe FROM outbox").fetchall()
     assert raw == json.dumps(body).encode() and b"\\udfffname" in raw
+
+
+def test_supervision_counters_and_the_undrained_gauge_reach_the_metrics():
+    from receiver.ops import metrics
+
+    from .test_ops_metrics import value
+
+    totals = {"quarantined_total": 0, "writer_restarts_total": 0, "undrained_seconds": 0}
+    previous = metrics._recording
+    metrics.track_recording(lambda: dict(totals))
+    try:
+        metrics.flush()
+        before = value("imhook_recording_quarantined_total"), value("imhook_recording_writer_restarts_total")
+        totals.update(quarantined_total=2, writer_restarts_total=1, undrained_seconds=42)
+        metrics.flush()
+        after = value("imhook_recording_quarantined_total"), value("imhook_recording_writer_restarts_total")
+        assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+        assert value("imhook_recording_undrained_seconds") == 42
+    finally:
+        metrics._recording = previous
+    stats = metrics.ForwardStats()
+    quarantined = value("imhook_forward_quarantined_total", target="a")
+    stats.count("quarantined", "a")
+    stats.count("sender_restart", "")
+    assert value("imhook_forward_quarantined_total", target="a") - quarantined == 1
+    assert value("imhook_forward_sender_restarts_total") >= 1
