@@ -30,6 +30,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonout import storable
 from .quarantine import Quarantine, store_or_set_aside
 from .record import Problem, Record, RecordError
 from .store import Store
@@ -299,7 +300,7 @@ def import_file(path: Path, store: Store, *, only: Collection[int] | None = None
 def _log_set_aside(record: Record, exc: BaseException, kept: bool) -> None:
     log.error("recording: a %s record (request %s) cannot be stored; %s: %s: %s", record.command,
               record.request_id or "-", "quarantined" if kept else "LOST, the quarantine is full",
-              type(exc).__name__, str(exc)[:200])
+              type(exc).__name__, storable(str(exc)[:200]))
 
 
 def read_journal(path: Path, *, only: Collection[int] | None = None) -> Iterator[tuple[str, Record] | Problem]:
@@ -321,7 +322,7 @@ def read_journal(path: Path, *, only: Collection[int] | None = None) -> Iterator
                     continue
                 yield key, Record.from_json(data)
             except (ValueError, KeyError, TypeError, AttributeError, RecordError, RecursionError) as exc:
-                yield BadLine(where, f"unreadable journal line: {str(exc)[:200]}", line)
+                yield BadLine(where, f"unreadable journal line: {storable(str(exc)[:200])}", line)
 
 
 def _log_problems(path: Path, result: Imported) -> None:

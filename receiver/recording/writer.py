@@ -31,6 +31,7 @@ from typing import Any
 from .. import watchdog
 from ..core import Outcome
 from ..errors import ConfigError
+from ..jsonout import storable
 from .capture import record_from_outcome
 from .health import Supervised
 from .inbox import Inbox, Queued
@@ -382,7 +383,7 @@ class Recorder(Supervised):
                 self.failed_total += 1
         fate = f"kept in the quarantine {self.quarantine.path}" if kept else "LOST: the quarantine is full"
         log.error("recording: a %s record (request %s) cannot be stored; %s: %s: %s", record.command,
-                  record.request_id or "-", fate, type(exc).__name__, str(exc)[:200])
+                  storable(record.request_id) or "-", fate, type(exc).__name__, storable(str(exc)[:200]))
 
     def _write_failed(self, seqs: list[int], exc: Exception) -> None:
         journaled = [seq for seq in seqs if seq]

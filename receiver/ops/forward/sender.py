@@ -27,6 +27,7 @@ from pathlib import Path
 import requests
 
 from ... import watchdog
+from ...jsonout import storable
 from . import events
 from .events import Target
 from .outbox import Outbox, Row
@@ -238,7 +239,7 @@ class Forwarder:
         try:
             self._send(row)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            error = storable(f"{type(exc).__name__}: {str(exc)[:300]}")
             try:
                 self.outbox.quarantine(row.id, error)
             except Exception:  # the outbox itself fails: the row stays pending, tried next round
