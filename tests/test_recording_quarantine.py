@@ -357,3 +357,24 @@ def test_a_reimport_keeps_what_was_appended_while_it_ran(tmp_path):
     assert quarantine.reimport(store_one) == (1, [])
     assert taken == ["rid-1"]
     assert [e.data["request_id"] for e in quarantine.entries()] == ["rid-2"]
+
+
+def test_a_batch_a_bug_fails_on_is_stored_from_the_journal_not_lost(tmp_path, monkeypatch):
+    monkeypatch.setattr("receiver.recording.writer.ERROR_PAUSE_SECONDS", 0.01)
+    recorder = Recorder(tmp_path / "rec.sqlite", flush_interval=0.01, rotate_seconds=0.05, start=False)
+    real, calls = recorder._write_batch, []
+
+    def buggy(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("a bug in writing")
+        real(batch)
+
+    recorder._write_batch = buggy
+    feed(recorder, [a_record(1), a_record(2)])
+    recorder.start()
+    assert wait_for(lambda: recorder.stats()["written_total"] == 2)  # from the journal, at rotation
+    feed(recorder, [a_record(3)])
+    assert wait_for(lambda: recorder.stats()["written_total"] == 3)
+    assert recorder.close() and recorder.stats()["failed_total"] == 0
+    assert sorted(json.loads(r.body)["n"] for r in stored(tmp_path)) == [1, 2, 3]
