@@ -56,6 +56,17 @@ RECORDING_SPILLED = Counter("imhook_recording_journal_spilled",
                             "Callbacks that overflowed the queue and were stored from the journal instead.")
 RECORDING_RECOVERED = Counter("imhook_recording_journal_recovered",
                               "Callbacks recovered from the journals of dead workers.")
+# Supervision of the recording pipeline (receiver/recording/quarantine.py, receiver/watchdog.py).
+RECORDING_QUARANTINED = Counter("imhook_recording_quarantined",
+                                "Records the store refused, kept aside in the quarantine file.")
+RECORDING_WRITER_RESTARTS = Counter("imhook_recording_writer_restarts", "Recording writer threads restarted.")
+RECORDING_UNDRAINED = Gauge("imhook_recording_undrained_seconds",
+                            "Age of the oldest answered callback not recorded yet (0: drained).",
+                            multiprocess_mode="livemax")
+FORWARD_QUARANTINED = Counter("imhook_forward_quarantined",
+                              "After-callbacks that could not be put in the outbox or sent, kept aside.",
+                              ["target"])
+FORWARD_SENDER_RESTARTS = Counter("imhook_forward_sender_restarts", "Forward sender threads restarted.")
 FORWARD_ENQUEUED = Counter("imhook_forward_enqueued", "After-callbacks written to the outbox.", ["target"])
 FORWARD_DUPLICATES = Counter("imhook_forward_duplicates", "Duplicate callbacks not enqueued again.", ["target"])
 FORWARD_ENQUEUE_ERRORS = Counter("imhook_forward_enqueue_errors", "Outbox writes that failed.")
@@ -208,7 +219,8 @@ class RecordingStats:
     # A per-process running total becomes increments, so the sum over workers is right.
     _TOTALS = {"overflow_total": RECORDING_OVERFLOW, "written_total": RECORDING_WRITTEN,
                "failed_total": RECORDING_FAILED, "journal_spilled_total": RECORDING_SPILLED,
-               "journal_recovered_total": RECORDING_RECOVERED}
+               "journal_recovered_total": RECORDING_RECOVERED, "quarantined_total": RECORDING_QUARANTINED,
+               "writer_restarts_total": RECORDING_WRITER_RESTARTS}
 
     def __init__(self, stats: Callable[[], dict]):
         self.stats = stats
@@ -218,6 +230,8 @@ class RecordingStats:
         values = self.stats() or {}
         if "queue_depth" in values:
             RECORDING_DEPTH.set(values["queue_depth"])
+        if "undrained_seconds" in values:
+            RECORDING_UNDRAINED.set(values["undrained_seconds"])
         for key, counter in self._TOTALS.items():
             value = values.get(key)
             if isinstance(value, int) and value > self._seen[key]:
@@ -229,13 +243,15 @@ class ForwardStats:
     """The sender's and the enqueuer's counters, behind one small interface."""
 
     _COUNTERS = {"delivered": FORWARD_DELIVERED, "dead": FORWARD_DEAD, "enqueued": FORWARD_ENQUEUED,
-                 "duplicate": FORWARD_DUPLICATES}
+                 "duplicate": FORWARD_DUPLICATES, "quarantined": FORWARD_QUARANTINED}
 
     def count(self, what: str, target: str, kind: str = "", n: int = 1) -> None:
         if what == "failed":
             FORWARD_FAILURES.labels(target, kind or "other").inc(n)
         elif what == "enqueue_error":
             FORWARD_ENQUEUE_ERRORS.inc(n)
+        elif what == "sender_restart":
+            FORWARD_SENDER_RESTARTS.inc(n)
         else:
             self._COUNTERS[what].labels(target).inc(n)
 

@@ -63,6 +63,10 @@ class ForwardingSection(_Section):
     concurrency = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
     poll_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.05, max=60))
     keep_delivered_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))
+    # The sender making no progress (no round begun, no row finished) this long is replaced by a
+    # new thread and /readyz says why (receiver/ops/forward/sender.py). Above the longest
+    # timeout_seconds of a target. A downstream that is down is not a stall: see the backlog gauges.
+    stall_seconds = fields.Float(load_default=120.0, validate=validate.Range(min=1, max=86400))
     retry = fields.Nested(RetrySection, load_default=lambda: RetrySection().load({}))
 
     @validates_schema

@@ -26,7 +26,8 @@ def install(app: Flask, receiver) -> None:
     checks = app.extensions.setdefault(READY_CHECKS, {})
     recorder = app.extensions.get("imhook.recorder")  # set by receiver.recording.web, if enabled
     if recorder is not None:
-        checks.setdefault("recording", lambda: _sqlite_writable(recorder.path))
+        # supervise(): restarts a dead writer, and says why when records have stopped draining.
+        checks.setdefault("recording", lambda: recorder.supervise() or _sqlite_writable(recorder.path))
     _install_allow_list(app, receiver, on_refuse=metrics.IP_REJECTED.inc if metrics else None)
     forwarder = _install_forwarding(app, receiver, checks, stats=metrics.ForwardStats() if metrics else None)
     if metrics is not None:
@@ -92,7 +93,7 @@ def _install_forwarding(app: Flask, receiver, checks: dict, stats=None):
     RUNNING.append(forwarder)
     receiver.observers.append(Enqueuer(outbox, targets, wake=forwarder.wake, stats=stats,
                                        before_commands=receiver.platform.before_commands))
-    checks["outbox"] = lambda: _sqlite_writable(outbox.path)
+    checks["outbox"] = lambda: forwarder.supervise() or _sqlite_writable(outbox.path)
     app.extensions["imhook.forwarder"] = forwarder
     return forwarder
 

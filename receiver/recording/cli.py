@@ -309,6 +309,71 @@ def hash_id_command(account, config_file):
     click.echo(Policy.from_settings(settings, os.environ).user(account))
 
 
+# --- imhook recordings quarantine (self-contained: receiver/recording/quarantine.py) -----------------
+
+
+@recordings.command("quarantine")
+@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
+@click.option("--outbox", "outbox_path", default=None, type=click.Path(dir_okay=False),
+              help="Also the forwarding outbox: its quarantine file and its quarantined rows.")
+@click.option("--import", "reimport", is_flag=True,
+              help="Store (enqueue) what can be stored now; what still fails stays, with its new error.")
+def quarantine_command(db, outbox_path, reimport):
+    """List what the writer or the sender set aside (records the store refused, damaged journal lines,
+    events the outbox could not take); with --import, store it now."""
+    from .quarantine import Quarantine, path_for
+
+    quarantine = Quarantine(path_for(_db_path(db)))
+    if reimport:
+        from .store import Store
+
+        store = Store(_db_path(db))
+        try:
+            stored, kept = quarantine.reimport(lambda record, key: store.insert([record], [key]))
+        finally:
+            store.close()
+        click.echo(f"{quarantine.path}: {stored} records stored, {len(kept)} kept")
+        _echo_entries(kept)
+    else:
+        entries = quarantine.entries()
+        click.echo(f"{quarantine.path}: {len(entries)} quarantined")
+        _echo_entries(entries)
+    if outbox_path:
+        _outbox_quarantine(Path(outbox_path), reimport)
+
+
+def _echo_entries(entries) -> None:
+    for entry in entries:
+        click.echo("  " + entry.summary)
+
+
+def _outbox_quarantine(path: Path, reimport: bool) -> None:
+    from ..ops.forward.observer import requeue
+    from ..ops.forward.outbox import Outbox, quarantine_path
+    from .quarantine import Quarantine
+
+    if not path.exists():
+        raise click.UsageError(f"no outbox at {path}")
+    outbox, events = Outbox(path), Quarantine(quarantine_path(path))
+    try:
+        if reimport:
+            stored, kept = events.reimport(lambda entry: requeue(outbox, entry), read=lambda data: (data,))
+            released = outbox.release_quarantined()
+            click.echo(f"{events.path}: {stored} events enqueued, {len(kept)} kept")
+            _echo_entries(kept)
+            click.echo(f"{path}: {released} quarantined rows pending again")
+            return
+        entries = events.entries()
+        click.echo(f"{events.path}: {len(entries)} quarantined")
+        _echo_entries(entries)
+        rows = outbox.quarantined()
+        click.echo(f"{path}: {len(rows)} quarantined rows")
+        for row_id, target, command, error, _created in rows:
+            click.echo(f"  row {row_id} {command} to {target}: {error}")
+    finally:
+        outbox.close()
+
+
 def register(group: click.Group) -> None:
     group.add_command(replay)
     group.add_command(recordings)

@@ -11,6 +11,10 @@ form (record.py) plus `"key": "<token>:<seq>"`, the store's dedup key, so a line
 stored once. A process holds an exclusive flock on each of its files until it deletes it; the kernel
 drops the lock when the process dies, however it dies. A file whose lock can be taken therefore
 belongs to a dead process: anyone may import all of it and delete it (`recover`).
+
+A line is encoded by receiver/jsonout.py, so any text a callback carries (a lone surrogate, NUL,
+a long string, a huge integer) is written and read back unchanged. A line that still cannot be read
+or stored never stops an import: it goes to the quarantine (quarantine.py) and the import goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonout import storable
+from .quarantine import Quarantine, store_or_set_aside
 from .record import Problem, Record, RecordError
 from .store import Store
 
@@ -49,6 +55,7 @@ class JournalFile:
     fd: int
     last_seq: int = 0  # highest seq given to it; 0: empty
     last_queued: int = 0  # set when retired: highest seq handed to the queue by then
+    retired_at: float | None = None  # epoch seconds; the pipeline's age when it stays undeleted
     writing: set[int] = field(default_factory=set)  # seqs whose line is being written right now
 
 
@@ -58,7 +65,16 @@ class Imported:
 
     lines: int = 0
     inserted: int = 0  # new rows; the others were stored already
+    quarantined: int = 0  # lines set aside: unreadable, or refused by the store
+    lost: int = 0  # lines that could be neither stored nor set aside (the quarantine is full)
     problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BadLine(Problem):
+    """A journal line that cannot be read, with its bytes (for the quarantine)."""
+
+    raw: bytes = b""
 
 
 class Journal:
@@ -69,9 +85,11 @@ class Journal:
     (`write`). Everything else runs on the writer thread.
     """
 
-    def __init__(self, folder: str | Path, *, remove_folder: bool = False):
+    def __init__(self, folder: str | Path, *, remove_folder: bool = False, quarantine: Quarantine | None = None):
         self.folder = Path(folder)
         self.remove_folder = remove_folder  # at close, if empty (ours, not one the operator made)
+        self.quarantine = quarantine  # None: a bad line is only logged
+        self.quarantined_total = self.lost_total = 0  # set aside / lost by `retire`
         self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.lock = threading.Lock()
         self.retired: list[JournalFile] = []
@@ -140,6 +158,7 @@ class Journal:
         with self.lock:
             old, self.current = self.current, new
             old.last_queued = self._last_queued
+        old.retired_at = time.time()
         self.retired.append(old)
 
     def retire(self, store: Store, processed: int) -> int:
@@ -152,8 +171,10 @@ class Journal:
             with self.lock:
                 wanted = {seq for seq in self._unwritten if seq <= file.last_seq}
             if wanted:
-                result = import_file(file.path, store, only=wanted)
+                result = import_file(file.path, store, only=wanted, quarantine=self.quarantine)
                 stored += result.inserted
+                self.quarantined_total += result.quarantined
+                self.lost_total += result.lost
                 _log_problems(file.path, result)
                 with self.lock:
                     self._unwritten -= wanted
@@ -167,6 +188,7 @@ class Journal:
             last, self.current = self.current, None
             if last is not None:
                 last.last_queued = self._last_queued
+                last.retired_at = time.time()
         if last is not None:
             self.retired.append(last)
         deadline = time.monotonic() + CLOSE_WAIT_SECONDS  # lines reserved just before: let them land
@@ -216,8 +238,9 @@ class Journal:
 # --- reading journal files ------------------------------------------------------------------------
 
 
-def recover(folder: str | Path, store: Store) -> dict[Path, Imported]:
-    """Import into `store` every journal file whose owner is dead, then delete it."""
+def recover(folder: str | Path, store: Store, *, quarantine: Quarantine | None = None) -> dict[Path, Imported]:
+    """Import into `store` every journal file whose owner is dead, then delete it; a line that
+    cannot be read or stored goes to `quarantine` (if given) and the import goes on."""
     done = {}
     folder = Path(folder)
     for path in sorted([*folder.glob("*" + SUFFIX), *folder.glob("*" + CREATING_SUFFIX)]):
@@ -225,7 +248,7 @@ def recover(folder: str | Path, store: Store) -> dict[Path, Imported]:
         if fd is None:
             continue
         try:
-            done[path] = result = import_file(path, store)
+            done[path] = result = import_file(path, store, quarantine=quarantine)
             path.unlink()  # still holding the lock: nobody else can be importing it
         finally:
             os.close(fd)
@@ -236,22 +259,48 @@ def recover(folder: str | Path, store: Store) -> dict[Path, Imported]:
     return done
 
 
-def import_file(path: Path, store: Store, *, only: Collection[int] | None = None) -> Imported:
+def import_file(path: Path, store: Store, *, only: Collection[int] | None = None,
+                quarantine: Quarantine | None = None) -> Imported:
     """Insert a journal file's records (those with a seq in `only`, if given); already stored keys
-    are skipped by the store."""
+    are skipped by the store. With a quarantine, unreadable lines and records the store refuses are
+    set aside there (an OSError if they cannot be: the file is then kept for a later try)."""
     result, records, keys = Imported(), [], []
+
+    def insert() -> None:
+        if quarantine is None:
+            result.inserted += store.insert(records, keys)
+            return
+        inserted, aside = store_or_set_aside(store, records, keys, quarantine, where=path.name,
+                                             on_set_aside=_log_set_aside)
+        result.inserted += inserted
+        result.quarantined += aside.kept
+        result.lost += aside.lost
+
     for item in read_journal(path, only=only):
         if isinstance(item, Problem):
             result.problems.append(item)
+            # In our own file (`only` given) a damaged line is one whose write failed: its record
+            # was still queued, so it is stored already; only a dead process's lines are set aside.
+            if quarantine is not None and only is None and isinstance(item, BadLine):
+                if quarantine.add_raw_or_drop(item.raw, item.why, where=item.where):
+                    result.quarantined += 1
+                else:
+                    result.lost += 1
             continue
         result.lines += 1
         keys.append(item[0])
         records.append(item[1])
         if len(records) >= IMPORT_BATCH:
-            result.inserted += store.insert(records, keys)
+            insert()
             records, keys = [], []
-    result.inserted += store.insert(records, keys)
+    insert()
     return result
+
+
+def _log_set_aside(record: Record, exc: BaseException, kept: bool) -> None:
+    log.error("recording: a %s record (request %s) cannot be stored; %s: %s: %s", record.command,
+              record.request_id or "-", "quarantined" if kept else "LOST, the quarantine is full",
+              type(exc).__name__, storable(str(exc)[:200]))
 
 
 def read_journal(path: Path, *, only: Collection[int] | None = None) -> Iterator[tuple[str, Record] | Problem]:
@@ -272,8 +321,8 @@ def read_journal(path: Path, *, only: Collection[int] | None = None) -> Iterator
                 if only is not None and int(key.rpartition(":")[2]) not in only:
                     continue
                 yield key, Record.from_json(data)
-            except (ValueError, KeyError, TypeError, AttributeError, RecordError) as exc:
-                yield Problem(where, f"unreadable journal line: {exc}")
+            except (ValueError, KeyError, TypeError, AttributeError, RecordError, RecursionError) as exc:
+                yield BadLine(where, f"unreadable journal line: {storable(str(exc)[:200])}", line)
 
 
 def _log_problems(path: Path, result: Imported) -> None:

@@ -78,12 +78,13 @@ class Policy:
 
 
 def hash_text(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # storable_bytes: a lone surrogate hashes as its \udXXX escape (receiver/jsonout.py), not a crash.
+    return "sha256:" + hashlib.sha256(jsonout.storable_bytes(text)).hexdigest()
 
 
 def hash_id(account: str, salt: bytes) -> str:
     # Keyed, so ids cannot be recovered by hashing a list of known accounts without the salt.
-    return "uid:" + hmac.new(salt, account.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    return "uid:" + hmac.new(salt, jsonout.storable_bytes(account), hashlib.sha256).hexdigest()[:32]
 
 
 def _walk(value: Any, policy: Policy, key: str) -> Any:

@@ -33,6 +33,10 @@ class RecordingSection(Section):
     # null: `<path>.journal/` beside the database. One folder per database: whatever a dead worker
     # left in it is imported into this worker's database.
     journal_dir = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1), metadata=PATH)
+    # A record not stored this many seconds after it was answered (the writer dead, stuck, or the
+    # database failing) makes /readyz answer 503 with the reason. A healthy pipeline drains in
+    # well under 10 s (flush_interval_seconds, plus a journal rotation of 5 s).
+    stall_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=86400))
 
 
 SECTIONS = {"recording": RecordingSection}

@@ -3,6 +3,11 @@
 Each writer holds its own connection; writes are short IMMEDIATE transactions of one batch, and a
 busy timeout lets the workers take turns on the write lock instead of failing. A live record
 carries a unique `key` (see journal.py), so writing it a second time, from a journal, is a no-op.
+
+Text follows the policy of receiver/jsonout.py: the body is a BLOB of the raw bytes; every TEXT
+column is written through `jsonout.storable` (a lone surrogate becomes its `\\udXXX` escape) or,
+for the JSON columns, `jsonout.dumps`. Text read back that is not UTF-8 (a file written by other
+tools) is decoded with the same escapes rather than failing the whole read.
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ class Filters:
             args.append(self.until)
         if self.user:
             clauses.append("user = ?")
-            args.append(self.user)
+            args.append(jsonout.storable(self.user))  # as it was stored
         if not self.include_rejected:
             clauses.append("rejected = 0")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
@@ -129,6 +134,7 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                         check_same_thread=False)
+            self.conn.text_factory = _text
             self._prepare(create)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open recordings database {self.path}: {exc}") from None
@@ -237,11 +243,16 @@ class Store:
 _dump = jsonout.dumps_str  # a row has three of these
 
 
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _row(r: Record, key: str | None) -> tuple:
-    dump = _dump
-    return (r.received_at, r.command, r.user, r.outcome, r.rule, r.reason, r.status, int(r.rejected),
-            r.elapsed_ms, dump(r.query), r.body, int(r.body_truncated), None if r.reply is None else dump(r.reply),
-            dump(r.trace), r.error, r.request_id, r.source, ",".join(r.redacted), key)
+    dump, text = _dump, jsonout.storable
+    return (r.received_at, text(r.command), text(r.user), text(r.outcome), text(r.rule), text(r.reason), r.status,
+            int(r.rejected), r.elapsed_ms, dump(r.query), bytes(r.body), int(r.body_truncated),
+            None if r.reply is None else dump(r.reply), dump(r.trace), text(r.error), text(r.request_id),
+            text(r.source), text(",".join(r.redacted)), key)
 
 
 def _decode(row: tuple) -> Record | Problem:

@@ -10,6 +10,11 @@ normal shutdown gunicorn's `worker_exit` hook (and atexit, as a fallback) drains
 
 With `journal: false` the reply path only enqueues (the record is built on the writer thread), and
 a full queue or a killed worker loses records, as before the journal existed.
+
+The writer thread is supervised (health.py, receiver/watchdog.py): a record the store refuses goes to the quarantine
+(quarantine.py) and the thread goes on; an error in a turn is logged and the next turn runs; a
+thread that died anyway is restarted; a pipeline that has not drained for `stall_seconds` makes
+/readyz answer 503 (`health`).
 """
 
 from __future__ import annotations
@@ -19,16 +24,20 @@ import os
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import watchdog
 from ..core import Outcome
 from ..errors import ConfigError
+from ..jsonout import storable
 from .capture import record_from_outcome
+from .health import Supervised
+from .inbox import Inbox, Queued
 from .journal import Journal, JournalClosed, recover
 from .privacy import Policy
+from .quarantine import Quarantine, path_for, store_or_set_aside
 from .record import Record, encode
 from .store import Store
 
@@ -38,52 +47,21 @@ RETENTION_EVERY_SECONDS = 3600.0
 ROTATE_EVERY_SECONDS = 5.0  # journal rotation, and the search for journals of dead processes
 OVERFLOW_LOG_EVERY_SECONDS = 10.0
 WRITE_RETRIES = (0.2, 0.5, 1.0)
+STALL_SECONDS = 30.0  # default of recording.stall_seconds: undrained this long, /readyz says 503
+ERROR_PAUSE_SECONDS = 1.0  # after a turn of the writer failed: no hot loop on a lasting fault
 ACTIVE: list["Recorder"] = []  # recorders of this process, for the gunicorn hooks and stats()
 _INHERITED: list[Store] = []  # connections inherited across fork(): must never be used or closed
-Queued = tuple[int, str | None, Record | Outcome]  # (journal seq or 0, key, what to store)
 
 
-class Inbox:
-    """The bounded queue from the reply threads to the writer: a put is one deque append.
-
-    queue.Queue takes a lock and signals a condition on every put (~2.5 µs, and a GIL hand-off to
-    the writer); here the writer sleeps on an Event that is set only when a batch is full or at
-    close. The bound is checked without a lock, so racing threads may overshoot it by a few items.
-    """
-
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
-        self._items: deque[Queued] = deque()
-
-    def put(self, item: Queued) -> bool:
-        """Add `item`; False (and not added) when full."""
-        if len(self._items) >= self.maxsize:
-            return False
-        self._items.append(item)  # atomic under the GIL
-        return True
-
-    def take(self, limit: int) -> list[Queued]:
-        """Up to `limit` items, oldest first."""
-        items, popleft = [], self._items.popleft
-        try:
-            while len(items) < limit:
-                items.append(popleft())
-        except IndexError:
-            pass
-        return items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class Recorder:
+class Recorder(Supervised):
     """Record every Outcome it is given into a Store; only the journal line is written on the reply path."""
 
     def __init__(self, path: str | Path, policy: Policy = Policy(), *, queue_size: int = 10_000,
                  batch_size: int = 200, flush_interval: float = 0.5, retention_days: float | None = None,
                  max_rejected_per_minute: int = 60, max_rejected_body_bytes: int = 4096,
                  journal: bool = True, journal_dir: str | Path | None = None,
-                 rotate_seconds: float = ROTATE_EVERY_SECONDS,
+                 rotate_seconds: float = ROTATE_EVERY_SECONDS, stall_seconds: float = STALL_SECONDS,
+                 quarantine_max_bytes: int | None = None,
                  clock: Callable[[], float] = time.time, start: bool = True):
         self.path = Path(path)
         self.policy = policy
@@ -92,6 +70,9 @@ class Recorder:
         self.max_rejected_per_minute, self.max_rejected_body_bytes = max_rejected_per_minute, max_rejected_body_bytes
         self.clock = clock
         self.store = Store(self.path)  # opened here so a bad path stops start-up, not the first write
+        self.quarantine = Quarantine(path_for(self.path), **(
+            {"max_bytes": quarantine_max_bytes} if quarantine_max_bytes is not None else {}))
+        self.stall_seconds = stall_seconds
         # Beside the database by default; removed again when the last worker leaves it empty.
         self._default_journal_dir = self.path.with_name(self.path.name + ".journal")
         self.journal_dir = Path(journal_dir) if journal_dir else self._default_journal_dir
@@ -108,6 +89,12 @@ class Recorder:
         self._pid = os.getpid()
         self.overflow_total = self.written_total = self.failed_total = self.rejected_skipped_total = 0
         self.journal_spilled_total = self.journal_recovered_total = 0
+        self.quarantined_total = self.writer_restarts_total = self.writer_errors_total = 0
+        self._beat = time.monotonic()  # the writer's last turn: a stuck writer
+        self._in_hand: float | None = None  # received_at of the oldest record of the batch being written
+        self._in_hand_count = 0
+        self._recover_failing_since: float | None = None  # journals of dead workers not importable since
+        self._stall_logged = False
         self._processed = 0  # highest journal seq the writer has stored (or handed back to the journal)
         self._next_rotation = 0.0  # set when the writer starts
         self._journal_error_logged_at = float("-inf")
@@ -126,7 +113,8 @@ class Recorder:
             flush_interval=settings["flush_interval_seconds"], retention_days=settings["retention_days"],
             max_rejected_per_minute=settings["max_rejected_per_minute"],
             max_rejected_body_bytes=settings["max_rejected_body_bytes"],
-            journal=settings["journal"], journal_dir=settings["journal_dir"], **kwargs,
+            journal=settings["journal"], journal_dir=settings["journal_dir"],
+            stall_seconds=settings.get("stall_seconds", STALL_SECONDS), **kwargs,
         )
 
     # --- the reply path -------------------------------------------------------------------------
@@ -238,9 +226,11 @@ class Recorder:
 
     def start(self) -> "Recorder":
         if self._thread is None:
+            self._beat = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="imhook-recorder", daemon=True)
             self._thread.start()
             ACTIVE.append(self)
+            watchdog.watch(self)
         return self
 
     def close(self, timeout: float = 15.0) -> bool:
@@ -265,6 +255,7 @@ class Recorder:
             self._closed = True
         if self in ACTIVE:
             ACTIVE.remove(self)
+        watchdog.unwatch(self)
         self.store.close()
         return True
 
@@ -301,14 +292,19 @@ class Recorder:
 
     def stats(self) -> dict[str, int]:
         return {"queue_depth": len(self._queue), "overflow_total": self.overflow_total,
-                "written_total": self.written_total, "failed_total": self.failed_total,
+                "written_total": self.written_total,
+                "failed_total": self.failed_total + (self.journal.lost_total if self.journal else 0),
                 "rejected_skipped_total": self.rejected_skipped_total,
                 "journal_spilled_total": self.journal_spilled_total,
-                "journal_recovered_total": self.journal_recovered_total}
+                "journal_recovered_total": self.journal_recovered_total,
+                "quarantined_total": self.quarantined_total + (self.journal.quarantined_total if self.journal else 0),
+                "writer_restarts_total": self.writer_restarts_total,
+                "undrained_seconds": int(self.undrained_seconds())}
 
     def _open_journal(self) -> Journal:
         try:
-            return Journal(self.journal_dir, remove_folder=self.journal_dir == self._default_journal_dir)
+            return Journal(self.journal_dir, remove_folder=self.journal_dir == self._default_journal_dir,
+                           quarantine=self.quarantine)
         except OSError as exc:
             raise ConfigError(f"cannot open the recording journal in {self.journal_dir}: {exc}") from None
 
@@ -318,16 +314,28 @@ class Recorder:
         self._recover()  # journals left by workers that died, before this one adds its own rows
         self._next_rotation = time.monotonic() + self.rotate_seconds
         while True:
-            self._prune_if_due()
-            batch = self._next_batch()
-            if batch:
-                self._write(batch)
-            if self.journal is not None:
-                self._tend_journal()
-            if not batch and self._stop.is_set() and not self._queue:
+            self._beat = time.monotonic()
+            try:
+                done = self._turn()
+            except Exception:  # a bug in one turn must not end recording: log, count, pause, go on
+                self.writer_errors_total += 1
+                log.exception("recording: a turn of the writer failed (%d so far); going on", self.writer_errors_total)
+                self._stop.wait(ERROR_PAUSE_SECONDS)
+                done = self._stop.is_set() and not self._queue
+            if done:
                 break
         if self.journal is not None:
             self._close_journal()
+
+    def _turn(self) -> bool:
+        """One round: prune, write a batch, tend the journal; True when closed and drained."""
+        self._prune_if_due()
+        batch = self._next_batch()
+        if batch:
+            self._write(batch)
+        if self.journal is not None:
+            self._tend_journal()
+        return not batch and self._stop.is_set() and not self._queue
 
     def _next_batch(self) -> list[Queued]:
         """What is queued, after letting a batch fill for at most flush_interval."""
@@ -339,6 +347,17 @@ class Recorder:
         return self._queue.take(self.batch_size)
 
     def _write(self, batch: list[Queued]) -> None:
+        self._in_hand, self._in_hand_count = min(item.received_at for _, _, item in batch), len(batch)
+        try:
+            self._write_batch(batch)
+        except Exception as exc:  # a bug: the journal keeps the batch, stored (or set aside) when its file retires
+            self._write_failed([seq for seq, _, _ in batch], exc)
+            self._processed = max(self._processed, *(seq for seq, _, _ in batch))
+            raise  # the turn logs it and the writer goes on
+        finally:
+            self._in_hand, self._in_hand_count = None, 0
+
+    def _write_batch(self, batch: list[Queued]) -> None:
         records, keys, seqs = [], [], []
         for seq, key, item in batch:
             record = self._record(item) if isinstance(item, Outcome) else item
@@ -348,9 +367,11 @@ class Recorder:
                 seqs.append(seq)
         for pause in WRITE_RETRIES + (None,):
             try:
-                self.written_total += self.store.insert(records, keys)
+                inserted, _ = store_or_set_aside(self.store, records, keys, self.quarantine, where="writer",
+                                                 on_set_aside=self._set_aside)
+                self.written_total += inserted
                 break
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:  # the database, or the quarantine file, is unavailable
                 if pause is None:
                     self._write_failed(seqs, exc)
                     break
@@ -358,7 +379,17 @@ class Recorder:
                 time.sleep(pause)
         self._processed = max(self._processed, *(seq for seq, _, _ in batch))
 
-    def _write_failed(self, seqs: list[int], exc: sqlite3.Error) -> None:
+    def _set_aside(self, record: Record, exc: BaseException, kept: bool) -> None:
+        with self._lock:
+            if kept:
+                self.quarantined_total += 1
+            else:
+                self.failed_total += 1
+        fate = f"kept in the quarantine {self.quarantine.path}" if kept else "LOST: the quarantine is full"
+        log.error("recording: a %s record (request %s) cannot be stored; %s: %s: %s", record.command,
+                  storable(record.request_id) or "-", fate, type(exc).__name__, storable(str(exc)[:200]))
+
+    def _write_failed(self, seqs: list[int], exc: Exception) -> None:
         journaled = [seq for seq in seqs if seq]
         if journaled:  # the journal still has them: retried when their file is retired
             self.journal.failed(journaled)
@@ -388,12 +419,18 @@ class Recorder:
         if self.journal is None:
             return
         try:
-            found = recover(self.journal_dir, self.store)
-        except (OSError, sqlite3.Error) as exc:
-            log.warning("recording: importing the journals left in %s failed (tried again later): %s",
-                        self.journal_dir, exc)
+            found = recover(self.journal_dir, self.store, quarantine=self.quarantine)
+        except Exception as exc:  # the database or disk, or a bug: the files stay for the next try
+            # Until an import succeeds, those records count as undrained (health.py): never silent.
+            self._recover_failing_since = self._recover_failing_since or self.clock()
+            bug = not isinstance(exc, (OSError, sqlite3.Error))
+            log.warning("recording: importing the journals left in %s failed (tried again later): %s: %s",
+                        self.journal_dir, type(exc).__name__, exc, exc_info=bug)
             return
+        self._recover_failing_since = None
         self.journal_recovered_total += sum(result.inserted for result in found.values())
+        self.quarantined_total += sum(result.quarantined for result in found.values())
+        self.failed_total += sum(result.lost for result in found.values())
 
     def _close_journal(self) -> None:
         self._recover()  # a worker that died just before the shutdown
@@ -421,9 +458,10 @@ class Recorder:
 def stats() -> dict[str, int]:
     """Counters summed over this process's recorders (for metrics)."""
     total = {"queue_depth": 0, "overflow_total": 0, "written_total": 0, "failed_total": 0,
-             "rejected_skipped_total": 0, "journal_spilled_total": 0, "journal_recovered_total": 0}
+             "rejected_skipped_total": 0, "journal_spilled_total": 0, "journal_recovered_total": 0,
+             "quarantined_total": 0, "writer_restarts_total": 0, "undrained_seconds": 0}
     for recorder in list(ACTIVE):
         for key, value in recorder.stats().items():
-            total[key] += value
+            total[key] = max(total[key], value) if key == "undrained_seconds" else total[key] + value
     return total
 

@@ -1,5 +1,9 @@
 """Pure pieces of forwarding: which targets want a callback, its dedupe and conversation keys,
 the signature, the retry delay. No I/O here, so each is tested by a table.
+
+The keys are stored as SQLite TEXT: they follow the text policy of receiver/jsonout.py (a lone
+surrogate, which JSON admits and UTF-8 cannot hold, is written as its `\\udXXX` escape). The body
+forwarded is the raw body as received, byte for byte, whatever it holds.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
+
+from ...jsonout import storable, storable_bytes
 
 SIGNATURE_HEADER = "X-Imhook-Signature"
 TIMESTAMP_HEADER = "X-Imhook-Timestamp"
@@ -74,16 +80,17 @@ def dedupe_key(command: str, body: Mapping[str, Any]) -> str:
     if any(fnmatchcase(command, p) for p in _MESSAGE_COMMANDS):
         for field in ("MsgKey", "MsgId"):
             if body.get(field):
-                return f"{command}|{field}={body[field]}"
+                return storable(f"{command}|{field}={body[field]}")
         if body.get("GroupId") and body.get("MsgSeq") is not None:
-            return f"{command}|GroupId={body['GroupId']}|MsgSeq={body['MsgSeq']}"
+            return storable(f"{command}|GroupId={body['GroupId']}|MsgSeq={body['MsgSeq']}")
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return f"{command}|sha256={hashlib.sha256(canonical.encode()).hexdigest()}"
+    # Unchanged bytes for any body without a lone surrogate: keys stored before stay valid.
+    return storable(f"{command}|sha256={hashlib.sha256(storable_bytes(canonical)).hexdigest()}")
 
 
 def event_id(dedupe: str) -> str:
     """A stable id sent with every attempt, so a downstream can drop a redelivery."""
-    return hashlib.sha256(dedupe.encode()).hexdigest()[:32]
+    return hashlib.sha256(storable_bytes(dedupe)).hexdigest()[:32]
 
 
 def _account(value: Any) -> str:
@@ -92,6 +99,10 @@ def _account(value: Any) -> str:
 
 def conversation_key(body: Mapping[str, Any]) -> str:
     """What events must stay in order together: a group, a C2C pair, else one account."""
+    return storable(_conversation(body))
+
+
+def _conversation(body: Mapping[str, Any]) -> str:
     if _account(body.get("GroupId")):
         return f"group:{body['GroupId']}"
     sender, receiver = _account(body.get("From_Account")), _account(body.get("To_Account"))

@@ -1,16 +1,25 @@
-"""The request-side half of forwarding: write each accepted After* callback to the outbox."""
+"""The request-side half of forwarding: write each accepted After* callback to the outbox.
+
+An event that cannot be written there (the outbox locked or broken, or a bug in computing its keys)
+is not lost: it is appended to the outbox's quarantine file (outbox.quarantine_path) with its raw
+body, counted (`imhook_forward_quarantined_total`) and logged with its request id; `imhook
+recordings quarantine --outbox ... --import` puts it in the outbox later.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ...recording.quarantine import Quarantine, describe
 from . import events
 from .events import Target
-from .outbox import Outbox
+from .outbox import Outbox, quarantine_path
 
 log = logging.getLogger("imhook.forward")
 
@@ -29,6 +38,7 @@ class Enqueuer:
         self.wake = wake
         self.stats = stats
         self.before_commands = frozenset(before_commands)  # never forwarded, whatever the globs
+        self.quarantine = Quarantine(quarantine_path(outbox.path))
 
     def __call__(self, outcome) -> None:
         callback = outcome.callback
@@ -46,14 +56,34 @@ class Enqueuer:
             added = self.outbox.add(
                 wanted, dedupe=events.dedupe_key(command, body), conversation=events.conversation_key(body),
                 command=command, app_id=app_id, body=outcome.request.body)
-        except sqlite3.Error as exc:
-            log.error("cannot write %s to the outbox %s: %s", command, self.outbox.path, exc)
-            self._count("enqueue_error", "")
+        except Exception as exc:  # locked past the busy timeout, a broken file, a bug: keep it aside
+            if isinstance(exc, sqlite3.Error):
+                self._count("enqueue_error", "")
+            self._set_aside(outcome, wanted, app_id, exc)
             return
         for name in wanted:
             self._count("enqueued" if name in added else "duplicate", name)
         if added and self.wake is not None:
             self.wake()
+
+    def _set_aside(self, outcome, wanted: list[str], app_id: str, exc: Exception) -> None:
+        request = outcome.request
+        entry = {"at": time.time(), "where": "enqueue", "error": describe(exc), "request_id": request.request_id,
+                 "event": {"targets": wanted, "command": outcome.command, "app_id": app_id,
+                           "body_base64": base64.b64encode(request.body).decode("ascii")}}
+        try:
+            self.quarantine.append(entry)
+            fate, kept = f"kept in {self.quarantine.path}", True
+        except OSError as error:
+            fate, kept = f"LOST: the quarantine cannot be written either ({error})", False
+        log.error("cannot write %s (request %s) to the outbox %s: %s; %s", outcome.command,
+                  request.request_id or "-", self.outbox.path, describe(exc), fate)
+        if not kept:
+            if not isinstance(exc, sqlite3.Error):
+                self._count("enqueue_error", "")
+            return
+        for name in wanted:
+            self._count("quarantined", name)
 
     def _accepted_after(self, outcome) -> bool:
         """An After* callback that was parsed, or shed (receiver/worker.py); never a before-callback."""
@@ -77,3 +107,16 @@ class Enqueuer:
     def _count(self, what: str, target: str) -> None:
         if self.stats is not None:
             self.stats.count(what, target)
+
+
+def requeue(outbox: Outbox, entry: dict) -> list[str]:
+    """Put a quarantined event (an entry of the outbox's quarantine file) in the outbox; return the
+    targets whose row is new. Raises what the outbox or the body raises: the entry is then kept."""
+    event = entry["event"]
+    raw = base64.b64decode(event["body_base64"])
+    body = json.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("the body is not a JSON object")
+    command = event["command"]
+    return outbox.add(event["targets"], dedupe=events.dedupe_key(command, body),
+                      conversation=events.conversation_key(body), command=command, app_id=event["app_id"], body=raw)

@@ -2,6 +2,11 @@
 
 A row per (event, target). The request thread only INSERTs (sub-millisecond, no network), so
 forwarding never delays the IM's reply; the sender reads heads of conversations and marks rows.
+
+A row the sender cannot even attempt (an error of its own, not of the downstream) is marked
+`quarantined`: it no longer blocks its conversation, and `imhook recordings quarantine --outbox`
+lists it and, with `--import`, makes it pending again. An event that could not be written here at
+all is kept in the file `<outbox>.quarantine.jsonl` (observer.py), re-imported the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+PENDING, DELIVERED, DEAD, QUARANTINED = "pending", "delivered", "dead", "quarantined"
+QUARANTINE_SUFFIX = ".quarantine.jsonl"
+
+
+def quarantine_path(outbox: str | Path) -> Path:
+    """The file of events that could not be written to the outbox, beside it."""
+    outbox = Path(outbox)
+    return outbox.with_name(outbox.name + QUARANTINE_SUFFIX)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -136,6 +148,22 @@ class Outbox:
 
     def dead(self, row_id: int, error: str) -> None:
         self._finish(row_id, DEAD, error)
+
+    def quarantine(self, row_id: int, error: str) -> None:
+        """Set a row aside: not sent, not blocking its conversation, until released."""
+        self._connect().execute("UPDATE outbox SET status = ?, last_error = ? WHERE id = ?",
+                                (QUARANTINED, error[:500], row_id))
+
+    def quarantined(self) -> list[tuple[int, str, str, str, float]]:
+        """(id, target, command, last_error, created_at) of the quarantined rows, oldest first."""
+        return self._connect().execute(
+            "SELECT id, target, command, last_error, created_at FROM outbox WHERE status = ? ORDER BY id",
+            (QUARANTINED,)).fetchall()
+
+    def release_quarantined(self) -> int:
+        """Make every quarantined row pending again (after a fix); return how many."""
+        return self._connect().execute("UPDATE outbox SET status = ?, next_at = ? WHERE status = ?",
+                                       (PENDING, self.clock(), QUARANTINED)).rowcount
 
     def retry_later(self, row_id: int, delay: float, error: str) -> None:
         self._connect().execute(

@@ -3,6 +3,13 @@
 Every gunicorn worker starts a Forwarder; only the one holding an exclusive `flock` on
 `<outbox>.lock` sends, so two workers never send the same row. The kernel drops the lock when
 its holder dies (even by SIGKILL), and another worker takes over within `poll_seconds`.
+
+The thread is supervised (receiver/watchdog.py calls `supervise`): a row whose sending fails with
+an error of its own (not the downstream's) is quarantined (outbox.py) instead of blocking its
+conversation for ever; a thread that died, or that has made no progress for `stall_seconds` (a
+delivery hanging past every timeout), is replaced by a new thread with a new pool, and the old one
+ends when it returns. The replacement may send again what the old thread had in flight: delivery
+is at least once, and the event id header lets the downstream drop a repeat.
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ from pathlib import Path
 
 import requests
 
+from ... import watchdog
+from ...jsonout import storable
 from . import events
 from .events import Target
 from .outbox import Outbox, Row
 
 log = logging.getLogger("imhook.forward")
 PURGE_EVERY_SECONDS = 60.0
+STALL_SECONDS = 120.0  # default of forwarding.stall_seconds: no progress this long, the sender is replaced
 
 
 @dataclass(frozen=True)
@@ -126,15 +136,61 @@ class Forwarder:
         self.deliver = deliver or Deliverer()
         self.stats = stats  # receiver.ops.metrics.ForwardStats or None
         self.lock = LeaderLock(Path(f"{outbox.path}.lock"))
+        self.stall_seconds = settings.get("stall_seconds", STALL_SECONDS)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=settings["concurrency"], thread_name_prefix="imhook-forward")
-        self._thread = threading.Thread(target=self._run, name="imhook-forwarder", daemon=True)
+        self._generation = 0  # a replaced thread sees a newer one and ends
+        self._in_flight: set[int] = set()  # row ids being sent: a replacement thread leaves them alone
+        self._pool, self._thread = self._new_thread()
+        self._beat = time.monotonic()  # last progress: a round begun or a row finished
+        self._stall_logged = False
+        self._supervise_lock = threading.Lock()  # the watchdog and /readyz may both look at once
+        self.restarts_total = 0
         self._last_purge = 0.0
 
+    def _new_thread(self) -> tuple[ThreadPoolExecutor, threading.Thread]:
+        pool = ThreadPoolExecutor(max_workers=self.settings["concurrency"], thread_name_prefix="imhook-forward")
+        thread = threading.Thread(target=self._run, args=(self._generation, pool), name="imhook-forwarder",
+                                  daemon=True)
+        return pool, thread
+
     def start(self) -> "Forwarder":
+        self._beat = time.monotonic()
         self._thread.start()
+        watchdog.watch(self)
         return self
+
+    def supervise(self) -> str | None:
+        """Replace a dead or stuck sender thread; return why it is not healthy (None: it is)."""
+        with self._supervise_lock:
+            return self._supervise()
+
+    def _supervise(self) -> str | None:
+        if self._stop.is_set() or self._thread.ident is None:  # stopped, or not started yet
+            return None
+        idle = time.monotonic() - self._beat
+        if self._thread.is_alive() and idle <= self.stall_seconds:
+            if self._stall_logged:
+                log.warning("forwarding: the sender is making progress again")
+                self._stall_logged = False
+            return None
+        why = ("the forward sender thread had died" if not self._thread.is_alive() else
+               f"the forward sender made no progress for {idle:.0f} s (forwarding.stall_seconds = "
+               f"{self.stall_seconds:g})")
+        self._restart(why)
+        return None if self._thread.is_alive() else why
+
+    def _restart(self, why: str) -> None:
+        old_pool = self._pool
+        self._generation += 1
+        self._pool, self._thread = self._new_thread()
+        self._beat = time.monotonic()
+        self._thread.start()
+        old_pool.shutdown(wait=False, cancel_futures=True)  # its stuck thread ends when its call returns
+        self.restarts_total += 1
+        self._stall_logged = True
+        self._count("sender_restart", "")
+        log.error("forwarding: %s; replaced by a new thread (%d restarts)", why, self.restarts_total)
 
     def wake(self) -> None:
         """A row was just added in this process: look now rather than at the next poll."""
@@ -143,32 +199,58 @@ class Forwarder:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        watchdog.unwatch(self)
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.lock.release()
 
-    def _run(self) -> None:
+    def _run(self, generation: int = 0, pool: ThreadPoolExecutor | None = None) -> None:
         poll = self.settings["poll_seconds"]
-        while not self._stop.is_set():
+        while not self._stop.is_set() and generation == self._generation:
+            self._beat = time.monotonic()
             try:
-                wait = self.step() if self.lock.try_acquire() else poll
+                wait = self.step(pool) if self.lock.try_acquire() else poll
             except Exception:  # a broken file or a bug must not kill the thread for good
+                if generation != self._generation:
+                    return  # replaced meanwhile (its pool's futures were cancelled): end quietly
                 log.exception("forwarder step failed")
                 wait = poll
             self._wake.wait(wait)
             self._wake.clear()
 
-    def step(self) -> float:
+    def step(self, pool: ThreadPoolExecutor | None = None) -> float:
         """Send one round of due heads; return how long to wait before the next round."""
         poll = self.settings["poll_seconds"]
-        rows = self.outbox.heads(self.targets, limit=self.settings["concurrency"] * 4)
+        heads = self.outbox.heads(self.targets, limit=self.settings["concurrency"] * 4)
+        rows = [row for row in heads if row.id not in self._in_flight]
         if rows:
-            list(self._pool.map(self._send, rows))
+            list((pool or self._pool).map(self._send_or_set_aside, rows))
             return 0.0  # more may be due right away: the next rows of these conversations
+        if heads:
+            return poll  # all still in flight on a replaced thread: look again later, no busy loop
         self._purge()
         due = self.outbox.next_due(self.targets)
         return poll if due is None else min(poll, max(0.0, due - self.outbox.clock()))
+
+    def _send_or_set_aside(self, row: Row) -> None:
+        """Send a row; one that fails for a reason of its own (not the downstream's) is quarantined."""
+        self._in_flight.add(row.id)
+        try:
+            self._send(row)
+        except Exception as exc:
+            error = storable(f"{type(exc).__name__}: {str(exc)[:300]}")
+            try:
+                self.outbox.quarantine(row.id, error)
+            except Exception:  # the outbox itself fails: the row stays pending, tried next round
+                log.exception("forwarding: cannot send outbox row %d, nor set it aside", row.id)
+                return
+            self._count("quarantined", row.target)
+            log.error("forwarding: outbox row %d (%s to %s) cannot be sent and was quarantined: %s",
+                      row.id, row.command, row.target, error)
+        finally:
+            self._in_flight.discard(row.id)
+            self._beat = time.monotonic()
 
     def _send(self, row: Row) -> None:
         target = self.targets[row.target]
