@@ -313,21 +313,22 @@ def hash_id_command(account, config_file):
 
 
 @recordings.command("quarantine")
-@click.option("--db", default=None, help="Recordings database (default: recording.path of the config).")
+@click.option("--db", default=None, metavar="FILE", help=DB_HELP)
+@config_option()
 @click.option("--outbox", "outbox_path", default=None, type=click.Path(dir_okay=False),
               help="Also the forwarding outbox: its quarantine file and its quarantined rows.")
 @click.option("--import", "reimport", is_flag=True,
               help="Store (enqueue) what can be stored now; what still fails stays, with its new error.")
-def quarantine_command(db, outbox_path, reimport):
+def quarantine_command(db, config_file, outbox_path, reimport):
     """List what the writer or the sender set aside (records the store refused, damaged journal lines,
     events the outbox could not take); with --import, store it now."""
     from .quarantine import Quarantine, path_for
 
-    quarantine = Quarantine(path_for(_db_path(db)))
-    if reimport:
+    quarantine = Quarantine(path_for(_db_path(db, config_file)))
+    if reimport and quarantine.path.exists():
         from .store import Store
 
-        store = Store(_db_path(db))
+        store = Store(_existing_db(db, config_file))
         try:
             stored, kept = quarantine.reimport(lambda record, key: store.insert([record], [key]))
         finally:
