@@ -1,18 +1,18 @@
-"""imhook's gunicorn worker: gthread, plus load shedding.
+"""Load shedding: a callback that waited too long in the worker's queue is answered at once.
 
 Past saturation every gthread worker queues requests, and the waits grow without bound: soon every
 reply misses the IM's 2 s budget, and the IM lets each of those callbacks through anyway (PROTOCOL.md
 §2). So a callback that waited in the worker's queue longer than `server.shed_after_ms` is answered
 at once with the platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders),
-without the app and its rules. That answer costs a fraction of a decided one, so the queue drains
+without the app and its rules (or, per event kind with `server.shed_reply: on_error`, with the
+`chain.on_error` outcome, what a failing chain would answer). That answer costs a fraction of a decided one, so the queue drains
 and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
 logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
 
-    gunicorn --config python:receiver.gunicorn_conf          # worker_class = ImhookWorker
-
+The worker (receiver/worker.py) wraps the app in a `Shedder` and notes each request's wait.
 gunicorn imports this module in the master, before `receiver/ops/hooks.py` sets up metrics: keep its
-imports to gunicorn, the standard library and imhook's pure modules (Flask, the core and
-prometheus_client load in the worker).
+imports to the standard library and imhook's pure modules (Flask, the core and prometheus_client
+load in the worker).
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-
-from gunicorn.workers.gthread import ThreadWorker
 
 from .errors import RequestError
 from .ops import ipallow
@@ -66,12 +63,16 @@ class Shedder:
         self.paths = frozenset(paths)
         self.waits = threading.local()
         from . import jsonout
-        from .app import parse_query
-        from .config import SHED_AFTER_MS
-        from .core import HttpRequest, new_request_id
+        from .app import client_request_id, parse_query
+        from .config import SHED_AFTER_MS, SHED_KINDS
+        from .core import HttpRequest
 
         self.default_shed_after_ms = SHED_AFTER_MS  # for a bare app, which has no imhook config
-        self.http_request, self.new_request_id, self.parse_query = HttpRequest, new_request_id, parse_query
+        self.http_request, self.request_id, self.parse_query = HttpRequest, client_request_id, parse_query
+        platform = self.receiver.platform if self.receiver is not None else None
+        # Each before-command's event kind, as `server.shed_reply` names them ("message.send").
+        self.kinds = {command: kind for kind in SHED_KINDS
+                      for command in (platform.commands_for((kind,)) if platform is not None else ())}
         self.dumps = jsonout.dumps
         self.shed_count = 0
         self._count_lock = threading.Lock()
@@ -122,15 +123,39 @@ class Shedder:
             return None  # the app rejects it, and records why
         body = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)  # should the app answer after all, it reads the body
-        reply = receiver.platform.render_fail_open(query, body)
+        reply = self.shed_reply(query, body, headers, waited)
         if reply is None:
             return None
         receiver.shed(self.http_request(
             method="POST", query=query, body=body, headers=headers, remote_addr=environ.get("REMOTE_ADDR", ""),
-            request_id=headers.get("X-Request-Id") or self.new_request_id(),
+            request_id=self.request_id(headers.get("X-Request-Id")),
         ), reply, waited_ms=waited * 1000)
         self._count()
         return reply
+
+    def shed_reply(self, query: Mapping[str, str], body: bytes, headers: Mapping[str, str],
+                   waited: float) -> dict[str, Any] | None:
+        """What a shed request is answered: `allow` (the fail-open reply, nothing parsed) or, where
+        `server.shed_reply` says `on_error` for its kind, the chain's `on_error` outcome rendered
+        for it (the callback is parsed, no rule runs). None: the app answers it."""
+        receiver = self.receiver
+        config = receiver.config
+        kind = self.kinds.get(query.get("CallbackCommand", ""))
+        policy = config.server["shed_reply"]
+        outcome = config.chain["on_error"]
+        if kind is None or policy.get(kind, policy.get("default", "allow")) != "on_error" or outcome == "allow":
+            return receiver.platform.render_fail_open(query, body)
+        from .verdict import Verdict
+
+        try:
+            callback = receiver.platform.from_http(
+                query, body, headers=headers, app_id=config.app_id, tokens=(),  # Sign checked above
+                window=config.auth["window_seconds"], max_body=config.server["max_body_bytes"],
+                now=receiver.clock())
+        except RequestError:
+            return None  # the app rejects it, and records why
+        verdict = Verdict(outcome, rule="shed", reason=f"shed after {waited * 1000:.0f} ms in the queue")
+        return receiver.platform.render(callback, verdict)
 
     @staticmethod
     def _refused(environ: Mapping[str, Any], server: Mapping[str, Any]) -> bool:
@@ -140,42 +165,3 @@ class Shedder:
     def _count(self) -> None:
         with self._count_lock:
             self.shed_count += 1
-
-
-class ImhookWorker(ThreadWorker):
-    """gunicorn's gthread worker that notes when each request was queued and sheds stale ones."""
-
-    shedder: Shedder
-
-    def load_wsgi(self) -> None:
-        super().load_wsgi()
-        from .app import CALLBACK_PATHS  # imhook's app is loaded by now (a bare app: loaded here, once)
-
-        self.shedder = Shedder(self.wsgi, CALLBACK_PATHS)
-        self.wsgi = self.shedder
-
-    def enqueue_req(self, conn) -> None:
-        conn.queued_at = time.monotonic()
-        super().enqueue_req(conn)
-
-    def handle(self, conn):
-        # The wait that counts is the thread pool's queue: measured when a thread takes the
-        # connection, not after it (a new connection may still be waiting for its client's bytes).
-        conn.queue_wait = time.monotonic() - getattr(conn, "queued_at", time.monotonic())
-        return super().handle(conn)
-
-    def handle_request(self, req, conn):
-        waits = self.shedder.waits
-        waits.seconds = getattr(conn, "queue_wait", 0.0)
-        try:
-            return super().handle_request(req, conn)
-        finally:
-            waits.seconds = 0.0
-
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            # benchmarks/httpbench.py reads this line; /metrics counts shed callbacks too.
-            self.log.info("imhook worker %s: %d requests shed (answered without the app)", self.pid,
-                          getattr(getattr(self, "shedder", None), "shed_count", 0))

@@ -1,0 +1,323 @@
+"""imhook's gunicorn worker: gthread, with a read stage in the event loop and load shedding.
+
+gunicorn's gthread worker gives each new connection to a thread, which then waits up to 5 s for the
+first byte and, once a byte came, reads the rest with blocking calls for as long as the client
+takes. So a few dozen connections that send nothing, or a header byte every half second, hold
+every thread: authentic callbacks wait behind them, and are then shed (answered fail-open).
+
+Here a connection reaches a thread only with one whole request in hand. The worker's event loop
+reads every connection without blocking into a buffer of its own (receiver/framing.py says when the
+bytes hold one request, or why they must be refused), and only then hands exactly those bytes to
+gunicorn's parser and a thread. A request must arrive whole within REQUEST_READ_SECONDS of its
+first byte (else 408); a connection may sit idle before its first byte for gunicorn's `keepalive`.
+Oversized requests are refused from the event loop, in the JSON error envelope, without reading
+their body (413, 414, 431); whatever gunicorn's parser refuses is answered the same way
+(`handle_error`). Memory is bounded: at most `worker_connections` connections, each buffering at
+most one request (head limit + server.max_body_bytes), and past MAX_BUFFERED_BYTES in all a
+connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again.
+
+Without TLS, the PROXY protocol or HTTP/2 cleartext (none of which imhook's config turns on) the
+read stage is on; with any of them the worker reads as gthread does (terminate TLS at the proxy).
+
+    gunicorn --config python:receiver.gunicorn_conf          # worker_class = ImhookWorker
+
+gunicorn imports this module in the master, before `receiver/ops/hooks.py` sets up metrics: keep its
+imports to gunicorn, the standard library and imhook's pure modules (Flask, the core and
+prometheus_client load in the worker).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import time
+from collections import deque
+from functools import partial
+
+from gunicorn import http, util
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from . import edge
+from .framing import Framer, Limits, Refusal
+from .shedding import OK_ENVELOPE, Shedder, request_headers, should_shed  # noqa: F401  (their old home)
+
+log = logging.getLogger("imhook.worker")
+
+REQUEST_READ_SECONDS = 5.0  # from a request's first byte to its last; the IM sends each at once
+MAX_HEAD_BYTES = 32 * 1024  # request line and headers together (one header: limit_request_field_size)
+READ_CHUNK_BYTES = 64 * 1024  # one recv() of the event loop
+SMALL_REQUEST_BYTES = 64 * 1024  # a connection holding less is always read, whatever the total
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # a worker's buffered requests, beyond which big ones wait
+WRITE_TIMEOUT_SECONDS = 2.0  # a thread's send to a client that does not read: the IM waits 2 s at most
+LINGER_SECONDS = 2.0  # after an error reply, how long unread request bytes are drained before closing
+LINGER_MAX_BYTES = 256 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ImhookWorker(ThreadWorker):
+    """gunicorn's gthread worker that reads requests in its event loop and sheds stale ones."""
+
+    shedder: Shedder
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cfg = self.cfg
+        # The read stage frames plain HTTP/1.x only; anything else is read as gthread does.
+        self.preread = (not cfg.is_ssl and getattr(cfg, "protocol", "http") == "http"
+                        and getattr(cfg, "proxy_protocol", "off") in ("off", None, False)
+                        and getattr(cfg, "http2_cleartext", "off") == "off")
+        self.reading: dict[TConn, None] = {}  # connections whose request is still coming in
+        self.lingering: dict[TConn, None] = {}  # answered with an error, draining before close
+        self.paused: deque[TConn] = deque()  # reading, but not read while over the budget
+        self.buffered = 0
+        self.render_error = edge.render_error
+
+    # --- set-up -------------------------------------------------------------------------------------
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        from .app import CALLBACK_PATHS  # imhook's app is loaded by now (a bare app: loaded here, once)
+
+        self.shedder = Shedder(self.wsgi, CALLBACK_PATHS)
+        self.wsgi = self.shedder
+        if self.shedder.receiver is not None:
+            self.render_error = self.shedder.receiver.platform.render_error
+
+    def limits(self) -> Limits:
+        """Read when a request starts, so a reload's server.max_body_bytes applies to the next one."""
+        receiver = getattr(getattr(self, "shedder", None), "receiver", None)
+        body = receiver.config.server["max_body_bytes"] if receiver is not None else 1 << 20
+        return Limits(request_line=self.cfg.limit_request_line or 8190, head=MAX_HEAD_BYTES, body=body)
+
+    def budget(self) -> int:
+        return max(MAX_BUFFERED_BYTES, 2 * (MAX_HEAD_BYTES + self.limits().body))
+
+    # --- the read stage (event loop) ---------------------------------------------------------------
+
+    def accept(self, listener) -> None:
+        if not self.preread:
+            return super().accept(listener)
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
+        conn.held = 0
+        self.start_reading(conn, b"")
+
+    def start_reading(self, conn: TConn, leftover: bytes) -> None:
+        """Wait for (the rest of) the next request on `conn`; `leftover`: bytes already read."""
+        now = time.monotonic()
+        conn.framer = Framer(self.limits(), leftover)
+        conn.idle_until = now + self.cfg.keepalive if self.alive else now + 2.0
+        conn.read_until = now + REQUEST_READ_SECONDS
+        conn.sent_continue = False
+        self.reading[conn] = None
+        if leftover and self.advance(conn, conn.framer.feed()):
+            return
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+
+    def on_readable(self, conn: TConn, _sock) -> None:
+        if conn.held >= SMALL_REQUEST_BYTES and self.buffered >= self.budget():
+            self.unregister(conn)
+            self.paused.append(conn)
+            return
+        try:
+            data = conn.sock.recv(READ_CHUNK_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client left, mid-request or not: nobody to answer
+            self.drop(conn)
+            return
+        if not conn.framer.started:
+            conn.read_until = time.monotonic() + REQUEST_READ_SECONDS
+        conn.held += len(data)
+        self.buffered += len(data)
+        self.advance(conn, conn.framer.feed(data))
+
+    def advance(self, conn: TConn, verdict: int | Refusal | None) -> bool:
+        """Act on the framer's verdict; True when the connection left the read stage."""
+        if verdict is None:
+            if conn.framer.expects_continue and conn.framer.head_complete and not conn.sent_continue:
+                conn.sent_continue = True  # the client waits for it before it sends the body
+                self.send_now(conn, CONTINUE)
+            return False
+        self.reading.pop(conn, None)
+        self.unregister(conn)
+        if isinstance(verdict, Refusal):
+            self.refuse(conn, verdict.status, verdict.message)
+            return True
+        conn.request_bytes = conn.framer.take(verdict)
+        conn.data_ready = True  # gthread's handle() must not wait for bytes: they are all here
+        self.enqueue_req(conn)
+        return True
+
+    def refuse(self, conn: TConn, status: int, message: str) -> None:
+        """Answer an error in the JSON envelope from the event loop, then close (after a drain)."""
+        log.warning("request refused before the app: %s %s", status, message,
+                    extra={"status": status, "client": edge.loggable(conn.client[0] if conn.client else "")})
+        if self.send_now(conn, edge.error_response(status, message, self.render_error)):
+            self.linger(conn)
+
+    def send_now(self, conn: TConn, data: bytes) -> bool:
+        try:
+            conn.sock.send(data)  # small, into an empty send buffer: never blocks, never partial
+        except OSError:
+            self.drop(conn)
+            return False
+        return True
+
+    def linger(self, conn: TConn) -> None:
+        """Half-close and drain what the client still sends, so it reads the reply instead of a
+        reset (RFC 9112 §9.6); gunicorn does this blocking, in the event loop, for up to 2 s."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.drop(conn)
+            return
+        conn.linger_until = time.monotonic() + LINGER_SECONDS
+        conn.drained = 0
+        self.lingering[conn] = None
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_lingering, conn))
+
+    def on_lingering(self, conn: TConn, _sock) -> None:
+        try:
+            data = conn.sock.recv(READ_CHUNK_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.drained += len(data)
+        if not data or conn.drained > LINGER_MAX_BYTES:
+            self.drop(conn)
+
+    def unregister(self, conn: TConn) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass  # not registered (paused, or on its way to a thread)
+
+    def release(self, conn: TConn, keep: int = 0) -> None:
+        """Count `conn` as holding `keep` bytes now, and read paused connections the budget allows."""
+        self.buffered -= conn.held - keep
+        conn.held = keep
+        budget = self.budget()
+        while self.paused and self.buffered < budget:
+            paused = self.paused.popleft()
+            if paused in self.reading:
+                self.poller.register(paused.sock, selectors.EVENT_READ, partial(self.on_readable, paused))
+
+    def drop(self, conn: TConn) -> None:
+        self.unregister(conn)
+        self.reading.pop(conn, None)
+        self.lingering.pop(conn, None)
+        if conn in self.paused:
+            self.paused.remove(conn)
+        self.nr_conns -= 1
+        self.release(conn)
+        util.close(conn.sock)
+
+    def murder_pending(self) -> None:
+        """Once a second (gthread's loop): refuse requests past their deadline, close idle and
+        drained connections."""
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in list(self.reading):
+            if conn.framer.started and now >= conn.read_until:
+                self.reading.pop(conn, None)
+                self.unregister(conn)
+                if conn in self.paused:
+                    self.paused.remove(conn)
+                self.refuse(conn, 408, f"request not received within {REQUEST_READ_SECONDS:g} s")
+            elif not conn.framer.started and now >= conn.idle_until:
+                self.drop(conn)
+        for conn in [c for c in self.lingering if now >= c.linger_until]:
+            self.drop(conn)
+
+    def _cap_keepalive(self, deadline) -> None:
+        # Stopping: connections that have not begun a request close soon, as kept-alive ones do.
+        super()._cap_keepalive(deadline)
+        for conn in self.reading:
+            conn.idle_until = min(conn.idle_until, deadline)
+
+    # --- the thread: one whole request ------------------------------------------------------------
+
+    def enqueue_req(self, conn) -> None:
+        conn.queued_at = time.monotonic()
+        super().enqueue_req(conn)
+
+    def handle(self, conn):
+        # The wait that counts is the thread pool's queue: measured when a thread takes the
+        # connection, not after it (without the read stage it may still wait for its client's bytes).
+        conn.queue_wait = time.monotonic() - getattr(conn, "queued_at", time.monotonic())
+        data = getattr(conn, "request_bytes", None)
+        if data is not None:
+            conn.request_bytes = None
+            # A parser over exactly this request's bytes: it never reads the socket, so it never
+            # waits for a client; pipelined bytes stay in the framer for the next round.
+            conn.parser = http.get_parser(self.cfg, [data], conn.client)
+        return super().handle(conn)
+
+    def handle_request(self, req, conn):
+        conn.sock.settimeout(WRITE_TIMEOUT_SECONDS)  # the reply's send, to a client that may not read
+        if getattr(conn, "sent_continue", False):
+            req._expected_100_continue = False  # the read stage sent it already, before the body
+        waits = self.shedder.waits
+        waits.seconds = getattr(conn, "queue_wait", 0.0)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            waits.seconds = 0.0
+
+    def finish_request(self, conn, fs) -> None:
+        """Back on the event loop: read the next request of a kept-alive connection, else close."""
+        if not self.preread:
+            return super().finish_request(conn, fs)
+        try:
+            keep = bool(not fs.cancelled() and fs.result())
+        except Exception:
+            keep = False
+        leftover = bytes(conn.framer.buffer)
+        self.release(conn, keep=len(leftover))
+        if keep:
+            try:
+                conn.sock.setblocking(False)
+                self.start_reading(conn, leftover)
+                return
+            except (OSError, ValueError):
+                pass
+        self.release(conn)
+        self.linger(conn)
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        """gunicorn's error answer, in imhook's JSON envelope; the log line never quotes the request
+        (its line holds the query, and with it Sign)."""
+        addr = addr or ("", -1)
+        known = edge.parse_error_status(exc)
+        if known is None:
+            self.log.exception("Error handling request to %s", edge.loggable(getattr(req, "path", "(none read)")))
+            status, message = 500, "internal error"
+        else:
+            status, message = known
+            self.log.warning("Invalid request from ip=%s: %s (%s)", edge.loggable(addr[0]), message,
+                             type(exc).__name__)
+        try:
+            util.write_nonblock(client, edge.error_response(status, message, self.render_error))
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            # benchmarks/httpbench.py reads this line; /metrics counts shed callbacks too.
+            self.log.info("imhook worker %s: %d requests shed (answered without the app)", self.pid,
+                          getattr(getattr(self, "shedder", None), "shed_count", 0))
