@@ -19,6 +19,9 @@ CRLF = b"\r\n"
 # A chunk-size line ("1a2b;ext=1") longer than this is refused: sizes of a body up to any sane
 # max_body_bytes fit in 16 hex digits, and extensions carry nothing imhook reads.
 MAX_CHUNK_LINE_BYTES = 1024
+# A chunked body may take at most this many bytes on the wire per byte of payload allowed (plus one
+# chunk line): a body of one-byte chunks would otherwise buffer six bytes per byte of the limit.
+MAX_CHUNKED_WIRE_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ class Framer:
             if self._body_total + size > limits.body:
                 return Refusal(413, f"body over the limit of {limits.body} bytes")
             data_end = line_end + 2 + size
+            if data_end - self._head_end > MAX_CHUNKED_WIRE_FACTOR * limits.body + MAX_CHUNK_LINE_BYTES:
+                return Refusal(413, f"chunked body over {MAX_CHUNKED_WIRE_FACTOR} x {limits.body} bytes on the wire")
             if len(buffer) < data_end + 2:
                 return None
             if buffer[data_end:data_end + 2] != CRLF:

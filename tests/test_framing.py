@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.framing import MAX_CHUNK_LINE_BYTES, Framer, Limits, Refusal
+from receiver.framing import MAX_CHUNK_LINE_BYTES, MAX_CHUNKED_WIRE_FACTOR, Framer, Limits, Refusal
 
 LIMITS = Limits(request_line=100, head=400, body=50)
 HEAD = b"POST /callback HTTP/1.1\r\nHost: x\r\n"
@@ -93,3 +93,14 @@ def test_expect_continue_is_noticed_once_the_head_is_in():
     framer = Framer(LIMITS)
     assert framer.feed(HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n") is None
     assert framer.head_complete and framer.expects_continue
+
+
+def test_a_chunked_body_of_tiny_chunks_is_bounded_on_the_wire_too():
+    limits = Limits(request_line=100, head=400, body=1000)
+    wire_limit = MAX_CHUNKED_WIRE_FACTOR * limits.body + MAX_CHUNK_LINE_BYTES  # 3024 bytes
+    within = chunked(*[b"c"] * 500)  # 3000 bytes of chunks for 500 of payload
+    over = chunked(*[b"c"] * 510)  # 3060 for 510: payload under the limit, wire over
+    assert Framer(limits).feed(within) == len(within)
+    assert len(within) - len(HEAD) - 30 < wire_limit < len(over) - len(HEAD) - 30
+    verdict = Framer(limits).feed(over)
+    assert isinstance(verdict, Refusal) and verdict.status == 413
