@@ -369,3 +369,13 @@ def test_past_saturation_replies_leave_in_time_and_every_shed_one_is_counted_and
     for record in shed_records:
         assert record.status == 200 and not record.rejected and record.elapsed_ms > 100
         assert record.reply == platform.render_fail_open(record.query, record.body)
+
+
+def test_the_documented_shed_reply_example_loads_and_means_what_it_says():
+    import textwrap
+
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "shed_reply: {default: allow, message" in b]
+    config = parse_config(textwrap.dedent(block), "operations.md", {"IMHOOK_APP_ID": APP_ID})
+    assert config.server["shed_reply"] == {"default": "allow", "message.send": "on_error"}
+    assert config.chain["on_error"] == "refuse"
