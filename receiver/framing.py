@@ -97,6 +97,11 @@ class Framer:
     def _frame_head(self) -> int | Refusal | None:
         buffer, limits = self.buffer, self.limits
         start = 2 if buffer[:2] == CRLF else 0  # RFC 9112 §2.2: one empty line before the request
+        if buffer.count(b"\n") != buffer.count(CRLF):
+            # A bare LF: the head will never end the way RFC 9112 §2.2 says; gunicorn's parser
+            # refuses it (400) at once rather than after the read deadline.
+            self._head_end = len(buffer)
+            return self._head_end
         line_end = buffer.find(CRLF, start, start + limits.request_line + 2)
         if line_end < 0:
             if len(buffer) - start > limits.request_line + 1:

@@ -41,7 +41,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import edge
 from .framing import Framer, Limits, Refusal
-from .shedding import OK_ENVELOPE, Shedder, request_headers, should_shed  # noqa: F401  (their old home)
+from .shedding import Shedder
 
 log = logging.getLogger("imhook.worker")
 

@@ -25,6 +25,7 @@ CASES = [
     ("no body", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", WHOLE),
     ("no headers at all", b"GET / HTTP/1.1\r\n\r\n", WHOLE),
     ("one empty line first", b"\r\nGET / HTTP/1.1\r\n\r\n", WHOLE),
+    ("bare LF: gunicorn refuses", b"GET / HTTP/1.1\n", WHOLE),
     ("head incomplete", b"GET / HTTP/1.1\r\nHost: x\r\n", None),
     ("nothing yet", b"", None),
     ("request line at the limit", b"GET /" + b"a" * 86 + b" HTTP/1.1\r\n\r\n", WHOLE),

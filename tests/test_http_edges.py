@@ -111,6 +111,7 @@ LIMITS = [
     ("header line one over", lambda: get("/healthz", headers=header_of(FIELD_LIMIT - 1)), 431),
     ("head over the total", lambda: get("/healthz", headers=header_of(8000) * (MAX_HEAD_BYTES // 8000 + 1)), 431),
     ("malformed request line", lambda: b"NOT HTTP AT ALL\r\n\r\n", 400),
+    ("bare LF", lambda: b"GET /healthz HTTP/1.1\nHost: imhook\n\n", 400),
     ("header without a colon", lambda: get("/healthz", headers=b"Broken header\r\n"), 400),
     ("malformed chunk size", lambda: post_chunked(signed_target(), b"{}")[:-10] + b"zz\r\n{}\r\n0\r\n\r\n", 400),
     ("transfer coding imhook cannot read", lambda: get("/healthz", headers=b"Transfer-Encoding: gzip\r\n"), 400),

@@ -1,4 +1,4 @@
-"""Load shedding (receiver/worker.py): a callback that waited too long is answered at once, fail-open.
+"""Load shedding (receiver/shedding.py): a callback that waited too long is answered at once, fail-open.
 
 The fail-open reply must be, command by command, what the rules' "allow" renders; everything the
 app would reject still goes to the app; every shed request is still recorded, counted and forwarded.
@@ -29,7 +29,7 @@ from receiver.tencent.platform import TencentPlatform
 from receiver.tencent.replies import FRIEND_LISTS, fail_open
 from receiver.verdict import allow
 from receiver.app import parse_query
-from receiver.worker import Shedder, should_shed
+from receiver.shedding import Shedder, should_shed
 
 from .helpers import APP_ID, ROOT, TOKEN, request_samples, sample
 
