@@ -14,7 +14,8 @@ Oversized requests are refused from the event loop, in the JSON error envelope, 
 their body (413, 414, 431); whatever gunicorn's parser refuses is answered the same way
 (`handle_error`). Memory is bounded: at most `worker_connections` connections, each buffering at
 most one request (head limit + server.max_body_bytes), and past MAX_BUFFERED_BYTES in all a
-connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again.
+connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again. A full
+worker closes its longest-idle connection to accept a new one, so idle sockets cannot lock it out.
 
 Without TLS, the PROXY protocol or HTTP/2 cleartext (none of which imhook's config turns on) the
 read stage is on; with any of them the worker reads as gthread does (terminate TLS at the proxy).
@@ -108,7 +109,18 @@ class ImhookWorker(ThreadWorker):
         self.nr_conns += 1
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
         conn.held = 0
+        if self.nr_conns >= self.worker_connections:
+            self.drop_oldest_idle()
         self.start_reading(conn, b"")
+
+    def drop_oldest_idle(self) -> None:
+        """Full: close the connection idle longest (no byte of a request yet), so that idle sockets
+        cannot keep the worker from accepting; a connection mid-request keeps its place until its
+        deadline. Closing an idle connection is always allowed (RFC 9112 §9.5), as at keepalive's end."""
+        for conn in self.reading:  # in the order they began waiting: the oldest first
+            if not conn.framer.started:
+                self.drop(conn)
+                return
 
     def start_reading(self, conn: TConn, leftover: bytes) -> None:
         """Wait for (the rest of) the next request on `conn`; `leftover`: bytes already read."""
@@ -274,6 +286,10 @@ class ImhookWorker(ThreadWorker):
         waits.seconds = getattr(conn, "queue_wait", 0.0)
         try:
             return super().handle_request(req, conn)
+        except TimeoutError:
+            self.log.warning("A client did not read its reply within %g s; connection closed",
+                             WRITE_TIMEOUT_SECONDS)
+            return False
         finally:
             waits.seconds = 0.0
 

@@ -119,3 +119,20 @@ def test_idle_and_trickling_connections_do_not_starve_signed_callbacks(serve):
     log = server.log()
     assert "Traceback" not in log
     assert '"outcome":"shed"' not in log
+
+
+@pytest.mark.integration
+def test_idle_connections_cannot_fill_a_worker(serve):
+    """Past worker_connections the longest-idle connection makes room: the worker never stops accepting."""
+    server = serve(APPEND, workers=1, threads=2, env={"IMHOOK_WORKER_CONNECTIONS": "50"})
+    host, port = server.url.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(150)]
+    try:
+        time.sleep(0.5)
+        body = json.dumps(sample("C2C.CallbackBeforeSendMsg")).encode()
+        results = [post_callback(server.callback_url, body, app_id=APP_ID, token=TOKEN, timeout=3) for _ in range(5)]
+    finally:
+        for sock in idle:
+            sock.close()
+    assert all(r.ok and r.reply["MsgBody"][0]["MsgContent"]["Text"] == "red packet" + SUFFIX for r in results)
+    assert max(r.elapsed_ms for r in results) < 1000
