@@ -57,6 +57,8 @@ class Framer:
 
     def _reset(self) -> None:
         self._head_end = -1  # index just past the head's empty line
+        self._line_end = -1  # index of the CR that ends the request line
+        self._lf_scan = 0  # where the head scan resumes
         self._scan = 0  # where the chunk scan resumes
         self._body_total = 0  # chunked: payload bytes so far
         self._need = -1  # Content-Length framing: total bytes of the request
@@ -95,33 +97,34 @@ class Framer:
     # --- the head --------------------------------------------------------------------------------
 
     def _frame_head(self) -> int | Refusal | None:
+        """One pass over each new byte (a head trickled a byte at a time costs linear work): every
+        LF must end a CRLF; the first ends the request line, the first CRLFCRLF the head."""
         buffer, limits = self.buffer, self.limits
         start = 2 if buffer[:2] == CRLF else 0  # RFC 9112 §2.2: one empty line before the request
-        if buffer.count(b"\n") != buffer.count(CRLF):
-            # A bare LF: the head will never end the way RFC 9112 §2.2 says; gunicorn's parser
-            # refuses it (400) at once rather than after the read deadline.
-            self._head_end = len(buffer)
-            return self._head_end
-        line_end = buffer.find(CRLF, start, start + limits.request_line + 2)
-        if line_end < 0:
-            if len(buffer) - start > limits.request_line + 1:
-                return Refusal(414, f"request line longer than {limits.request_line} bytes")
-            return None
-        if line_end - start > limits.request_line:
-            return Refusal(414, f"request line longer than {limits.request_line} bytes")
-        if buffer[line_end + 2:line_end + 4] == CRLF:  # no header at all
-            end = line_end + 4
-        else:
-            end = buffer.find(b"\r\n\r\n", line_end, limits.head + 1)
-            if end < 0:
-                if len(buffer) > limits.head:
+        lf = buffer.find(b"\n", self._lf_scan)
+        while lf >= 0:
+            if lf == 0 or buffer[lf - 1] != 13:
+                # A bare LF: the head will never end the way RFC 9112 §2.2 says; gunicorn's parser
+                # refuses it (400) at once rather than after the read deadline.
+                self._head_end = len(buffer)
+                return self._head_end
+            if self._line_end < 0 and lf - 1 >= start:
+                self._line_end = lf - 1
+                if self._line_end - start > limits.request_line:
+                    return Refusal(414, f"request line longer than {limits.request_line} bytes")
+            elif self._line_end >= 0 and lf >= self._line_end + 3 and buffer[lf - 3:lf - 1] == CRLF:
+                end = lf + 1
+                if end > limits.head:
                     return Refusal(431, f"request headers longer than {limits.head} bytes in all")
-                return None
-            end += 4
-        if end > limits.head:
+                self._head_end = end
+                return self._choose_body(bytes(buffer[self._line_end + 2:end - 4]))
+            lf = buffer.find(b"\n", lf + 1)
+        self._lf_scan = len(buffer)
+        if self._line_end < 0 and len(buffer) - start > limits.request_line + 1:
+            return Refusal(414, f"request line longer than {limits.request_line} bytes")
+        if len(buffer) > limits.head:
             return Refusal(431, f"request headers longer than {limits.head} bytes in all")
-        self._head_end = end
-        return self._choose_body(bytes(buffer[line_end + 2:end - 4]))
+        return None
 
     def _choose_body(self, header_block: bytes) -> int | Refusal | None:
         lengths, codings = [], []
