@@ -136,6 +136,15 @@ class ImhookWorker(ThreadWorker):
 
     def on_readable(self, conn: TConn, _sock) -> None:
         if conn.held >= SMALL_REQUEST_BYTES and self.buffered >= self.budget():
+            try:
+                gone = conn.sock.recv(1, socket.MSG_PEEK) == b""
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                gone = True
+            if gone:  # a client that left frees its buffer now, not at its deadline
+                self.drop(conn)
+                return
             self.unregister(conn)
             self.paused.append(conn)
             return
@@ -173,6 +182,8 @@ class ImhookWorker(ThreadWorker):
 
     def refuse(self, conn: TConn, status: int, message: str) -> None:
         """Answer an error in the JSON envelope from the event loop, then close (after a drain)."""
+        conn.framer.buffer.clear()  # never read again: its memory is free at once, not after the drain
+        self.release(conn)
         log.warning("request refused before the app: %s %s", status, message,
                     extra={"status": status, "client": edge.loggable(conn.client[0] if conn.client else "")})
         if self.send_now(conn, edge.error_response(status, message, self.render_error)):
