@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -16,6 +17,10 @@ from .tencent.platform import TencentPlatform
 
 log = logging.getLogger("imhook.app")
 CALLBACK_PATHS = ("/", "/callback")
+# A proxy's X-Request-Id is kept (logged, recorded) when it looks like an id: at most this many
+# characters, cut beyond; one with anything but these characters is replaced by a fresh id.
+MAX_REQUEST_ID_CHARS = 64
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]+")
 
 
 def create_app(config_file: str | Path | None = None, *, receiver: Receiver | None = None) -> Flask:
@@ -29,6 +34,7 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         if not config.tokens:
             log.warning("no token configured: the Sign of callbacks is not checked")
     app = Flask("imhook")
+    # For the other views; the callback view reads its body with read_body, never cut silently.
     app.config["MAX_CONTENT_LENGTH"] = receiver.config.server["max_body_bytes"]
     app.extensions["imhook"] = receiver
     if snapshot is not None and receiver.config.reload["watch"]:
@@ -42,9 +48,9 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         environ = request.environ  # read once: each `request.x` goes through a context-local proxy
         outcome = receiver.handle(HttpRequest(
             method=environ["REQUEST_METHOD"], query=parse_query(environ.get("QUERY_STRING", "")),
-            body=request.get_data(cache=False), headers=request.headers,
+            body=read_body(environ, receiver.config.server["max_body_bytes"]), headers=request.headers,
             remote_addr=environ.get("REMOTE_ADDR") or "",
-            request_id=environ.get("HTTP_X_REQUEST_ID") or new_request_id(),
+            request_id=client_request_id(environ.get("HTTP_X_REQUEST_ID")),
         ))
         return json_response(outcome.status, outcome.reply)
 
@@ -68,6 +74,39 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         return json_response(500, receiver.platform.render_error(500, "internal error"))
 
     return app
+
+
+def read_body(environ: dict, limit: int) -> bytes:
+    """The body, however it is framed, read to at most `limit` + 1 bytes: one byte over the limit is
+    enough for the core to answer 413, and a chunked body is never cut silently to the limit.
+
+    WSGI's input ends where the body ends (gunicorn sets wsgi.input_terminated), so read() without
+    a length reads a chunked body whole; a Content-Length is honoured, never read past.
+    """
+    stream = environ["wsgi.input"]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        length = -1
+    want = limit + 1 if length < 0 else min(length, limit + 1)
+    parts, size = [], 0
+    while size < want:
+        part = stream.read(want - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def client_request_id(value: str | None) -> str:
+    """The request id to log, record and echo: the proxy's X-Request-Id when it looks like one
+    (cut to MAX_REQUEST_ID_CHARS), else a fresh one. Never the client's bytes unchecked."""
+    if value:
+        value = value[:MAX_REQUEST_ID_CHARS]
+        if _REQUEST_ID.fullmatch(value):
+            return value
+    return new_request_id()
 
 
 def json_response(status: int, body: dict) -> Response:

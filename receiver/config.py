@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .errors import ConfigError
+from .model import FRIEND_ADD, FRIEND_RESPOND, GROUP_CREATE, GROUP_INVITE, GROUP_JOIN, MESSAGE_SEND, TOPIC_CREATE
 from .yamlfile import YamlDocument, errors_to_config_error, load_yaml
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
@@ -26,6 +27,9 @@ NAME_MAX_BYTES = 255  # ... and NAME_MAX, for one name in it
 APP_ID_DIGITS = 20  # an SdkAppid is a whole number (1400000000); 20 digits hold any 64-bit one
 OUTCOMES = ("allow", "refuse", "drop")
 SHED_AFTER_MS = 500.0  # server.shed_after_ms; also what the worker uses for an app without imhook
+# server.shed_reply: what a shed before-callback is answered, per event kind (or `default`).
+SHED_KINDS = (MESSAGE_SEND, FRIEND_ADD, FRIEND_RESPOND, GROUP_CREATE, GROUP_JOIN, GROUP_INVITE, TOPIC_CREATE)
+SHED_REPLIES = ("allow", "on_error")
 
 
 class Section(Schema):
@@ -56,6 +60,11 @@ class ServerSection(Section):
     # (PROTOCOL.md §2), and answering sooner keeps the queue short for the rest. 0: never.
     shed_after_ms = fields.Float(load_default=SHED_AFTER_MS, validate=validate.Range(
         min=0, max=1900, error="must be 0 (never shed) or a wait in ms under the IM's 2000 ms budget, at most 1900"))
+    # allow: what the IM does itself when a callback times out; on_error: the chain.on_error outcome
+    # rendered for the callback (parsed, no rule run), so overload cannot be used to skip the rules.
+    shed_reply = fields.Dict(keys=fields.String(validate=validate.OneOf(("default",) + SHED_KINDS)),
+                             values=fields.String(validate=validate.OneOf(SHED_REPLIES)),
+                             load_default=lambda: {"default": "allow"})
     allow_ips = fields.List(fields.String(validate=_cidr), load_default=list)
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0))
     log_text = fields.Boolean(load_default=False)

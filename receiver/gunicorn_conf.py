@@ -1,7 +1,8 @@
 """gunicorn settings for imhook, tuned for the IM's 2 s callback budget.
 
 Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
-IMHOOK_WORKER_CLASS, IMHOOK_LOG_LEVEL) or on the gunicorn command line.
+IMHOOK_WORKER_CLASS, IMHOOK_WORKER_CONNECTIONS, IMHOOK_LOG_LEVEL, IMHOOK_ACCESS_LOG) or on the
+gunicorn command line.
 """
 
 import multiprocessing
@@ -11,8 +12,9 @@ bind = os.environ.get("IMHOOK_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 # Threads let one worker serve several of the IM's keep-alive connections at once (PROTOCOL.md §1);
 # processes use the cores. Rules are CPU-bound, so processes ~ cores.
 workers = int(os.environ.get("IMHOOK_WORKERS", max(2, multiprocessing.cpu_count())))
-# gthread plus load shedding: a callback that waited longer than server.shed_after_ms in the
-# worker's queue is answered at once with the fail-open reply (receiver/worker.py).
+# gthread with a read stage and load shedding: a connection reaches a thread only with a whole
+# request, so slow or idle clients cost a buffer, not a thread; a callback that waited longer than
+# server.shed_after_ms in the worker's queue is answered at once (receiver/worker.py).
 worker_class = os.environ.get("IMHOOK_WORKER_CLASS", "receiver.worker.ImhookWorker")
 # Few threads: the rules are CPU work under one GIL, so more threads only take turns on it (8 threads
 # cost ~10% of throughput and doubled p99 in benchmarks/http.py). Waiting is done elsewhere: idle
@@ -26,10 +28,21 @@ timeout = 30
 graceful_timeout = 20
 # Bounded listen queue: a queued request older than 2 s is worthless to the IM anyway.
 backlog = 256
+# Open connections per worker, idle ones included: past it the worker stops accepting. With the read
+# stage each costs a few KB plus its buffered request (receiver/worker.py bounds the total).
+worker_connections = int(os.environ.get("IMHOOK_WORKER_CONNECTIONS", "1000"))
 max_requests = 0
+# Request line and one header line, in bytes; beyond them the answer is a JSON 414 / 431.
 limit_request_line = 8190
-accesslog = os.environ.get("IMHOOK_ACCESS_LOG", "-")
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}i)s'
+limit_request_field_size = 8190
+limit_request_fields = 100
+# imhook's JSON callback log (receiver/ops/logs.py) is the access log: one line per request, with
+# its request id. gunicorn's own access log is off unless IMHOOK_ACCESS_LOG names a file or "-";
+# its line carries the path, never the query (which holds Sign), whatever the format says
+# (receiver/edge.py AccessLogger).
+accesslog = os.environ.get("IMHOOK_ACCESS_LOG") or None
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}i)s'
+logger_class = "receiver.edge.AccessLogger"
 loglevel = os.environ.get("IMHOOK_LOG_LEVEL", "info")
 wsgi_app = "receiver.app:create_app()"
 # gunicorn 27's control socket defaults to one path per user: several imhook instances on one

@@ -1,12 +1,24 @@
-"""imhook's gunicorn worker: gthread, plus load shedding.
+"""imhook's gunicorn worker: gthread, with a read stage in the event loop and load shedding.
 
-Past saturation every gthread worker queues requests, and the waits grow without bound: soon every
-reply misses the IM's 2 s budget, and the IM lets each of those callbacks through anyway (PROTOCOL.md
-§2). So a callback that waited in the worker's queue longer than `server.shed_after_ms` is answered
-at once with the platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders),
-without the app and its rules. That answer costs a fraction of a decided one, so the queue drains
-and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
-logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
+gunicorn's gthread worker gives each new connection to a thread, which then waits up to 5 s for the
+first byte and, once a byte came, reads the rest with blocking calls for as long as the client
+takes. So a few dozen connections that send nothing, or a header byte every half second, hold
+every thread: authentic callbacks wait behind them, and are then shed (answered fail-open).
+
+Here a connection reaches a thread only with one whole request in hand. The worker's event loop
+reads every connection without blocking into a buffer of its own (receiver/framing.py says when the
+bytes hold one request, or why they must be refused), and only then hands exactly those bytes to
+gunicorn's parser and a thread. A request must arrive whole within REQUEST_READ_SECONDS of its
+first byte (else 408); a connection may sit idle before its first byte for gunicorn's `keepalive`.
+Oversized requests are refused from the event loop, in the JSON error envelope, without reading
+their body (413, 414, 431); whatever gunicorn's parser refuses is answered the same way
+(`handle_error`). Memory is bounded: at most `worker_connections` connections, each buffering at
+most one request (head limit + server.max_body_bytes), and past MAX_BUFFERED_BYTES in all a
+connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again. A full
+worker closes its longest-idle connection to accept a new one, so idle sockets cannot lock it out.
+
+Without TLS, the PROXY protocol or HTTP/2 cleartext (none of which imhook's config turns on) the
+read stage is on; with any of them the worker reads as gthread does (terminate TLS at the proxy).
 
     gunicorn --config python:receiver.gunicorn_conf          # worker_class = ImhookWorker
 
@@ -17,135 +29,53 @@ prometheus_client load in the worker).
 
 from __future__ import annotations
 
-import io
+import errno
 import logging
-import threading
+import selectors
+import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections import deque
+from functools import partial
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn import http, util
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from .errors import RequestError
-from .ops import ipallow
+from . import edge
+from .framing import Framer, Limits, Refusal
+from .shedding import Shedder
 
 log = logging.getLogger("imhook.worker")
-OK_ENVELOPE = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}  # a bare app's every reply
-JSON_TYPE = "application/json"
 
-
-def should_shed(waited_seconds: float, shed_after_ms: float) -> bool:
-    """Whether a request that waited this long in the queue is answered without the app (0: never)."""
-    return shed_after_ms > 0 and waited_seconds * 1000 > shed_after_ms
-
-
-def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
-    """The HTTP headers of a WSGI environ, by their usual names ("X-Request-Id")."""
-    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items()
-               if key.startswith("HTTP_")}
-    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
-        if environ.get(key):
-            headers[name] = environ[key]
-    return headers
-
-
-class Shedder:
-    """WSGI wrapper around the app: answers a stale callback request itself, passes the rest on.
-
-    The worker notes how long the current thread's request waited (`waits.seconds`); a POST to a
-    callback path that waited too long gets the fail-open reply, unless something makes it one the
-    app must answer: a client outside `server.allow_ips`, a wrong SdkAppid or Sign, a body over
-    `server.max_body_bytes` or without a length, or a body the platform cannot read cheaply. Those
-    go to the app as usual, which rejects them and records them as rejected.
-    """
-
-    def __init__(self, app: Callable, paths: Iterable[str]):
-        self.app = app
-        extensions = getattr(app, "extensions", None)
-        self.receiver = extensions.get("imhook") if isinstance(extensions, dict) else None  # None: a bare app
-        self.paths = frozenset(paths)
-        self.waits = threading.local()
-        from . import jsonout
-        from .app import parse_query
-        from .config import SHED_AFTER_MS
-        from .core import HttpRequest, new_request_id
-
-        self.default_shed_after_ms = SHED_AFTER_MS  # for a bare app, which has no imhook config
-        self.http_request, self.new_request_id, self.parse_query = HttpRequest, new_request_id, parse_query
-        self.dumps = jsonout.dumps
-        self.shed_count = 0
-        self._count_lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response):
-        waited = getattr(self.waits, "seconds", 0.0)
-        if (waited and should_shed(waited, self.shed_after_ms()) and environ.get("REQUEST_METHOD") == "POST"
-                and environ.get("PATH_INFO") in self.paths):
-            try:
-                reply = self.shed(environ, waited)
-            except Exception:  # a bug here must not cost the reply: the app still answers
-                log.exception("load shedding failed; the request is decided as usual")
-                reply = None
-            if reply is not None:
-                body = self.dumps(reply)
-                start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))])
-                return [body]
-        return self.app(environ, start_response)
-
-    def shed_after_ms(self) -> float:
-        # Read per request from the receiver's current config, so a reload applies at once.
-        if self.receiver is None:
-            return self.default_shed_after_ms
-        return self.receiver.config.server["shed_after_ms"]
-
-    def shed(self, environ: dict[str, Any], waited: float) -> dict[str, Any] | None:
-        """The fail-open reply for this request, reported to the receiver; None: the app answers it."""
-        receiver = self.receiver
-        if receiver is None:
-            self._count()
-            return OK_ENVELOPE  # the bare app answers this to everything; its body is drained unread
-        config = receiver.config
-        server = config.server
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            return None
-        if not 0 <= length <= server["max_body_bytes"]:
-            return None  # chunked or too large: the app answers (413) as usual
-        if server["allow_ips"] and self._refused(environ, server):
-            return None
-        query = self.parse_query(environ.get("QUERY_STRING", ""))
-        headers = request_headers(environ)
-        try:
-            receiver.platform.authenticate(query, headers, app_id=config.app_id, tokens=config.tokens,
-                                           window=config.auth["window_seconds"], now=receiver.clock())
-        except RequestError:
-            return None  # the app rejects it, and records why
-        body = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(body)  # should the app answer after all, it reads the body
-        reply = receiver.platform.render_fail_open(query, body)
-        if reply is None:
-            return None
-        receiver.shed(self.http_request(
-            method="POST", query=query, body=body, headers=headers, remote_addr=environ.get("REMOTE_ADDR", ""),
-            request_id=headers.get("X-Request-Id") or self.new_request_id(),
-        ), reply, waited_ms=waited * 1000)
-        self._count()
-        return reply
-
-    @staticmethod
-    def _refused(environ: Mapping[str, Any], server: Mapping[str, Any]) -> bool:
-        return ipallow.check(environ.get("REMOTE_ADDR", ""), environ.get("HTTP_X_FORWARDED_FOR"),
-                             allow=tuple(server["allow_ips"]), trusted_proxies=server["trusted_proxies"]) is not None
-
-    def _count(self) -> None:
-        with self._count_lock:
-            self.shed_count += 1
+REQUEST_READ_SECONDS = 5.0  # from a request's first byte to its last; the IM sends each at once
+MAX_HEAD_BYTES = 32 * 1024  # request line and headers together (one header: limit_request_field_size)
+READ_CHUNK_BYTES = 64 * 1024  # one recv() of the event loop
+SMALL_REQUEST_BYTES = 64 * 1024  # a connection holding less is always read, whatever the total
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # a worker's buffered requests, beyond which big ones wait
+WRITE_TIMEOUT_SECONDS = 2.0  # a thread's send to a client that does not read: the IM waits 2 s at most
+LINGER_SECONDS = 2.0  # after an error reply, how long unread request bytes are drained before closing
+LINGER_MAX_BYTES = 256 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class ImhookWorker(ThreadWorker):
-    """gunicorn's gthread worker that notes when each request was queued and sheds stale ones."""
+    """gunicorn's gthread worker that reads requests in its event loop and sheds stale ones."""
 
     shedder: Shedder
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cfg = self.cfg
+        # The read stage frames plain HTTP/1.x only; anything else is read as gthread does.
+        self.preread = (not cfg.is_ssl and getattr(cfg, "protocol", "http") == "http"
+                        and getattr(cfg, "proxy_protocol", "off") in ("off", None, False)
+                        and getattr(cfg, "http2_cleartext", "off") == "off")
+        self.reading: dict[TConn, None] = {}  # connections whose request is still coming in
+        self.lingering: dict[TConn, None] = {}  # answered with an error, draining before close
+        self.paused: deque[TConn] = deque()  # reading, but not read while over the budget
+        self.buffered = 0
+        self.render_error = edge.render_error
+
+    # --- set-up -------------------------------------------------------------------------------------
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -153,6 +83,195 @@ class ImhookWorker(ThreadWorker):
 
         self.shedder = Shedder(self.wsgi, CALLBACK_PATHS)
         self.wsgi = self.shedder
+        if self.shedder.receiver is not None:
+            self.render_error = self.shedder.receiver.platform.render_error
+
+    def limits(self) -> Limits:
+        """Read when a request starts, so a reload's server.max_body_bytes applies to the next one."""
+        receiver = getattr(getattr(self, "shedder", None), "receiver", None)
+        body = receiver.config.server["max_body_bytes"] if receiver is not None else 1 << 20
+        return Limits(request_line=self.cfg.limit_request_line or 8190, head=MAX_HEAD_BYTES, body=body)
+
+    def budget(self) -> int:
+        return max(MAX_BUFFERED_BYTES, 2 * (MAX_HEAD_BYTES + self.limits().body))
+
+    # --- the read stage (event loop) ---------------------------------------------------------------
+
+    def accept(self, listener) -> None:
+        if not self.preread:
+            return super().accept(listener)
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
+        conn.held = 0
+        if self.nr_conns >= self.worker_connections:
+            self.drop_oldest_idle()
+        self.start_reading(conn, b"")
+
+    def drop_oldest_idle(self) -> None:
+        """Full: close the connection idle longest (no byte of a request yet), so that idle sockets
+        cannot keep the worker from accepting; a connection mid-request keeps its place until its
+        deadline. Closing an idle connection is always allowed (RFC 9112 §9.5), as at keepalive's end."""
+        for conn in self.reading:  # in the order they began waiting: the oldest first
+            if not conn.framer.started:
+                self.drop(conn)
+                return
+
+    def start_reading(self, conn: TConn, leftover: bytes) -> None:
+        """Wait for (the rest of) the next request on `conn`; `leftover`: bytes already read."""
+        now = time.monotonic()
+        conn.framer = Framer(self.limits(), leftover)
+        conn.idle_until = now + self.cfg.keepalive if self.alive else now + 2.0
+        conn.read_until = now + REQUEST_READ_SECONDS
+        conn.sent_continue = False
+        self.reading[conn] = None
+        if leftover and self.advance(conn, conn.framer.feed()):
+            return
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_readable, conn))
+
+    def on_readable(self, conn: TConn, _sock) -> None:
+        if conn.held >= SMALL_REQUEST_BYTES and self.buffered >= self.budget():
+            try:
+                gone = conn.sock.recv(1, socket.MSG_PEEK) == b""
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                gone = True
+            if gone:  # a client that left frees its buffer now, not at its deadline
+                self.drop(conn)
+                return
+            self.unregister(conn)
+            self.paused.append(conn)
+            return
+        try:
+            data = conn.sock.recv(READ_CHUNK_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client left, mid-request or not: nobody to answer
+            self.drop(conn)
+            return
+        if not conn.framer.started:
+            conn.read_until = time.monotonic() + REQUEST_READ_SECONDS
+        conn.held += len(data)
+        self.buffered += len(data)
+        self.advance(conn, conn.framer.feed(data))
+
+    def advance(self, conn: TConn, verdict: int | Refusal | None) -> bool:
+        """Act on the framer's verdict; True when the connection left the read stage."""
+        if verdict is None:
+            if conn.framer.expects_continue and conn.framer.head_complete and not conn.sent_continue:
+                conn.sent_continue = True  # the client waits for it before it sends the body
+                self.send_now(conn, CONTINUE)
+            return False
+        self.reading.pop(conn, None)
+        self.unregister(conn)
+        if isinstance(verdict, Refusal):
+            self.refuse(conn, verdict.status, verdict.message)
+            return True
+        conn.request_bytes = conn.framer.take(verdict)
+        conn.data_ready = True  # gthread's handle() must not wait for bytes: they are all here
+        self.enqueue_req(conn)
+        return True
+
+    def refuse(self, conn: TConn, status: int, message: str) -> None:
+        """Answer an error in the JSON envelope from the event loop, then close (after a drain)."""
+        conn.framer.buffer.clear()  # never read again: its memory is free at once, not after the drain
+        self.release(conn)
+        log.warning("request refused before the app: %s %s", status, message,
+                    extra={"status": status, "client": edge.loggable(conn.client[0] if conn.client else "")})
+        if self.send_now(conn, edge.error_response(status, message, self.render_error)):
+            self.linger(conn)
+
+    def send_now(self, conn: TConn, data: bytes) -> bool:
+        try:
+            conn.sock.send(data)  # small, into an empty send buffer: never blocks, never partial
+        except OSError:
+            self.drop(conn)
+            return False
+        return True
+
+    def linger(self, conn: TConn) -> None:
+        """Half-close and drain what the client still sends, so it reads the reply instead of a
+        reset (RFC 9112 §9.6); gunicorn does this blocking, in the event loop, for up to 2 s."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.drop(conn)
+            return
+        conn.linger_until = time.monotonic() + LINGER_SECONDS
+        conn.drained = 0
+        self.lingering[conn] = None
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_lingering, conn))
+
+    def on_lingering(self, conn: TConn, _sock) -> None:
+        try:
+            data = conn.sock.recv(READ_CHUNK_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.drained += len(data)
+        if not data or conn.drained > LINGER_MAX_BYTES:
+            self.drop(conn)
+
+    def unregister(self, conn: TConn) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass  # not registered (paused, or on its way to a thread)
+
+    def release(self, conn: TConn, keep: int = 0) -> None:
+        """Count `conn` as holding `keep` bytes now, and read paused connections the budget allows."""
+        self.buffered -= conn.held - keep
+        conn.held = keep
+        budget = self.budget()
+        while self.paused and self.buffered < budget:
+            paused = self.paused.popleft()
+            if paused in self.reading:
+                self.poller.register(paused.sock, selectors.EVENT_READ, partial(self.on_readable, paused))
+
+    def drop(self, conn: TConn) -> None:
+        self.unregister(conn)
+        self.reading.pop(conn, None)
+        self.lingering.pop(conn, None)
+        if conn in self.paused:
+            self.paused.remove(conn)
+        self.nr_conns -= 1
+        self.release(conn)
+        util.close(conn.sock)
+
+    def murder_pending(self) -> None:
+        """Once a second (gthread's loop): refuse requests past their deadline, close idle and
+        drained connections."""
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in list(self.reading):
+            if conn.framer.started and now >= conn.read_until:
+                self.reading.pop(conn, None)
+                self.unregister(conn)
+                if conn in self.paused:
+                    self.paused.remove(conn)
+                self.refuse(conn, 408, f"request not received within {REQUEST_READ_SECONDS:g} s")
+            elif not conn.framer.started and now >= conn.idle_until:
+                self.drop(conn)
+        for conn in [c for c in self.lingering if now >= c.linger_until]:
+            self.drop(conn)
+
+    def _cap_keepalive(self, deadline) -> None:
+        # Stopping: connections that have not begun a request close soon, as kept-alive ones do.
+        super()._cap_keepalive(deadline)
+        for conn in self.reading:
+            conn.idle_until = min(conn.idle_until, deadline)
+
+    # --- the thread: one whole request ------------------------------------------------------------
 
     def enqueue_req(self, conn) -> None:
         conn.queued_at = time.monotonic()
@@ -160,17 +279,67 @@ class ImhookWorker(ThreadWorker):
 
     def handle(self, conn):
         # The wait that counts is the thread pool's queue: measured when a thread takes the
-        # connection, not after it (a new connection may still be waiting for its client's bytes).
+        # connection, not after it (without the read stage it may still wait for its client's bytes).
         conn.queue_wait = time.monotonic() - getattr(conn, "queued_at", time.monotonic())
+        data = getattr(conn, "request_bytes", None)
+        if data is not None:
+            conn.request_bytes = None
+            # A parser over exactly this request's bytes: it never reads the socket, so it never
+            # waits for a client; pipelined bytes stay in the framer for the next round.
+            conn.parser = http.get_parser(self.cfg, [data], conn.client)
         return super().handle(conn)
 
     def handle_request(self, req, conn):
+        conn.sock.settimeout(WRITE_TIMEOUT_SECONDS)  # the reply's send, to a client that may not read
+        if getattr(conn, "sent_continue", False):
+            req._expected_100_continue = False  # the read stage sent it already, before the body
         waits = self.shedder.waits
         waits.seconds = getattr(conn, "queue_wait", 0.0)
         try:
             return super().handle_request(req, conn)
+        except TimeoutError:
+            self.log.warning("A client did not read its reply within %g s; connection closed",
+                             WRITE_TIMEOUT_SECONDS)
+            return False
         finally:
             waits.seconds = 0.0
+
+    def finish_request(self, conn, fs) -> None:
+        """Back on the event loop: read the next request of a kept-alive connection, else close."""
+        if not self.preread:
+            return super().finish_request(conn, fs)
+        try:
+            keep = bool(not fs.cancelled() and fs.result())
+        except Exception:
+            keep = False
+        leftover = bytes(conn.framer.buffer)
+        self.release(conn, keep=len(leftover))
+        if keep:
+            try:
+                conn.sock.setblocking(False)
+                self.start_reading(conn, leftover)
+                return
+            except (OSError, ValueError):
+                pass
+        self.release(conn)
+        self.linger(conn)
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        """gunicorn's error answer, in imhook's JSON envelope; the log line never quotes the request
+        (its line holds the query, and with it Sign)."""
+        addr = addr or ("", -1)
+        known = edge.parse_error_status(exc)
+        if known is None:
+            self.log.exception("Error handling request to %s", edge.loggable(getattr(req, "path", "(none read)")))
+            status, message = 500, "internal error"
+        else:
+            status, message = known
+            self.log.warning("Invalid request from ip=%s: %s (%s)", edge.loggable(addr[0]), message,
+                             type(exc).__name__)
+        try:
+            util.write_nonblock(client, edge.error_response(status, message, self.render_error))
+        except Exception:
+            self.log.debug("Failed to send error message.")
 
     def run(self) -> None:
         try:

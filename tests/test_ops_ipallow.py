@@ -102,3 +102,15 @@ def test_a_bad_cidr_stops_the_app_with_a_config_error(tmp_path, monkeypatch):
 
     with pytest.raises(ConfigError, match="allow_ips"):
         make_app(tmp_path, config_text(tmp_path, "server:\n  allow_ips: ['10.0.0.300']\n"), monkeypatch)
+
+
+def test_a_forged_forwarded_address_is_cut_before_it_is_logged(tmp_path, monkeypatch, caplog):
+    from receiver.edge import MAX_LOGGED_VALUE_CHARS
+
+    app = make_app(tmp_path, config_text(tmp_path, ALLOW_CONFIG.format(proxies=1)), monkeypatch)
+    forged = "6" * 8000 + "\u0007"
+    with caplog.at_level("WARNING", logger="imhook.ops"):
+        assert post(app.test_client(), c2c_after(1), **{"X-Forwarded-For": forged}).status_code == 403
+    [record] = [r for r in caplog.records if r.getMessage() == "callback refused by server.allow_ips"]
+    assert record.client.startswith("6" * 100) and len(record.client) < MAX_LOGGED_VALUE_CHARS + 40
+    assert "\u0007" not in record.client

@@ -171,3 +171,10 @@ class Custom:
 ])
 def test_dumps_writes_what_json_dumps_default_str_wrote(value, expected):
     assert logs.dumps({"v": value}).decode() == '{"v":' + expected + "}"
+
+
+def test_a_long_request_id_is_cut_in_the_callback_line():
+    from receiver.core import HttpRequest, Outcome
+
+    outcome = Outcome(200, {}, HttpRequest("POST", {}, b"", request_id="r" * 10_000), 0.0)
+    assert logs.callback_fields(outcome)["request_id"] == "r" * logs.MAX_REQUEST_ID_CHARS

@@ -1,4 +1,4 @@
-"""Load shedding (receiver/worker.py): a callback that waited too long is answered at once, fail-open.
+"""Load shedding (receiver/shedding.py): a callback that waited too long is answered at once, fail-open.
 
 The fail-open reply must be, command by command, what the rules' "allow" renders; everything the
 app would reject still goes to the app; every shed request is still recorded, counted and forwarded.
@@ -29,7 +29,7 @@ from receiver.tencent.platform import TencentPlatform
 from receiver.tencent.replies import FRIEND_LISTS, fail_open
 from receiver.verdict import allow
 from receiver.app import parse_query
-from receiver.worker import Shedder, should_shed
+from receiver.shedding import Shedder, should_shed
 
 from .helpers import APP_ID, ROOT, TOKEN, request_samples, sample
 
@@ -221,6 +221,62 @@ def test_a_bare_app_gets_its_own_ok_envelope():
     assert call(wrapper, 0.1).data == b"decided" and wrapper.shed_count == 1
 
 
+# --- server.shed_reply: allow (fail-open) or the chain's on_error outcome, per event kind --------------
+
+REFUSED_ON_ERROR = {"ActionStatus": "OK", "ErrorCode": 1, "ErrorInfo": ""}
+GROUP_CREATE = "Group.CallbackBeforeCreateGroup"
+# (server.shed_reply, chain.on_error, command, reply: "fail_open", "refused" or "friends refused")
+SHED_REPLIES = [
+    ("{}", "refuse", "C2C.CallbackBeforeSendMsg", "fail_open"),  # default: allow
+    ("{default: on_error}", "refuse", "C2C.CallbackBeforeSendMsg", "refused"),
+    ("{message.send: on_error}", "refuse", "C2C.CallbackBeforeSendMsg", "refused"),
+    ("{message.send: on_error}", "refuse", GROUP_CREATE, "fail_open"),  # another kind: default allow
+    ("{message.send: on_error}", "drop", "C2C.CallbackBeforeSendMsg", "dropped"),
+    ("{default: on_error, message.send: allow}", "refuse", "C2C.CallbackBeforeSendMsg", "fail_open"),
+    ("{default: on_error}", "refuse", GROUP_CREATE, "refused"),
+    ("{default: on_error}", "refuse", FRIEND_ADD, "friends refused"),
+    ("{default: on_error}", "allow", "C2C.CallbackBeforeSendMsg", "fail_open"),  # on_error allows anyway
+    ("{default: on_error}", "refuse", "C2C.CallbackAfterSendMsg", "fail_open"),  # the ack of an after-callback
+]
+
+
+@pytest.mark.parametrize("policy, on_error, name, expected", SHED_REPLIES)
+def test_the_shed_reply_is_chosen_per_event_kind(shedder, policy, on_error, name, expected):
+    wrapper, seen = shedder(f"server: {{shed_reply: {policy}}}\nchain: {{on_error: {on_error}}}")
+    response = call(wrapper, 0.6, name)
+    body = json.dumps(sample(name)).encode()
+    fail_open_reply = TencentPlatform().render_fail_open(callback_query(name, APP_ID), body)
+    assert response.status_code == 200
+    if expected == "fail_open":
+        assert response.json == fail_open_reply
+    elif expected == "refused":
+        assert response.json["ErrorCode"] == 1 and response.json["ActionStatus"] == "OK"
+    elif expected == "dropped":
+        assert response.json["ErrorCode"] == 2
+    else:
+        assert [item["ResultCode"] for item in response.json["ResultItem"]] == [
+            38001 for _ in sample(name)["FriendItem"]]
+    [outcome] = seen
+    assert outcome.outcome_name == "shed" and outcome.reply == response.json  # counted, logged, recorded as shed
+
+
+def test_an_on_error_shed_of_an_unparseable_body_goes_to_the_app(shedder):
+    wrapper, seen = shedder("server: {shed_reply: {default: on_error}}\nchain: {on_error: refuse}")
+    response = call(wrapper, 0.6, body=b'{"CallbackCommand": "C2C.CallbackBeforeSendMsg", "MsgBody": 7}')
+    assert response.status_code == 400 and [o.outcome_name for o in seen] == ["rejected"]
+
+
+@pytest.mark.parametrize("bad, where", [
+    ("{message.sent: on_error}", "server.shed_reply.message.sent"),
+    ("{default: refuse}", "server.shed_reply.default"),
+    ("allow", "server.shed_reply"),
+])
+def test_shed_reply_is_validated_with_file_line_and_path(bad, where):
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"server:\n  shed_reply: {bad}\n", "c.yaml", {"IMHOOK_APP_ID": APP_ID})
+    assert "c.yaml:2" in str(info.value) and where in str(info.value)
+
+
 # --- config -----------------------------------------------------------------------------------------
 
 def test_shed_after_ms_defaults_to_500_and_is_validated():
@@ -313,3 +369,13 @@ def test_past_saturation_replies_leave_in_time_and_every_shed_one_is_counted_and
     for record in shed_records:
         assert record.status == 200 and not record.rejected and record.elapsed_ms > 100
         assert record.reply == platform.render_fail_open(record.query, record.body)
+
+
+def test_the_documented_shed_reply_example_loads_and_means_what_it_says():
+    import textwrap
+
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "shed_reply: {default: allow, message" in b]
+    config = parse_config(textwrap.dedent(block), "operations.md", {"IMHOOK_APP_ID": APP_ID})
+    assert config.server["shed_reply"] == {"default": "allow", "message.send": "on_error"}
+    assert config.chain["on_error"] == "refuse"

@@ -33,6 +33,10 @@ WAKE_AT_LINES = 256  # queued lines that get written before FLUSH_SECONDS is up
 # Beyond this many, a request writes the queue itself: a stuck stderr slows requests down, as it
 # always did, instead of filling the memory.
 MAX_QUEUED_LINES = 8192
+# A request id longer than this is cut in the line. The web adapter already replaces an odd
+# X-Request-Id and cuts a long one (receiver/app.py MAX_REQUEST_ID_CHARS); this bounds every other
+# source (replays, a bare Receiver) too.
+MAX_REQUEST_ID_CHARS = 64
 _second_cache: tuple[int, str] = (-1, "")
 
 
@@ -176,7 +180,7 @@ def callback_fields(outcome, *, log_text: bool = False) -> dict[str, Any]:
 def _add_callback_fields(line: dict[str, Any], outcome, log_text: bool) -> None:
     request, callback, decision = outcome.request, outcome.callback, outcome.decision
     traced = decision is not None and decision.trace
-    line["request_id"] = request.request_id
+    line["request_id"] = request.request_id[:MAX_REQUEST_ID_CHARS]  # the app checked it already
     line["command"] = outcome.command[:100]
     line["app_id"] = callback.app_id if callback else str(request.query.get("SdkAppid", ""))[:32]
     line["outcome"] = outcome.outcome_name

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 
+from ..edge import loggable
 from . import ipallow, logs
 from .readiness import Readiness, chain_checks
 
@@ -71,7 +72,8 @@ def _install_allow_list(app: Flask, receiver, on_refuse=None) -> None:
             return None
         from receiver.app import json_response
 
-        log.warning("callback refused by server.allow_ips", extra={"client": refused})
+        # The address may come from X-Forwarded-For, which the client writes: cut before it is logged.
+        log.warning("callback refused by server.allow_ips", extra={"client": loggable(refused)})
         if on_refuse is not None:
             on_refuse()
         return json_response(403, receiver.platform.render_error(403, "client address not allowed"))

@@ -1,0 +1,167 @@
+"""Load shedding: a callback that waited too long in the worker's queue is answered at once.
+
+Past saturation every gthread worker queues requests, and the waits grow without bound: soon every
+reply misses the IM's 2 s budget, and the IM lets each of those callbacks through anyway (PROTOCOL.md
+§2). So a callback that waited in the worker's queue longer than `server.shed_after_ms` is answered
+at once with the platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders),
+without the app and its rules (or, per event kind with `server.shed_reply: on_error`, with the
+`chain.on_error` outcome, what a failing chain would answer). That answer costs a fraction of a decided one, so the queue drains
+and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
+logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
+
+The worker (receiver/worker.py) wraps the app in a `Shedder` and notes each request's wait.
+gunicorn imports this module in the master, before `receiver/ops/hooks.py` sets up metrics: keep its
+imports to the standard library and imhook's pure modules (Flask, the core and prometheus_client
+load in the worker).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .errors import RequestError
+from .ops import ipallow
+
+log = logging.getLogger("imhook.worker")
+OK_ENVELOPE = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}  # a bare app's every reply
+JSON_TYPE = "application/json"
+
+
+def should_shed(waited_seconds: float, shed_after_ms: float) -> bool:
+    """Whether a request that waited this long in the queue is answered without the app (0: never)."""
+    return shed_after_ms > 0 and waited_seconds * 1000 > shed_after_ms
+
+
+def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The HTTP headers of a WSGI environ, by their usual names ("X-Request-Id")."""
+    headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items()
+               if key.startswith("HTTP_")}
+    for key, name in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
+        if environ.get(key):
+            headers[name] = environ[key]
+    return headers
+
+
+class Shedder:
+    """WSGI wrapper around the app: answers a stale callback request itself, passes the rest on.
+
+    The worker notes how long the current thread's request waited (`waits.seconds`); a POST to a
+    callback path that waited too long gets the fail-open reply, unless something makes it one the
+    app must answer: a client outside `server.allow_ips`, a wrong SdkAppid or Sign, a body over
+    `server.max_body_bytes` or without a length, or a body the platform cannot read cheaply. Those
+    go to the app as usual, which rejects them and records them as rejected.
+    """
+
+    def __init__(self, app: Callable, paths: Iterable[str]):
+        self.app = app
+        extensions = getattr(app, "extensions", None)
+        self.receiver = extensions.get("imhook") if isinstance(extensions, dict) else None  # None: a bare app
+        self.paths = frozenset(paths)
+        self.waits = threading.local()
+        from . import jsonout
+        from .app import client_request_id, parse_query
+        from .config import SHED_AFTER_MS, SHED_KINDS
+        from .core import HttpRequest
+
+        self.default_shed_after_ms = SHED_AFTER_MS  # for a bare app, which has no imhook config
+        self.http_request, self.request_id, self.parse_query = HttpRequest, client_request_id, parse_query
+        platform = self.receiver.platform if self.receiver is not None else None
+        # Each before-command's event kind, as `server.shed_reply` names them ("message.send").
+        self.kinds = {command: kind for kind in SHED_KINDS
+                      for command in (platform.commands_for((kind,)) if platform is not None else ())}
+        self.dumps = jsonout.dumps
+        self.shed_count = 0
+        self._count_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response):
+        waited = getattr(self.waits, "seconds", 0.0)
+        if (waited and should_shed(waited, self.shed_after_ms()) and environ.get("REQUEST_METHOD") == "POST"
+                and environ.get("PATH_INFO") in self.paths):
+            try:
+                reply = self.shed(environ, waited)
+            except Exception:  # a bug here must not cost the reply: the app still answers
+                log.exception("load shedding failed; the request is decided as usual")
+                reply = None
+            if reply is not None:
+                body = self.dumps(reply)
+                start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))])
+                return [body]
+        return self.app(environ, start_response)
+
+    def shed_after_ms(self) -> float:
+        # Read per request from the receiver's current config, so a reload applies at once.
+        if self.receiver is None:
+            return self.default_shed_after_ms
+        return self.receiver.config.server["shed_after_ms"]
+
+    def shed(self, environ: dict[str, Any], waited: float) -> dict[str, Any] | None:
+        """The fail-open reply for this request, reported to the receiver; None: the app answers it."""
+        receiver = self.receiver
+        if receiver is None:
+            self._count()
+            return OK_ENVELOPE  # the bare app answers this to everything; its body is drained unread
+        config = receiver.config
+        server = config.server
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            return None
+        if not 0 <= length <= server["max_body_bytes"]:
+            return None  # chunked or too large: the app answers (413) as usual
+        if server["allow_ips"] and self._refused(environ, server):
+            return None
+        query = self.parse_query(environ.get("QUERY_STRING", ""))
+        headers = request_headers(environ)
+        try:
+            receiver.platform.authenticate(query, headers, app_id=config.app_id, tokens=config.tokens,
+                                           window=config.auth["window_seconds"], now=receiver.clock())
+        except RequestError:
+            return None  # the app rejects it, and records why
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)  # should the app answer after all, it reads the body
+        reply = self.shed_reply(query, body, headers, waited)
+        if reply is None:
+            return None
+        receiver.shed(self.http_request(
+            method="POST", query=query, body=body, headers=headers, remote_addr=environ.get("REMOTE_ADDR", ""),
+            request_id=self.request_id(headers.get("X-Request-Id")),
+        ), reply, waited_ms=waited * 1000)
+        self._count()
+        return reply
+
+    def shed_reply(self, query: Mapping[str, str], body: bytes, headers: Mapping[str, str],
+                   waited: float) -> dict[str, Any] | None:
+        """What a shed request is answered: `allow` (the fail-open reply, nothing parsed) or, where
+        `server.shed_reply` says `on_error` for its kind, the chain's `on_error` outcome rendered
+        for it (the callback is parsed, no rule runs). None: the app answers it."""
+        receiver = self.receiver
+        config = receiver.config
+        kind = self.kinds.get(query.get("CallbackCommand", ""))
+        policy = config.server["shed_reply"]
+        outcome = config.chain["on_error"]
+        if kind is None or policy.get(kind, policy.get("default", "allow")) != "on_error" or outcome == "allow":
+            return receiver.platform.render_fail_open(query, body)
+        from .verdict import Verdict
+
+        try:
+            callback = receiver.platform.from_http(
+                query, body, headers=headers, app_id=config.app_id, tokens=(),  # Sign checked above
+                window=config.auth["window_seconds"], max_body=config.server["max_body_bytes"],
+                now=receiver.clock())
+        except RequestError:
+            return None  # the app rejects it, and records why
+        verdict = Verdict(outcome, rule="shed", reason=f"shed after {waited * 1000:.0f} ms in the queue")
+        return receiver.platform.render(callback, verdict)
+
+    @staticmethod
+    def _refused(environ: Mapping[str, Any], server: Mapping[str, Any]) -> bool:
+        return ipallow.check(environ.get("REMOTE_ADDR", ""), environ.get("HTTP_X_FORWARDED_FOR"),
+                             allow=tuple(server["allow_ips"]), trusted_proxies=server["trusted_proxies"]) is not None
+
+    def _count(self) -> None:
+        with self._count_lock:
+            self.shed_count += 1

@@ -1,0 +1,161 @@
+"""The worker's read stage on real loopback sockets, driven a poll at a time without gunicorn's arbiter.
+
+What the end-to-end tests cannot show cheaply: a request reaches a thread only whole, the
+buffered total stays under its budget (a big request waits unread until memory frees), a full
+worker makes room by closing its longest-idle connection, and deadlines answer 408 or close.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+from collections import deque
+
+import pytest
+from gunicorn.config import Config
+
+from receiver import edge, worker as worker_module
+from receiver.worker import ImhookWorker
+
+
+class Harness:
+    """An ImhookWorker with a listener and a poller, whose thread pool only collects what it gets."""
+
+    def __init__(self, worker_connections: int = 100):
+        worker = ImhookWorker.__new__(ImhookWorker)  # no arbiter, no app: only the read stage
+        worker.cfg, worker.alive, worker.preread = Config(), True, True
+        worker.poller = selectors.DefaultSelector()
+        worker.nr_conns, worker.worker_connections = 0, worker_connections
+        worker.reading, worker.lingering, worker.paused, worker.buffered = {}, {}, deque(), 0
+        worker.pending_conns = deque()
+        worker.render_error = edge.render_error
+        self.dispatched: list = []
+        worker.enqueue_req = self.dispatched.append  # what a thread would be given
+        self.worker = worker
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setblocking(False)
+        self.clients: list[socket.socket] = []
+
+    def connect(self) -> socket.socket:
+        client = socket.create_connection(self.listener.getsockname(), timeout=2)
+        self.clients.append(client)
+        selectors.DefaultSelector().register(self.listener, selectors.EVENT_READ)
+        self.pump()  # accept it
+        return client
+
+    def pump(self, rounds: int = 5) -> None:
+        for _ in range(rounds):
+            readable = selectors.DefaultSelector()
+            readable.register(self.listener, selectors.EVENT_READ)
+            if readable.select(0.02):
+                self.worker.accept(self.listener)
+            for key, _ in self.worker.poller.select(0.02):
+                key.data(key.fileobj)
+
+    def conn_of(self, client: socket.socket):
+        port = client.getsockname()[1]
+        return next(c for c in list(self.worker.reading) + self.dispatched + list(self.worker.lingering)
+                    if c.client[1] == port)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def harness():
+    made: list[Harness] = []
+
+    def make(**kwargs) -> Harness:
+        made.append(Harness(**kwargs))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def closed(client: socket.socket) -> bool:
+    client.settimeout(1)
+    try:
+        return client.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_request_reaches_a_thread_only_whole_and_alone(harness):
+    h = harness()
+    client = h.connect()
+    request = b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n{}  "
+    for i in range(0, len(request), 7):
+        assert not h.dispatched
+        client.sendall(request[i:i + 7])
+        h.pump(2)
+    client.sendall(b"GET /next")  # pipelined: stays with the connection for the next round
+    h.pump(2)
+    [conn] = h.dispatched
+    assert conn.request_bytes == request and conn.data_ready
+
+
+def test_past_the_budget_a_big_request_waits_unread_until_memory_frees(harness, monkeypatch):
+    monkeypatch.setattr(worker_module, "SMALL_REQUEST_BYTES", 100)
+    h = harness()
+    monkeypatch.setattr(h.worker, "budget", lambda: 2000)
+    head = b"POST /callback HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"
+    big, other = h.connect(), h.connect()
+    big.sendall(head + b"b" * 1200)
+    other.sendall(head + b"o" * 900)
+    h.pump()
+    assert h.worker.buffered >= 2000
+    big.sendall(b"b" * 500)
+    h.pump()
+    big_conn = h.conn_of(big)
+    assert big_conn in h.worker.paused and len(big_conn.framer.buffer) == len(head) + 1200  # not read
+    small = h.connect()  # a connection holding little is still read
+    small.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+    h.pump()
+    assert [c.client[1] for c in h.dispatched] == [small.getsockname()[1]]
+    other.close()  # its buffer is freed: the big one is read again
+    h.pump()
+    assert big_conn not in h.worker.paused and len(big_conn.framer.buffer) == len(head) + 1700
+    assert h.worker.buffered == sum(c.held for c in list(h.worker.reading) + h.dispatched)
+
+
+def test_a_full_worker_closes_its_longest_idle_connection_not_one_mid_request(harness):
+    h = harness(worker_connections=3)
+    started, idle_oldest, idle_newer = h.connect(), h.connect(), h.connect()
+    assert closed(started)  # the third connection filled the worker: the oldest idle one made room
+    h = harness(worker_connections=3)
+    started = h.connect()
+    started.sendall(b"GET / HT")
+    h.pump()
+    idle_oldest, idle_newer = h.connect(), h.connect()
+    assert closed(idle_oldest)
+    assert h.conn_of(started) in h.worker.reading and h.worker.nr_conns == 2
+
+
+def test_a_request_past_its_deadline_gets_408_and_an_idle_connection_is_closed(harness):
+    h = harness()
+    slow, idle = h.connect(), h.connect()
+    slow.sendall(b"POST /callback HTTP/1.1\r\nContent-")
+    h.pump()
+    h.conn_of(slow).read_until = 0.0
+    h.conn_of(idle).idle_until = 0.0
+    h.worker.murder_pending()
+    slow.settimeout(1)
+    reply = slow.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408 ") and reply.endswith(b'"ErrorCode":408,"ErrorInfo":"request not '
+                                                                  b'received within 5 s"}')
+    assert closed(idle)
+    assert h.worker.nr_conns == 1 and h.worker.reading == {}  # the slow one lingers, draining
+
+
+def test_an_oversized_body_is_refused_without_reading_it(harness):
+    h = harness()
+    client = h.connect()
+    client.sendall(b"POST /callback HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n" + b"x" * 1000)
+    h.pump()
+    client.settimeout(1)
+    assert client.recv(4096).startswith(b"HTTP/1.1 413 ")
+    assert not h.dispatched and h.worker.buffered == 0
