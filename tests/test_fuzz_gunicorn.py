@@ -31,6 +31,7 @@ from receiver.tencent.commands import BEFORE_COMMANDS
 from . import fuzz_bodies as fb
 from . import fuzz_cases as fc
 from .fuzz_cases import Expect, generate, summary
+from .fuzz_garbage import garbage_shots
 from .fuzz_storm import (MAX_BODY, TARGET, Answer, Shot, envelope_problem, is_refusal, metric_sum, probe_calls,
                          probe_reply_problem, send, server_errors, storm, storm_config, wait_metrics,
                          wait_recorded)
@@ -42,6 +43,7 @@ SAMPLES = {name: sample(name) for name in request_samples()}
 BEFORE = frozenset(BEFORE_COMMANDS)
 LIMIT, LIMIT_SOURCE = fb.depth_limit(ROOT)
 MIN_CASES = 3000
+FLOOD = 2000
 
 
 @functools.lru_cache(maxsize=1)
@@ -245,4 +247,26 @@ def test_fuzz_storm_then_probe(serve, tmp_path, downstream):
               if (problem := judge(owed, answer))]
     problems = report_failures(failed, tmp_path / "fuzz-failures")
     problems += probe(server, downstream, answers, pids, tag="fuzz")
+    assert not problems, "\n".join(problems)
+
+
+def test_garbage_flood_then_probe(serve, tmp_path, downstream):
+    """2,000 garbage requests from 8 keep-alive connections, then the probe."""
+    server = serve(storm_config(tmp_path, downstream.url), workers=2, threads=4)
+    pids = set(worker_pids(server.process.pid))
+    flood = garbage_shots(random.Random(SEED), FLOOD, sorted(SAMPLES))
+    answers, seconds = storm(server.url, [shot for shot, _ in flood], threads=8)
+    describe(answers, seconds, "garbage flood")
+    classes: dict[str, list[str]] = {}
+    for (shot, owed), answer in zip(flood, answers):
+        problem = envelope_problem(answer) or (
+            None if answer.status in owed else f"HTTP {answer.status}, owed {'/'.join(map(str, sorted(owed)))}")
+        if problem:
+            kind = shot.request_id.split("-")[-1]
+            classes.setdefault(f"{kind}: {problem}", []).append(
+                f"{shot.request_id} {shot.method} {shot.path} body {shot.body[:60]!r} "
+                f"{answer.error or answer.excerpt[:120]!r} (previous on this connection: {answer.previous})")
+    problems = [f"{len(lines)} x {klass}, e.g. {lines[0]}" for klass, lines in classes.items()]
+    print("\n".join(problems))
+    problems += probe(server, downstream, answers, pids, tag="flood")
     assert not problems, "\n".join(problems)
