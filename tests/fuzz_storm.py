@@ -276,10 +276,11 @@ def wait_metrics(base_url: str, ready, timeout: float) -> dict:
         time.sleep(0.3)
 
 
-def server_errors(log: str, limit: int = 8) -> list[str]:
+def server_errors(log: str, limit: int = 12) -> list[str]:
     """The first `limit` distinct error lines of the server log: a JSON line at level error (with the
     last line of its traceback), or the last line of a plain traceback."""
     found: list[str] = []
+    seen: set[str] = set()
     lines = log.splitlines()
     for i, line in enumerate(lines):
         text = None
@@ -293,7 +294,9 @@ def server_errors(log: str, limit: int = 8) -> list[str]:
         elif line.startswith("Traceback"):
             tail = next((l for l in lines[i + 1:i + 300] if l and not l.startswith((" ", "Traceback"))), "?")
             text = f"Traceback: {tail[:300]}"
-        if text and text not in found:
+        key = re.sub(r"0x[0-9a-f]+|\d+|'[^']*'", "N", text or "")
+        if text and key not in seen:
+            seen.add(key)
             found.append(text)
         if len(found) >= limit:
             break
