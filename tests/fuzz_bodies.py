@@ -19,8 +19,6 @@ from __future__ import annotations
 import ast
 import json
 import random
-import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +146,9 @@ def json_depth(raw: bytes) -> int:
 
 
 def depth_limit(root: Path) -> tuple[int, str]:
-    """The service's JSON depth limit: a module-level int constant in receiver/ whose name says
-    JSON or nesting depth (e.g. MAX_JSON_DEPTH), else DEFAULT_DEPTH_LIMIT. Returns (limit, where)."""
+    """The service's JSON depth limit: a module-level int constant in receiver/ named for JSON or
+    nesting depth (MAX_JSON_DEPTH, JSON_NESTING_LIMIT...; not a relay or queue depth), else
+    DEFAULT_DEPTH_LIMIT. Returns (limit, where it was found)."""
     for path in sorted((root / "receiver").rglob("*.py")):
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -158,14 +157,26 @@ def depth_limit(root: Path) -> tuple[int, str]:
         for node in tree.body:
             target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
                 node.target if isinstance(node, ast.AnnAssign) else None)
-            if not isinstance(target, ast.Name) or "DEPTH" not in target.id:
-                continue
-            if not any(word in target.id for word in ("JSON", "NEST", "BODY")):
-                continue
-            value = node.value
-            if isinstance(value, ast.Constant) and isinstance(value.value, int):
-                return value.value, f"{path.relative_to(root)}:{target.id}"
+            if isinstance(target, ast.Name) and _names_json_depth(target.id.upper()):
+                value = _constant_int(node.value)
+                if value is not None:
+                    return value, f"{path.relative_to(root)}:{target.id}"
     return DEFAULT_DEPTH_LIMIT, f"none found in receiver/, assumed {DEFAULT_DEPTH_LIMIT}"
+
+
+def _names_json_depth(name: str) -> bool:
+    if not ("DEPTH" in name or "NESTING" in name) or any(w in name for w in ("RELAY", "QUEUE", "RECORDING")):
+        return False
+    return any(word in name for word in ("JSON", "NEST", "BODY", "MAX", "LIMIT"))
+
+
+def _constant_int(node) -> int | None:
+    """An int literal or arithmetic on literals (1 << 10, 2 ** 9, 1_000), else None."""
+    allowed = (ast.Expression, ast.Constant, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop)
+    if node is None or not all(isinstance(n, allowed) for n in ast.walk(ast.Expression(node))):
+        return None
+    value = eval(compile(ast.Expression(node), "<constant>", "eval"), {"__builtins__": {}})
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # --- the mutations ------------------------------------------------------------------------------------

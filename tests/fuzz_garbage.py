@@ -62,7 +62,8 @@ def garbage_shots(rng: random.Random, count: int, commands: list[str]) -> list[t
         elif kind == "unsigned":
             shot, owed = Shot(rid, good_body, "C2C.CallbackBeforeSendMsg", signed=False), {401}
         elif kind == "bad_sign":
-            shot, owed = Shot(rid, good_body, "C2C.CallbackBeforeSendMsg", query={"Sign": "%064x" % rng.getrandbits(256)}), {401}
+            wrong = {"Sign": "%064x" % rng.getrandbits(256)}
+            shot, owed = Shot(rid, good_body, "C2C.CallbackBeforeSendMsg", query=wrong), {401}
         elif kind == "stale":
             shot, owed = Shot(rid, good_body, "C2C.CallbackBeforeSendMsg",
                               query={"RequestTime": stale, "Sign": sign(TOKEN, stale)}), {401}

@@ -16,7 +16,6 @@ and what it was. The seed is fixed (IMHOOK_FUZZ_SEED overrides it), so every fai
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import statistics
@@ -97,6 +96,19 @@ def test_oracle(command, body, statuses, on_error):
     assert statuses <= owed.statuses and owed.on_error == on_error
 
 
+@pytest.mark.parametrize("source, limit", [
+    ("MAX_JSON_DEPTH = 512\n", 512),
+    ("JSON_NESTING_LIMIT: int = 1 << 9  # why\n", 512),
+    ("MAX_BODY_DEPTH = 2_000\n", 2000),
+    ("MAX_RELAY_DEPTH = 32\nRECORDING_DEPTH = Gauge()\n", fb.DEFAULT_DEPTH_LIMIT),  # not a JSON depth
+    ("DEPTH = 'deep'\n", fb.DEFAULT_DEPTH_LIMIT),
+])
+def test_depth_limit_is_read_from_receiver(tmp_path, source, limit):
+    (tmp_path / "receiver").mkdir()
+    (tmp_path / "receiver" / "parse.py").write_text(source)
+    assert fb.depth_limit(tmp_path)[0] == limit
+
+
 # --- over real gunicorn ------------------------------------------------------------------------------
 
 
@@ -153,7 +165,8 @@ def describe(answers: list[Answer], seconds: float, label: str) -> None:
                  f"p99 {authentic[int(len(authentic) * 0.99)] * 1000:.0f} ms, max {authentic[-1] * 1000:.0f} ms"
                  if authentic else "none")
     print(f"\n{label}: {len(answers)} requests in {seconds:.1f} s = {len(answers) / seconds:.0f} requests/s; "
-          f"replies by status {dict(sorted(statuses.items(), key=str))}; 200 replies: {quantiles}, {late} at 2 s or later")
+          f"replies by status {dict(sorted(statuses.items(), key=str))}; 200 replies: {quantiles}, "
+          f"{late} at 2 s or later")
 
 
 def probe(server, downstream: Downstream, answers: list[Answer], pids: set[int], tag: str) -> list[str]:
