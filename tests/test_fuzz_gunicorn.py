@@ -246,6 +246,7 @@ def probe(server, downstream: Downstream, answers: list[Answer], pids: set[int],
     return problems
 
 
+@pytest.mark.integration
 def test_fuzz_storm_then_probe(serve, tmp_path, downstream):
     """3,000+ signed mutated samples from 4 keep-alive connections, then the probe."""
     server = serve(storm_config(tmp_path, downstream.url), workers=2, threads=4)
@@ -263,6 +264,7 @@ def test_fuzz_storm_then_probe(serve, tmp_path, downstream):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.integration
 def test_garbage_flood_then_probe(serve, tmp_path, downstream):
     """2,000 garbage requests from 8 keep-alive connections, then the probe."""
     server = serve(storm_config(tmp_path, downstream.url), workers=2, threads=4)
