@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
+import sqlite3
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -34,7 +36,7 @@ from .fuzz_garbage import garbage_shots
 from .fuzz_storm import (MAX_BODY, TARGET, Answer, Shot, envelope_problem, is_refusal, metric_sum, probe_calls,
                          probe_reply_problem, send, server_errors, storm, storm_config, wait_metrics,
                          wait_recorded)
-from .helpers import ROOT, free_port, request_samples, sample
+from .helpers import ROOT, TOKEN, free_port, request_samples, sample
 from .test_ops_support import Downstream, wait_until, worker_pids
 
 SEED = int(os.environ.get("IMHOOK_FUZZ_SEED", fb.SEED))
@@ -42,6 +44,9 @@ SAMPLES = {name: sample(name) for name in request_samples()}
 BEFORE = frozenset(BEFORE_COMMANDS)
 LIMIT, LIMIT_SOURCE = fb.depth_limit(ROOT)
 MIN_CASES = 3000
+MAX_WORKER_RSS_MB = 1000
+# A Sign as the IM sends it (64 hex digits) after "Sign=" in a query or "Sign": in JSON.
+SIGN_IN_TEXT = re.compile(r"""Sign(?:=|\\?"\s*:\s*\\?")([0-9a-fA-F]{64})""")
 FLOOD = 2000
 
 
@@ -181,7 +186,8 @@ def probe(server, downstream: Downstream, answers: list[Answer], pids: set[int],
     # a 413 may be answered by Flask before the core, and such a one is not (docs/recording.md).
     must = {a.shot.request_id: a for a in answered if a.status != 413}
     maybe = {a.shot.request_id for a in answered if a.status == 413}
-    found = wait_recorded(Path(server.env["IMHOOK_CONFIG"]).parent / "recordings.sqlite", must, timeout=30)
+    db_path = Path(server.env["IMHOOK_CONFIG"]).parent / "recordings.sqlite"
+    found = wait_recorded(db_path, must, timeout=30)
     missing = [must[i] for i in must if i not in found]
     if missing:
         by_family = Counter(i.shot.request_id.split("-")[0] + ":" + str(i.status) for i in missing)
@@ -238,12 +244,40 @@ def probe(server, downstream: Downstream, answers: list[Answer], pids: set[int],
     if server.process.poll() is not None or set(worker_pids(server.process.pid)) != pids:
         problems.append(f"workers changed: {sorted(pids)} -> {sorted(worker_pids(server.process.pid))} "
                         f"(master alive: {server.process.poll() is None})")
+    problems += secrets_in_logs(server, db_path)
+    rss = {pid: worker_rss_mb(pid) for pid in worker_pids(server.process.pid)}
+    print(f"worker memory after the storm (VmRSS, MB): {rss}")
+    if any(mb > MAX_WORKER_RSS_MB for mb in rss.values()):  # promise 4, loosely: a fresh worker holds ~70 MB
+        problems.append(f"a worker holds over {MAX_WORKER_RSS_MB} MB after the storm: {rss}")
     log = server.log()
     if "Traceback" in log:
         problems.append(f"{log.count('Traceback')} tracebacks in the server log ({server.log_path})")
     for line in server_errors(log):
         print("server log:", line)
     return problems
+
+
+def secrets_in_logs(server, db_path: Path) -> list[str]:
+    """Promise 4: no token and no Sign in the server log, the access log or the recording."""
+    problems = []
+    logs = {"server log": server.log(), "access log": Path(server.env["IMHOOK_ACCESS_LOG"]).read_text(
+        errors="replace") if Path(server.env["IMHOOK_ACCESS_LOG"]).exists() else ""}
+    for name, text in logs.items():
+        signs = SIGN_IN_TEXT.findall(text)
+        if TOKEN in text or signs:
+            problems.append(f"secrets in the {name}: token {text.count(TOKEN)} times, {len(signs)} Sign values "
+                            f"(e.g. {signs[:1]})")
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        kept = db.execute("SELECT count(*) FROM recordings WHERE query LIKE '%\"Sign\"%'").fetchone()[0]
+    if kept:
+        problems.append(f"{kept} recorded queries keep the Sign (recording.keep_sign is false)")
+    return problems
+
+
+def worker_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status")
+    match = re.search(r"VmRSS:\s+(\d+) kB", status.read_text()) if status.exists() else None
+    return round(int(match.group(1)) / 1024, 1) if match else 0.0
 
 
 @pytest.mark.integration
