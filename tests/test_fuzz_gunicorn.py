@@ -7,7 +7,8 @@ object, a missing or mismatched command; 413 over server.max_body_bytes; an over
 the on_error reply for a Before* command, else 400. The flood is 2,000 garbage requests from 8
 threads. After each, the probe sends known-good callbacks and checks the four promises still hold:
 decided by the rules, every answered request in the recording, After* events delivered downstream,
-/metrics adding up, /readyz ready, no worker dead, no traceback in the log.
+/metrics adding up, /readyz ready, no worker dead, no traceback in the log, no Sign or token in a
+log (tests/fuzz_probe.py).
 
 A failure saves each offending body under the test's tmp dir (`fuzz-failures/`) and prints its path
 and what it was. The seed is fixed (IMHOOK_FUZZ_SEED overrides it), so every failure reproduces.
@@ -18,8 +19,6 @@ from __future__ import annotations
 import functools
 import os
 import random
-import re
-import sqlite3
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -33,20 +32,16 @@ from . import fuzz_bodies as fb
 from . import fuzz_cases as fc
 from .fuzz_cases import Expect, generate, summary
 from .fuzz_garbage import garbage_shots
-from .fuzz_storm import (MAX_BODY, TARGET, Answer, Shot, envelope_problem, is_refusal, metric_sum, probe_calls,
-                         probe_reply_problem, send, server_errors, storm, storm_config, wait_metrics,
-                         wait_recorded)
-from .helpers import ROOT, TOKEN, free_port, request_samples, sample
-from .test_ops_support import Downstream, wait_until, worker_pids
+from .fuzz_probe import probe
+from .fuzz_storm import MAX_BODY, Answer, Shot, envelope_problem, is_refusal, storm, storm_config
+from .helpers import ROOT, free_port, request_samples, sample
+from .test_ops_support import Downstream, worker_pids
 
 SEED = int(os.environ.get("IMHOOK_FUZZ_SEED", fb.SEED))
 SAMPLES = {name: sample(name) for name in request_samples()}
 BEFORE = frozenset(BEFORE_COMMANDS)
 LIMIT, LIMIT_SOURCE = fb.depth_limit(ROOT)
 MIN_CASES = 3000
-MAX_WORKER_RSS_MB = 1000
-# A Sign as the IM sends it (64 hex digits) after "Sign=" in a query or "Sign": in JSON.
-SIGN_IN_TEXT = re.compile(r"""Sign(?:=|\\?"\s*:\s*\\?")([0-9a-fA-F]{64})""")
 FLOOD = 2000
 
 
@@ -174,112 +169,6 @@ def describe(answers: list[Answer], seconds: float, label: str) -> None:
           f"{late} at 2 s or later")
 
 
-def probe(server, downstream: Downstream, answers: list[Answer], pids: set[int], tag: str) -> list[str]:
-    """Known-good callbacks after the storm; then every promise checked. Returns the problems."""
-    problems: list[str] = []
-    calls = probe_calls(tag)
-    with requests.Session() as session:
-        probes = [send(session, server.url, call.shot, timeout=10) for call in calls]
-    problems += filter(None, (probe_reply_problem(c, a) for c, a in zip(calls, probes)))
-    answered = [a for a in answers + probes if a.status is not None and a.status < 500]
-    # Everything the core answered is recorded (max_rejected_per_minute is lifted in the config);
-    # a 413 may be answered by Flask before the core, and such a one is not (docs/recording.md).
-    must = {a.shot.request_id: a for a in answered if a.status != 413}
-    maybe = {a.shot.request_id for a in answered if a.status == 413}
-    db_path = Path(server.env["IMHOOK_CONFIG"]).parent / "recordings.sqlite"
-    found = wait_recorded(db_path, must, timeout=30)
-    missing = [must[i] for i in must if i not in found]
-    if missing:
-        by_family = Counter(i.shot.request_id.split("-")[0] + ":" + str(i.status) for i in missing)
-        problems.append(f"{len(missing)} of {len(must)} answered requests are not in the recording "
-                        f"(by status: {dict(by_family)}; e.g. {[a.shot.request_id for a in missing[:5]]})")
-    extra = set(found) - set(must) - maybe
-    twice = [i for i, rows in found.items() if len(rows) > 1]
-    if extra or twice:
-        problems.append(f"recording: {len(extra)} records of requests never answered, {len(twice)} twice")
-    wrong = [i for i, rows in found.items() if i in must and rows[0][0] != must[i].status]
-    if wrong:
-        problems.append(f"recording: {len(wrong)} records with another status than the reply, e.g. {wrong[:3]}")
-    rows = sum(len(rows) for rows in found.values())
-    counted = len(must) + len(maybe & set(found))
-    print(f"\nprobe: {rows} records for {len(must)} answered (+{len(maybe)} answered 413, "
-          f"{len(maybe & set(found))} of them recorded)")
-
-    after_calls = [c.marker for c in calls if c.text is None]
-    delivered = wait_until(lambda: all(any(m.encode() in body for _, body in downstream.events())
-                                       for m in after_calls), timeout=30)
-    if not delivered:
-        problems.append(f"After* probes not delivered downstream within 30 s: {after_calls}")
-    forwardable = sum(1 for a in answered if a.status == 200 and a.shot.command and a.shot.command not in BEFORE)
-
-    def settled(v):
-        enqueued = metric_sum(v, "imhook_forward_enqueued_total", target=TARGET)
-        return (metric_sum(v, "imhook_callbacks_total") >= counted
-                and metric_sum(v, "imhook_forward_delivered_total", target=TARGET) >= enqueued)
-
-    values = wait_metrics(server.url, settled, timeout=20)
-    callbacks = metric_sum(values, "imhook_callbacks_total")
-    enqueued = metric_sum(values, "imhook_forward_enqueued_total", target=TARGET)
-    duplicates = metric_sum(values, "imhook_forward_duplicates_total", target=TARGET)
-    print(f"metrics: imhook_callbacks_total {callbacks:.0f} for {counted} answered by the core; forwarded "
-          f"{enqueued:.0f} + {duplicates:.0f} duplicates for {forwardable} After* answered 200, delivered "
-          f"{metric_sum(values, 'imhook_forward_delivered_total', target=TARGET):.0f}; recording written "
-          f"{metric_sum(values, 'imhook_recording_written_total'):.0f}, failed "
-          f"{metric_sum(values, 'imhook_recording_failed_total'):.0f}")
-    if callbacks != counted:
-        problems.append(f"/metrics: imhook_callbacks_total is {callbacks:.0f}, {counted} were answered by the core")
-    if enqueued + duplicates != forwardable:
-        problems.append(f"/metrics: {enqueued:.0f} After* callbacks enqueued + {duplicates:.0f} duplicates, "
-                        f"but {forwardable} were answered 200 (missing from the outbox)")
-    for name in ("imhook_forward_enqueue_errors_total", "imhook_forward_dead_total", "imhook_recording_failed_total"):
-        if metric_sum(values, name):
-            problems.append(f"/metrics: {name} = {metric_sum(values, name):.0f}")
-
-    ready = requests.get(server.url + "/readyz", timeout=5)
-    if ready.status_code != 200:
-        problems.append(f"/readyz {ready.status_code}: {ready.text[:300]}")
-    lost_visibly = metric_sum(values, "imhook_recording_failed_total") or ready.status_code != 200
-    if missing and not lost_visibly:  # promise 2: a part that fails is visible, never silent
-        problems.append("the recording lost callbacks silently: /readyz is 200 and imhook_recording_failed_total is 0")
-    if server.process.poll() is not None or set(worker_pids(server.process.pid)) != pids:
-        problems.append(f"workers changed: {sorted(pids)} -> {sorted(worker_pids(server.process.pid))} "
-                        f"(master alive: {server.process.poll() is None})")
-    problems += secrets_in_logs(server, db_path)
-    rss = {pid: worker_rss_mb(pid) for pid in worker_pids(server.process.pid)}
-    print(f"worker memory after the storm (VmRSS, MB): {rss}")
-    if any(mb > MAX_WORKER_RSS_MB for mb in rss.values()):  # promise 4, loosely: a fresh worker holds ~70 MB
-        problems.append(f"a worker holds over {MAX_WORKER_RSS_MB} MB after the storm: {rss}")
-    log = server.log()
-    if "Traceback" in log:
-        problems.append(f"{log.count('Traceback')} tracebacks in the server log ({server.log_path})")
-    for line in server_errors(log):
-        print("server log:", line)
-    return problems
-
-
-def secrets_in_logs(server, db_path: Path) -> list[str]:
-    """Promise 4: no token and no Sign in the server log, the access log or the recording."""
-    problems = []
-    logs = {"server log": server.log(), "access log": Path(server.env["IMHOOK_ACCESS_LOG"]).read_text(
-        errors="replace") if Path(server.env["IMHOOK_ACCESS_LOG"]).exists() else ""}
-    for name, text in logs.items():
-        signs = SIGN_IN_TEXT.findall(text)
-        if TOKEN in text or signs:
-            problems.append(f"secrets in the {name}: token {text.count(TOKEN)} times, {len(signs)} Sign values "
-                            f"(e.g. {signs[:1]})")
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        kept = db.execute("SELECT count(*) FROM recordings WHERE query LIKE '%\"Sign\"%'").fetchone()[0]
-    if kept:
-        problems.append(f"{kept} recorded queries keep the Sign (recording.keep_sign is false)")
-    return problems
-
-
-def worker_rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status")
-    match = re.search(r"VmRSS:\s+(\d+) kB", status.read_text()) if status.exists() else None
-    return round(int(match.group(1)) / 1024, 1) if match else 0.0
-
-
 @pytest.mark.integration
 def test_fuzz_storm_then_probe(serve, tmp_path, downstream):
     """3,000+ signed mutated samples from 4 keep-alive connections, then the probe."""
@@ -294,7 +183,7 @@ def test_fuzz_storm_then_probe(serve, tmp_path, downstream):
     failed = [(case, owed, answer, problem) for (case, owed), answer in zip(cases, answers)
               if (problem := judge(owed, answer))]
     problems = report_failures(failed, tmp_path / "fuzz-failures")
-    problems += probe(server, downstream, answers, pids, tag="fuzz")
+    problems += probe(server, downstream, answers, pids, tag="fuzz", before=BEFORE)
     assert not problems, "\n".join(problems)
 
 
@@ -317,5 +206,5 @@ def test_garbage_flood_then_probe(serve, tmp_path, downstream):
                 f"{answer.error or answer.excerpt[:120]!r} (previous on this connection: {answer.previous})")
     problems = [f"{len(lines)} x {klass}, e.g. {lines[0]}" for klass, lines in classes.items()]
     print("\n".join(problems))
-    problems += probe(server, downstream, answers, pids, tag="flood")
+    problems += probe(server, downstream, answers, pids, tag="flood", before=BEFORE)
     assert not problems, "\n".join(problems)
