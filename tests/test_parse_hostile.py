@@ -442,3 +442,19 @@ def test_the_fields_a_decision_reads_are_the_ones_declared(command):
     spec.build_event(Reading(spec.schema.load(body), seen))
     wire = {attr: field.data_key for attr, field in spec.schema.load_fields.items()}
     assert {wire[attr] for attr in seen} <= spec.reads
+
+
+@pytest.mark.parametrize("digits", [4300, 4301, 100_000])
+def test_an_integer_too_long_for_python_is_valid_json_kept_as_drift(digits):
+    """Python refuses int() of over 4,300 digits; the body is still valid JSON, so it is drift."""
+    from receiver.tencent.platform import WideInt
+
+    body = json.dumps(drift_body("C2C.CallbackBeforeSendMsg", {"MsgBody": [TEXT]}))
+    raw = body.replace('"MsgRandom": ', '"MsgRandom": -' + "9" * digits + ', "Was": ', 1).encode()
+    assert b"9" * digits in raw
+    query = {"SdkAppid": APP_ID, "CallbackCommand": "C2C.CallbackBeforeSendMsg"}
+    outcome = handle(with_chain(WORDS, on_error="refuse"), raw, query=query)
+    assert outcome.status == 200 and outcome.outcome_name == "rewrite", outcome.reply
+    assert outcome.callback.drift == ("MsgRandom",)
+    kept = outcome.callback.body["MsgRandom"]
+    assert isinstance(kept, WideInt) == (digits > 4300) and str(kept) == "-" + "9" * digits

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from itertools import chain
 from collections.abc import Mapping
@@ -220,7 +221,12 @@ def parse_json_object(body: bytes, max_body: int) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest("empty body; expected a JSON object")
     try:
-        payload = json.loads(body)
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                raise
+            payload = json.loads(body, parse_int=wide_int)  # valid JSON: the number is kept, as drift
     except RecursionError:
         raise TooDeep(f"body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
@@ -231,6 +237,17 @@ def parse_json_object(body: bytes, max_body: int) -> dict[str, Any]:
     if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and json_depth(payload) > MAX_JSON_DEPTH:
         raise TooDeep(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     return payload
+
+
+class WideInt(str):
+    """The digits of a JSON integer too long for int(): Python refuses over 4,300 digits (the
+    conversion is quadratic, a CPU sink). Kept as sent; no field of the protocol takes such a
+    number, so the schema reports it as drift like any other out-of-range value."""
+
+
+def wide_int(literal: str) -> int | WideInt:
+    """json.loads' parse_int for a body that holds an over-long integer: the short ones stay ints."""
+    return int(literal) if len(literal.lstrip("-")) <= sys.get_int_max_str_digits() else WideInt(literal)
 
 
 def json_depth(value: Any, stop_after: int = MAX_JSON_DEPTH) -> int:
