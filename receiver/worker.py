@@ -57,6 +57,16 @@ LINGER_MAX_BYTES = 256 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+def count_refusal(status: int) -> None:
+    """Count a request the worker answered itself, so a flood of them shows in /metrics."""
+    try:
+        from .ops import metrics  # loaded with the app by now; never in the master (see above)
+
+        metrics.EDGE_REFUSED.labels(status=str(status)).inc()
+    except Exception:  # counting must never cost the answer
+        log.debug("could not count an edge refusal", exc_info=True)
+
+
 class ImhookWorker(ThreadWorker):
     """gunicorn's gthread worker that reads requests in its event loop and sheds stale ones."""
 
@@ -186,6 +196,7 @@ class ImhookWorker(ThreadWorker):
         self.release(conn)
         log.warning("request refused before the app: %s %s", status, message,
                     extra={"status": status, "client": edge.loggable(conn.client[0] if conn.client else "")})
+        count_refusal(status)
         if self.send_now(conn, edge.error_response(status, message, self.render_error)):
             self.linger(conn)
 
@@ -336,6 +347,7 @@ class ImhookWorker(ThreadWorker):
             status, message = known
             self.log.warning("Invalid request from ip=%s: %s (%s)", edge.loggable(addr[0]), message,
                              type(exc).__name__)
+        count_refusal(status)
         try:
             util.write_nonblock(client, edge.error_response(status, message, self.render_error))
         except Exception:

@@ -254,3 +254,21 @@ def test_with_the_access_log_on_its_lines_carry_the_path_without_the_query(tmp_p
         assert sign not in text and not re.search(r"(?i)(sign|requesttime)=[0-9a-f]", text)
     assert not re.search(r'"(GET|POST) [^ "]*\?', access)  # the request's own query: never
     assert max(len(line) for line in access.splitlines()) < 600  # the 8 KB X-Request-Id was cut
+
+
+def edge_refusals(server) -> dict[str, float]:
+    import requests
+
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    return {m[0]: float(m[1]) for m in re.findall(r'^imhook_edge_refusals_total\{status="(\d+)"\} (\S+)$', text, re.M)}
+
+
+@pytest.mark.integration
+def test_requests_refused_before_the_app_are_counted_by_status(server):
+    before = edge_refusals(server)
+    for request_bytes, status in [(LIMITS[1][1], 413), (LIMITS[6][1], 414), (LIMITS[8][1], 431),
+                                  (LIMITS[10][1], 400), (LIMITS[10][1], 400)]:
+        assert exchange(server, request_bytes())[0] == status
+    after = edge_refusals(server)
+    grown = {status: after.get(status, 0) - before.get(status, 0) for status in after}
+    assert {k: v for k, v in grown.items() if v} == {"413": 1, "414": 1, "431": 1, "400": 2}

@@ -45,6 +45,9 @@ SCHEMA_DRIFT = Counter("imhook_schema_drift",
 # (command, field) label pairs one process mints; past it a new pair counts under field="other".
 # Fields are schema paths and unknown commands are "other", so this only guards against a bug.
 MAX_DRIFT_LABELS = 512
+EDGE_REFUSED = Counter("imhook_edge_refusals",
+                       "Requests refused by the worker before the app (malformed HTTP, over-long line or "
+                       "head, over-size body, too slow), by HTTP status.", ["status"])
 IP_REJECTED = Counter("imhook_ip_rejected", "Callbacks refused by server.allow_ips.")
 RECORDING_DEPTH = Gauge("imhook_recording_queue_depth", "Callbacks waiting to be recorded.",
                         multiprocess_mode="livesum")
