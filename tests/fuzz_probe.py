@@ -24,6 +24,7 @@ from .test_ops_support import Downstream, wait_until, worker_pids
 MAX_WORKER_RSS_MB = 1000  # loosely: a fresh worker holds ~70 MB
 # A Sign as the IM sends it (64 hex digits) after "Sign=" in a query or "Sign": in JSON.
 SIGN_IN_TEXT = re.compile(r"""Sign(?:=|\\?"\s*:\s*\\?")([0-9a-fA-F]{64})""")
+EDGE_STATUSES = (408, 413, 414, 431)  # answered by the worker before the app (receiver/worker.py)
 SILENT_ERRORS = ("imhook_forward_enqueue_errors_total", "imhook_forward_dead_total", "imhook_recording_failed_total")
 
 
@@ -50,10 +51,11 @@ def check_recording(db_path: Path, answered: list[Answer]) -> tuple[list[str], i
     """Every answered request recorded once with its status; how many the core answered, how many lost.
 
     max_rejected_per_minute is lifted in the storm config, so every request the core answered is
-    recorded; a 413 may be answered by Flask before the core, and that one is not (docs/recording.md).
+    recorded. The worker answers over-size bodies (413) and over-long heads (431) itself, before the
+    app: those are counted in imhook_edge_refusals_total (check_metrics), not recorded.
     """
-    must = {a.shot.request_id: a for a in answered if a.status != 413}
-    maybe = {a.shot.request_id for a in answered if a.status == 413}
+    must = {a.shot.request_id: a for a in answered if a.status not in EDGE_STATUSES}
+    maybe = {a.shot.request_id for a in answered if a.status in EDGE_STATUSES}
     found = wait_recorded(db_path, must, timeout=30)
     problems = []
     missing = [must[i] for i in must if i not in found]
@@ -70,7 +72,7 @@ def check_recording(db_path: Path, answered: list[Answer]) -> tuple[list[str], i
         problems.append(f"recording: {len(wrong)} records with another status than the reply, e.g. {wrong[:3]}")
     recorded_413 = len(maybe & set(found))
     print(f"\nprobe: {sum(len(r) for r in found.values())} records for {len(must)} answered "
-          f"(+{len(maybe)} answered 413, {recorded_413} of them recorded)")
+          f"(+{len(maybe)} answered at the edge, {recorded_413} of them recorded)")
     return problems, len(must) + recorded_413, len(missing)
 
 
@@ -105,6 +107,13 @@ def check_metrics(base_url: str, answered: list[Answer], counted: int,
           f"{metric_sum(values, 'imhook_recording_written_total'):.0f}, failed "
           f"{metric_sum(values, 'imhook_recording_failed_total'):.0f}")
     problems = []
+    edge = sum(1 for a in answered if a.status in EDGE_STATUSES)
+    refused = metric_sum(values, "imhook_edge_refusals_total")
+    print(f"metrics: imhook_edge_refusals_total {refused:.0f} for {edge} answered {EDGE_STATUSES} "
+          f"({len(answered) - edge} others)")
+    if refused + (counted - len(answered) + edge) != edge:  # each edge answer is counted or recorded
+        problems.append(f"/metrics: imhook_edge_refusals_total is {refused:.0f}, but {edge} requests were answered "
+                        f"{EDGE_STATUSES} and {counted - len(answered) + edge} of them recorded")
     if callbacks != counted:
         problems.append(f"/metrics: imhook_callbacks_total is {callbacks:.0f}, {counted} were answered by the core")
     if enqueued + duplicates != forwardable:
