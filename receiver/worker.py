@@ -57,6 +57,17 @@ LINGER_MAX_BYTES = 256 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+def receive(conn) -> bytes | None:
+    """What a readable socket holds: b"" when the client left (or the socket failed), None when
+    there was nothing to read after all."""
+    try:
+        return conn.sock.recv(READ_CHUNK_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
+
 def count_refusal(status: int) -> None:
     """Count a request the worker answered itself, so a flood of them shows in /metrics."""
     try:
@@ -158,12 +169,9 @@ class ImhookWorker(ThreadWorker):
             self.unregister(conn)
             self.paused.append(conn)
             return
-        try:
-            data = conn.sock.recv(READ_CHUNK_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client left, mid-request or not: nobody to answer
             self.drop(conn)
             return
@@ -223,12 +231,9 @@ class ImhookWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_lingering, conn))
 
     def on_lingering(self, conn: TConn, _sock) -> None:
-        try:
-            data = conn.sock.recv(READ_CHUNK_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained > LINGER_MAX_BYTES:
             self.drop(conn)
