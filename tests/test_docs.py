@@ -221,3 +221,53 @@ def test_systemd_unit_verifies(tmp_path):
 def test_docs_show_the_deploy_files_they_describe():
     shown = {b.marker[1] for page in DOC_PAGES for b in blocks(page) if b.marker and b.marker[0] == "file"}
     assert {"deploy/imhook.service", "deploy/nginx-imhook.conf"} <= shown
+
+
+# --- the configuration examples --------------------------------------------------------------------
+
+CONFIG_KEYS = {"app_id", "platform", "rules", "auth", "server", "chain", "reload", "recording", "metrics",
+               "logging", "forwarding"}
+# What the examples' secrets and services are read from; none is contacted while building the chain.
+EXAMPLE_ENV = {"IMHOOK_APP_ID": "1400000000", "IMHOOK_REDIS_URL": "redis://127.0.0.1:6379/15",
+               "IMHOOK_RECORDING_SALT": "example-salt", "FORWARD_SECRET": "example-secret"}
+
+
+def config_examples() -> list:
+    """YAML blocks that are imhook configs: a mapping of config sections, or a list of rule entries.
+
+    Scenario files, CI workflows and blocks with a `...` placeholder are not configs.
+    """
+    import yaml
+
+    found = []
+    for page in DOC_PAGES:
+        for block in blocks(page):
+            if block.lang != "yaml" or "..." in block.text:
+                continue
+            data = yaml.safe_load(block.text)
+            if isinstance(data, dict) and set(data) <= CONFIG_KEYS:
+                found.append(pytest.param(block.text, id=block.id))
+            elif isinstance(data, list) and all(isinstance(item, dict) and "use" in item for item in data):
+                found.append(pytest.param("rules:\n" + "".join(f"  {line}\n" for line in block.text.splitlines()),
+                                          id=block.id))
+    return found
+
+
+CONFIG_EXAMPLES = config_examples()
+
+
+def test_the_docs_have_config_examples():
+    assert len(CONFIG_EXAMPLES) >= 15
+
+
+@pytest.mark.parametrize("text", CONFIG_EXAMPLES)
+def test_config_example_is_valid(text, monkeypatch):
+    """Every config example loads and builds its rules, word lists read from examples/."""
+    from receiver.config import parse_config
+    from receiver.tencent.platform import TencentPlatform
+    from rules.loader import build_chain
+
+    for name, value in EXAMPLE_ENV.items():  # rules read their services' URLs from the environment
+        monkeypatch.setenv(name, value)
+    config = parse_config(text, "example.yaml", EXAMPLE_ENV, base_dir=ROOT / "examples")
+    build_chain(config, platform=TencentPlatform()).close()
