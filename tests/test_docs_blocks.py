@@ -207,12 +207,14 @@ class PageSession:
             if step.starts_server:
                 self.start_server(command)
                 continue
-            done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=self.workdir,
-                                  env=self.env(), capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+            # stdout and stderr together, as a terminal shows them (`imhook send` puts its status
+            # line on one and the reply on the other).
+            done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=self.workdir, env=self.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  timeout=COMMAND_TIMEOUT)
             where = f"{block.id}: `{step.command}`"
             assert done.returncode == 0, (
-                f"{where} exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-                + self.server_tail())
+                f"{where} exited {done.returncode}\n--- output\n{done.stdout}" + self.server_tail())
             if step.expected is not None:
                 expected = [self.localise(line) for line in step.expected]
                 assert output_matches(expected, done.stdout), (
