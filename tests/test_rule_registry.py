@@ -13,14 +13,14 @@ from .helpers import ROOT, sample
 EXAMPLE = ROOT / "examples" / "third_party_rule"
 
 
-def test_every_registered_rule_is_documented_in_the_readme():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^### `(\w+)`", readme, flags=re.M))
+def test_every_registered_rule_is_documented_in_the_rule_reference():
+    reference = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^### `(\w+)`", reference, flags=re.M))
     missing = sorted(set(registered()) - documented)
-    assert not missing, f"registered rules without a '### `name`' section in README.md: {missing}"
+    assert not missing, f"registered rules without a '### `name`' section in docs/rules.md: {missing}"
     for name in registered():
-        section = readme.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
-        assert f"use: {name}" in section, f"README section for {name} has no YAML example"
+        section = reference.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
+        assert f"use: {name}" in section, f"docs/rules.md section for {name} has no YAML example"
 
 
 def test_every_registered_rule_loads():
