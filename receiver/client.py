@@ -61,7 +61,7 @@ def post_callback(url: str, body: dict | bytes, *, app_id: str, token: str | Non
     elapsed = (time.perf_counter() - started) * 1000
     try:
         reply = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what the parser takes: shown raw
         reply = response.text
     return PostResult(response.status_code, reply, elapsed)
 
