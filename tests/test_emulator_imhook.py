@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.emulator import Emulator, load_scenario, parse_scenario
+from emulator import Emulator, load_scenario, parse_scenario
 
 from .helpers import APP_ID, ROOT, TOKEN
 

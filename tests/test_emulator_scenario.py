@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from receiver.emulator import parse_scenario, steps
-from receiver.emulator.grammar import SentenceError, parse_options, tokenize
+from emulator import parse_scenario, steps
+from emulator.grammar import SentenceError, parse_options, tokenize
 from receiver.errors import ConfigError
 
 HEADER = """\
@@ -211,6 +211,6 @@ def test_groups_created_in_a_step_can_be_named_later():
 
 
 def test_importing_the_emulator_does_not_load_flask():
-    code = "import sys, receiver.emulator; print('flask' in sys.modules)"
+    code = "import sys, emulator; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .wire import Ids
+from .ids import Ids
 
 C2C = "c2c"
 GROUP = "group"

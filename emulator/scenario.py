@@ -12,8 +12,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..errors import ConfigError
-from ..yamlfile import YamlDocument, errors_to_config_error, load_yaml
+from receiver.errors import ConfigError
+from receiver.yamlfile import YamlDocument, errors_to_config_error, load_yaml
 from .context import Settings
 from .expectations import Expectation, parse_expectation
 from .grammar import SentenceError

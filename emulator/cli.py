@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..cli_common import checked_url
-from ..errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED, TargetError
+from receiver.cli_common import checked_url
+from receiver.errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED, TargetError
 
 CONNECT_SECONDS = 2.0  # the IM's budget: a receiver it cannot connect to in that time is down to it
 
@@ -36,7 +36,7 @@ def emulate(scenarios: tuple[str, ...], url: str, app_id: str | None, token: str
     callback (unless --allow-unreachable). Reads no imhook config: the IM knows only the URL, the
     app id and the token.
     """
-    from ..config import is_app_id
+    from receiver.config import is_app_id
     from .im import Emulator
     from .scenario import load_scenario
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from ..context import Context, StepError
+from ..steps import Read, Recall, SendMessage
+from ..world import C2C, GROUP, StoredMessage
 from . import call_events, wire
-from .context import Context, StepError
 from .signaling import decode_body
-from .steps import Read, Recall, SendMessage
 from .transport import DROP, REFUSE, read_message_reply
-from .world import C2C, GROUP, StoredMessage
 
 NO_PERMISSION = 10007  # the group refuses a non-member before any callback (Tencent error code)
 

@@ -8,15 +8,38 @@ from typing import Any
 
 import requests
 
-from ..client import callback_query, post_callback
-from ..tencent.commands import C2C_CODES, FRIEND_CODES, GROUP_CODES
-from .report import Exchange
+from receiver.client import callback_query, post_callback
+
+from ..report import Exchange
 
 BUDGET_SECONDS = 2.0  # the IM waits 2 s for a reply, fixed for message callbacks (PROTOCOL.md §2)
 C2C_REFUSED = 20006  # what the sender sees for ErrorCode 1 on a one-to-one message
 GROUP_REFUSED = 10016  # ... on a group message or another group before-callback
 
 ALLOW, REFUSE, DROP = "allow", "refuse", "drop"
+
+
+@dataclass(frozen=True)
+class CodeRange:
+    """The app's own error codes for one kind of callback (PROTOCOL.md §3).
+
+    The same ranges as receiver/tencent/commands.py, written out here so the emulator, a client,
+    does not load the receiver's Tencent adapter.
+    """
+
+    low: int
+    high: int
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, int) and self.low <= code <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.low}–{self.high}"
+
+
+GROUP_CODES = CodeRange(10100, 10200)
+C2C_CODES = CodeRange(120001, 130000)
+FRIEND_CODES = CodeRange(38000, 39000)
 
 
 class Transport:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import requests
 
-from . import calls, groups, messages, social, steps
+from . import steps
 from .context import Context, StepError
+from .ids import Ids
 from .report import Report, StepReport
 from .scenario import Scenario, load_scenario
-from .transport import Transport
-from .wire import Ids
+from .tencent import calls, groups, messages, social
+from .tencent.transport import Transport
 from .world import GroupState, World
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImhookError
+from receiver.errors import ImhookError
 from .report import ClientEvent, Exchange, StepReport
-from .transport import Transport, read_after_reply
+from .tencent.transport import Transport, read_after_reply
 from .world import World
 
 NOT_LOGGED_IN = 6014  # the client SDK's own error when an offline user tries to act
