@@ -51,6 +51,7 @@ class FakeNetease:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.script: dict[int, list[Reply]] = {}
+        self.decide = None  # or a function body -> reply, ahead of the script
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,7 +61,7 @@ class FakeNetease:
                 body = json.loads(raw)
                 ok = authentic(headers, raw)
                 fake.requests.append(Request(self.path, headers, raw, body, ok))
-                reply = fake.next_reply(body.get("eventType")) if ok else Reply({"error": "bad CheckSum"}, 401)
+                reply = fake.next_reply(body) if ok else Reply({"error": "bad CheckSum"}, 401)
                 time.sleep(reply.delay)
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 try:
@@ -84,8 +85,10 @@ class FakeNetease:
         """Answer `event` with these, in turn; the last one repeats."""
         self.script[event] = [r if isinstance(r, Reply) else Reply(r) for r in replies]
 
-    def next_reply(self, event) -> Reply:
-        replies = self.script.get(event) or [Reply()]
+    def next_reply(self, body: dict) -> Reply:
+        if self.decide is not None:
+            return Reply(self.decide(body))
+        replies = self.script.get(body.get("eventType")) or [Reply()]
         return replies.pop(0) if len(replies) > 1 else replies[0]
 
     def bodies(self, event: int) -> list[dict]:

@@ -245,3 +245,30 @@ def test_emulate_plays_a_netease_scenario(netease, tmp_path, monkeypatch):
     result = runner.invoke(main, ["emulate", str(path), "--url", netease.root + "/callback"], env=env)
     assert result.exit_code == 0, result.output
     assert "NetEase.P2PMessage" in result.output and APP_SECRET not in result.output
+
+
+def test_the_example_scenario_holds_against_its_rules_as_written(netease):
+    """examples/scenarios/netease_recall.yaml against a fake that applies its rules file's
+    recall_policy as its comments say (the real receiver's run is in test_emulator_imhook)."""
+    import yaml
+
+    from emulator import Emulator, load_scenario
+
+    from .helpers import ROOT
+
+    scenario = load_scenario(ROOT / "examples" / "scenarios" / "netease_recall.yaml")
+    [rule] = yaml.safe_load(scenario.receiver_config.read_text(encoding="utf-8"))["rules"]
+    policy = rule["config"]
+
+    def recall_policy(body):
+        if body["eventType"] != 35:
+            return {"errCode": 0}
+        if body["fromAccount"] != body["msgFromAccid"] and not policy["revoke_others"]:
+            return {"errCode": 1, "responseCode": policy["code"]}
+        if int(body["timestamp"]) - int(body["time"]) > policy["window_seconds"] * 1000:
+            return {"errCode": 1, "responseCode": policy["late_code"]}
+        return {"errCode": 0}
+
+    netease.decide = recall_policy
+    report = Emulator(netease.root + "/callback", app_key=APP_KEY, app_secret=APP_SECRET).run(scenario)
+    assert report.ok and not report.warnings, report.transcript()
