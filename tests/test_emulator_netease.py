@@ -272,3 +272,16 @@ def test_the_example_scenario_holds_against_its_rules_as_written(netease):
     netease.decide = recall_policy
     report = Emulator(netease.root + "/callback", app_key=APP_KEY, app_secret=APP_SECRET).run(scenario)
     assert report.ok and not report.warnings, report.transcript()
+
+
+def test_the_docs_netease_example_is_a_valid_scenario_that_passes(netease):
+    from emulator import Emulator, parse_scenario
+
+    from .helpers import ROOT
+
+    text = (ROOT / "docs" / "emulator.md").read_text(encoding="utf-8")
+    section = text[text.index("## NetEase IM"):]
+    block = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml\n") + 8)]
+    report = Emulator(netease.root + "/callback", app_key=APP_KEY, app_secret=APP_SECRET).run(
+        parse_scenario(block, "docs/emulator.md"))
+    assert report.ok, report.transcript()
