@@ -195,8 +195,10 @@ def test_the_ims_own_period_fails_a_late_recall_with_508_before_any_callback(net
 
 
 def test_the_recall_period_is_a_scenario_setting(netease):
-    header = HEADER.replace("settings: {budget_seconds: 0.5}", "settings: {budget_seconds: 0.5, recall_window_seconds: 5}")
-    report = run(netease, f"- {SENT} as m1\n- do: alice recalls m1 after 6 s\n  expect: alice recall fails 508\n", header)
+    header = HEADER.replace("settings: {budget_seconds: 0.5}",
+                            "settings: {budget_seconds: 0.5, recall_window_seconds: 5}")
+    steps = f"- {SENT} as m1\n- do: alice recalls m1 after 6 s\n  expect: alice recall fails 508\n"
+    report = run(netease, steps, header)
     assert report.ok, report.transcript()
 
 
@@ -285,3 +287,22 @@ def test_the_docs_netease_example_is_a_valid_scenario_that_passes(netease):
     report = Emulator(netease.root + "/callback", app_key=APP_KEY, app_secret=APP_SECRET).run(
         parse_scenario(block, "docs/emulator.md"))
     assert report.ok, report.transcript()
+
+
+HOSTILE_REPLIES = [
+    ("nested deeper than any parser", b"[" * 100_000 + b"]" * 100_000, "not a JSON object"),
+    ("a JSON list", b"[1]", "not a JSON object"),
+    ("errCode true", b'{"errCode": true}', "no integer errCode"),
+    ("errCode beyond 64 bits", b'{"errCode": 123456789012345678901234567890}', "neither 0 nor 1"),
+    ("modifyResponse nested in a string", json.dumps({"errCode": 0, "modifyResponse": "[" * 100_000}).encode(),
+     "not a JSON object: ignored"),
+    ("responseCode a string", b'{"errCode": 1, "responseCode": "20001"}', "outside 20000"),
+]
+
+
+@pytest.mark.parametrize("raw, warning", [row[1:] for row in HOSTILE_REPLIES], ids=[r[0] for r in HOSTILE_REPLIES])
+def test_odd_replies_are_read_with_a_warning_never_a_crash(netease, raw, warning):
+    netease.answer(1, Reply(raw))
+    report = run(netease, f"- {SENT}\n")
+    assert any(warning in w for w in report.warnings), report.warnings
+    assert not report.step(1).error

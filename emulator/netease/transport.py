@@ -53,7 +53,7 @@ class Transport:
         elapsed = (time.perf_counter() - started) * 1000
         try:
             reply = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             reply = response.text
         return PostResult(response.status_code, reply, elapsed)
 
@@ -150,7 +150,7 @@ def _rewrite(exchange: Exchange, modify: Any) -> dict[str, str]:
                                  "that the IM accepts it)")
         try:
             modify = json.loads(modify)
-        except ValueError:
+        except (ValueError, RecursionError):
             modify = None
     if not isinstance(modify, dict):
         exchange.warnings.append("modifyResponse is not a JSON object: ignored")
