@@ -100,6 +100,9 @@ def unanswered(reports) -> str | None:
     first = statuses[0]
     hint = {401: " (a wrong or missing --token / IMHOOK_TOKEN)", 403: " (the wrong --app-id)",
             200: " with no JSON object, or too late"}
+    if exchanges[0].command.startswith("NetEase."):
+        hint.update({401: " (a wrong IMHOOK_NETEASE_APP_KEY or IMHOOK_NETEASE_APP_SECRET)",
+                     403: " (a wrong IMHOOK_NETEASE_APP_KEY)", 404: " (the receiver has no /netease/callback)"})
     return f"the receiver answered no callback as the IM needs: HTTP {first}{hint.get(first, '')}"
 
 

@@ -306,3 +306,11 @@ def test_odd_replies_are_read_with_a_warning_never_a_crash(netease, raw, warning
     report = run(netease, f"- {SENT}\n")
     assert any(warning in w for w in report.warnings), report.warnings
     assert not report.step(1).error
+
+
+def test_emulate_says_which_netease_setting_is_wrong_when_every_reply_is_401(netease, tmp_path):
+    path = tmp_path / "n.yaml"
+    path.write_text(HEADER + f"  - {SENT}\n", encoding="utf-8")
+    env = {"IMHOOK_NETEASE_APP_KEY": APP_KEY, "IMHOOK_NETEASE_APP_SECRET": "wrong"}
+    result = CliRunner().invoke(main, ["emulate", str(path), "--url", netease.root + "/callback"], env=env)
+    assert result.exit_code == 3 and "IMHOOK_NETEASE_APP_SECRET" in result.output, result.output
