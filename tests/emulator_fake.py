@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from receiver.emulator import Emulator, parse_scenario
+from emulator import Emulator, parse_scenario
 
 APP_ID, TOKEN = "1400000001", "fake-token"
 OK = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}

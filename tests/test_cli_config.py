@@ -274,7 +274,7 @@ def test_every_help_default_is_the_real_default():
     from receiver import cli as cli_module
     from receiver.cli_common import CONFIG_HELP
     from receiver.config import config_path
-    from receiver.emulator.transport import BUDGET_SECONDS
+    from emulator.tencent.transport import BUDGET_SECONDS
 
     real = _real_gunicorn_defaults()
     stated = {}  # (command, option) -> the default its help states, whitespace-normalised

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from receiver.emulator import parse_scenario, steps
-from receiver.emulator.grammar import SentenceError, parse_options, tokenize
+from emulator import parse_scenario, steps
+from emulator.grammar import SentenceError, parse_options, tokenize
 from receiver.errors import ConfigError
 
 HEADER = """\
@@ -210,7 +210,9 @@ def test_groups_created_in_a_step_can_be_named_later():
         scenario('- alice sends group team "hi"\n- alice creates group "Team" type Work as team\n')
 
 
-def test_importing_the_emulator_does_not_load_flask():
-    code = "import sys, receiver.emulator; print('flask' in sys.modules)"
+def test_importing_the_emulator_loads_neither_flask_nor_a_platform_adapter():
+    # A client builds the wire itself: neither the web app nor the receiver's Tencent or NetEase parsing.
+    code = ("import sys, emulator, emulator.cli; print(sorted(m for m in sys.modules if m == 'flask' or "
+            "m.startswith(('receiver.tencent', 'receiver.netease', 'receiver.app'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"

@@ -221,3 +221,17 @@ def test_rewritten_signaling_is_seen_as_an_ordinary_message(fake):
     fake.answer("C2C.CallbackBeforeSendMsg", Answer(body=REWRITE))
     step = run(fake, "- alice calls bob\n").step(1)
     assert kinds(step, "bob") == ["new message"]
+
+
+def test_a_recall_may_name_an_earlier_message_by_its_label(fake):
+    report = run(fake, """\
+        - alice sends bob "one" as m1
+        - alice sends bob "two"
+        - do: alice recalls m1
+          expect: bob sees message recalled
+        - alice recalls m1
+        """)
+    assert report.step(3).ok, report.transcript()
+    first = fake.bodies("C2C.CallbackAfterSendMsg")[0]
+    assert fake.bodies("C2C.CallbackAfterMsgWithDraw")[0]["MsgKey"] == first["MsgKey"]
+    assert report.step(4).error == "message m1 was recalled already"

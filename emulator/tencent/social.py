@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from ..context import Context, StepError
+from ..steps import AddFriend, DeleteFriend, Login, Logout, RespondFriend
+from ..world import FriendApplication
 from . import wire
-from .context import Context, StepError
-from .steps import AddFriend, DeleteFriend, Login, Logout, RespondFriend
 from .transport import read_friend_reply
-from .world import FriendApplication
 
 # Tencent error/result codes the emulator reproduces (from the IM's error-code table, not from
 # PROTOCOL.md): 30516 the user refuses all friend requests; 30539 the request awaits approval.

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .wire import Ids
+from .ids import Ids
 
 C2C = "c2c"
 GROUP = "group"
@@ -125,12 +125,15 @@ class World:
         self.friend_applications: list[FriendApplication] = []
         self.join_applications: list[JoinApplication] = []
         self.invitations: list[Invitation] = []
+        self.labels: dict[str, Any] = {}  # `sends ... as LABEL`: the message sent under that name
         self._c2c_seq: dict[frozenset, int] = {}
 
     # --- users -----------------------------------------------------------------------------
     def add_user(self, name: str, *, platform: str = "Android", online: bool = True,
-                 add_friend: str = "confirm") -> UserState:
-        user = UserState(name, platform, [platform] if online else [], add_friend,
+                 add_friend: str = "confirm", devices: tuple[str, ...] = ()) -> UserState:
+        # The acting device is the last online one: `platform` goes last.
+        online_devices = [d for d in devices if d != platform] + [platform] if online else []
+        user = UserState(name, platform, online_devices, add_friend,
                          client_ip=f"203.0.113.{len(self.users) % 250 + 1}")
         self.users[name] = user
         return user

@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
-from ..client import callback_query, post_callback
-from ..tencent.commands import C2C_CODES, FRIEND_CODES, GROUP_CODES
-from .report import Exchange
+from receiver.client import callback_query, post_callback
+
+from ..answers import read_answer
+from ..report import Exchange
 
 BUDGET_SECONDS = 2.0  # the IM waits 2 s for a reply, fixed for message callbacks (PROTOCOL.md §2)
 C2C_REFUSED = 20006  # what the sender sees for ErrorCode 1 on a one-to-one message
 GROUP_REFUSED = 10016  # ... on a group message or another group before-callback
 
 ALLOW, REFUSE, DROP = "allow", "refuse", "drop"
+
+
+@dataclass(frozen=True)
+class CodeRange:
+    """The app's own error codes for one kind of callback (PROTOCOL.md §3).
+
+    The same ranges as receiver/tencent/commands.py, written out here so the emulator, a client,
+    does not load the receiver's Tencent adapter.
+    """
+
+    low: int
+    high: int
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, int) and self.low <= code <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.low}–{self.high}"
+
+
+GROUP_CODES = CodeRange(10100, 10200)
+C2C_CODES = CodeRange(120001, 130000)
+FRIEND_CODES = CodeRange(38000, 39000)
 
 
 class Transport:
@@ -32,29 +55,8 @@ class Transport:
         command = body["CallbackCommand"]
         query = callback_query(command, self.app_id, token=self.token, client_ip=client_ip, platform=platform)
         exchange = Exchange(command, query, body)
-        started = time.perf_counter()
-        try:
-            result = post_callback(self.url, body, app_id=self.app_id, session=self.session,
-                                   timeout=self.budget, query=query)
-        except requests.Timeout:
-            exchange.elapsed_ms = (time.perf_counter() - started) * 1000
-            exchange.warnings.append(f"no reply within {self.budget:g} s: a late reply counts as none")
-            return exchange
-        except requests.RequestException as exc:
-            exchange.elapsed_ms = (time.perf_counter() - started) * 1000
-            exchange.warnings.append(f"no answer ({type(exc).__name__}): the receiver is unreachable")
-            return exchange
-        exchange.status, exchange.reply, exchange.elapsed_ms = result.status, result.reply, result.elapsed_ms
-        if result.elapsed_ms > self.budget * 1000:
-            exchange.warnings.append(f"the reply took {result.elapsed_ms:.0f} ms, over the IM's "
-                                     f"{self.budget:g} s: it counts as no reply")
-        elif result.status != 200:
-            exchange.warnings.append(f"HTTP {result.status}: only HTTP 200 with JSON counts as a reply")
-        elif not result.ok:
-            exchange.warnings.append("the reply is not a JSON object: it counts as no reply")
-        else:
-            exchange.answered = True
-        return exchange
+        return read_answer(exchange, self.budget, lambda: post_callback(
+            self.url, body, app_id=self.app_id, session=self.session, timeout=self.budget, query=query))
 
     def close(self) -> None:
         self.session.close()
@@ -71,11 +73,6 @@ class Ruling:
     cloud_custom_data: Any = None  # a rewritten CloudCustomData, or None: the original stands
     refused_members: tuple[str, ...] = ()
     friend_results: dict[str, tuple[int, str]] = field(default_factory=dict)  # refused friends only
-
-
-def read_after_reply(exchange: Exchange) -> None:
-    """After-callback replies are ignored by the IM; a broken one is still worth a warning."""
-    exchange.outcome = "ignored (after-callback)"
 
 
 def read_message_reply(exchange: Exchange, conversation: str, on_failure: str = "deliver") -> Ruling:

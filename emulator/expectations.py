@@ -97,14 +97,17 @@ def _invitation(v, names: Names) -> Check:
 
 
 def _sees(v, names: Names) -> Check:
-    user, negated = names.user(v["user"]), bool(v.get("neg"))
+    user, negated, device = names.user(v["user"]), bool(v.get("neg")), v.get("device")
     phrase = " ".join(str(t.value) for t in v["phrase"]).lower()
     if phrase not in EVENT_KINDS:
         raise SentenceError(f"no event called {phrase!r}; events: {', '.join(EVENT_KINDS)}")
 
     def check(step, world):
-        got = bool(step.events_of(user, phrase))
-        return got != negated, _seen(step, user, phrase)
+        # `on DEVICE`: only events raised on that device (NetEase recalls notify per device).
+        events = [e for e in step.events_of(user, phrase)
+                  if device is None or str(e.detail.get("device", "")).upper() == device.upper()]
+        seen = _seen(step, user, phrase)
+        return bool(events) != negated, seen
     return check
 
 
@@ -193,6 +196,7 @@ EXPECT_TABLE = [(Pattern.compile(source), builder) for source, builder in [
     (U + " gets {neg=no|an|a} invitation", _invitation),
     (U + " sees [{neg=no}] message updated [to {text:str}]", _updated),
     (U + " sees [{neg=no}] {phrase:rest}", _sees),
+    (U + " on {device:word} sees [{neg=no}] {phrase:rest}", _sees),
     (U + " [{op=" + _OPS + "}] fails [{code:num}] [with {info:str}]", _completion("failed")),
     (U + " [{op=" + _OPS + "}] succeeds", _completion("succeeded")),
     (U + " is [{neg=not}] friends with {other:user}", _friends),

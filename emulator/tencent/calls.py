@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
+from ..context import Context, StepError
+from ..steps import AnswerCall, Call
+from ..world import C2C, GROUP, Invitation
 from . import messages, signaling
-from .context import Context, StepError
 from .signaling import Signal
-from .steps import AnswerCall, Call
 from .transport import REFUSE
-from .world import C2C, GROUP, Invitation
 
 
 def call_step(ctx: Context, action: Call) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from ..errors import ConfigError
-from ..yamlfile import YamlDocument, errors_to_config_error, load_yaml
+from receiver.errors import ConfigError
+from receiver.yamlfile import YamlDocument, errors_to_config_error, load_yaml
 from .context import Settings
 from .expectations import Expectation, parse_expectation
 from .grammar import SentenceError
+from .platforms import PLATFORMS, TENCENT, check_steps, default_device
 from .steps import GROUP_TYPES, Check, Names, StepExtras, parse_step
 from .world import DEFAULT_JOIN
 
@@ -27,13 +28,14 @@ class _Strict(Schema):
 
 
 class UserSchema(_Strict):
-    platform = fields.String(load_default="Android")
+    platform = fields.String(load_default=None)  # default: Android (Tencent), AOS (NetEase)
+    devices = fields.List(fields.String(), load_default=None, validate=validate.Length(min=1))
     online = fields.Boolean(load_default=True)
     add_friend = fields.String(load_default="confirm", validate=validate.OneOf(("any", "confirm", "deny")))
 
 
 class GroupSchema(_Strict):
-    type = fields.String(required=True, validate=validate.OneOf(GROUP_TYPES))
+    type = fields.String(load_default=None, validate=validate.OneOf(GROUP_TYPES))  # Tencent: required
     owner = fields.String(required=True)
     members = fields.List(fields.String(), load_default=list)
     admins = fields.List(fields.String(), load_default=list)
@@ -47,6 +49,7 @@ class SettingsSchema(_Strict):
     on_failure = fields.String(load_default="deliver", validate=validate.OneOf(("deliver", "refuse")))
     login_policy = fields.String(load_default="per_platform", validate=validate.OneOf(("per_platform", "single")))
     seed = fields.Integer(load_default=0)
+    recall_window_seconds = fields.Float(load_default=120, validate=validate.Range(min=0, max=7 * 24 * 3600))
 
 
 class StepSchema(_Strict):
@@ -56,6 +59,8 @@ class StepSchema(_Strict):
     cloud_custom_data = fields.String(load_default=None)
     online_only = fields.Boolean(load_default=None)
     data = fields.Raw(load_default=None)
+    attach = fields.String(load_default=None)  # NetEase sends
+    ext = fields.String(load_default=None)  # NetEase sends
 
     @validates_schema
     def _shapes(self, data, **kwargs):
@@ -71,6 +76,7 @@ class StepSchema(_Strict):
 
 class ScenarioSchema(_Strict):
     name = fields.String(load_default=None)
+    platform = fields.String(load_default=TENCENT, validate=validate.OneOf(PLATFORMS))
     description = fields.String(load_default="")
     receiver_config = fields.String(load_default=None)
     users = fields.Raw(required=True)
@@ -86,6 +92,7 @@ class UserDecl:
     platform: str = "Android"
     online: bool = True
     add_friend: str = "confirm"
+    devices: tuple[str, ...] = ()  # every device online at the start (default: just `platform`)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ class Scenario:
     settings: Settings = field(default_factory=Settings)
     description: str = ""
     receiver_config: Path | None = None  # the imhook config this scenario expects, if it names one
+    platform: str = TENCENT  # the IM played: tencent or netease
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -147,22 +155,25 @@ def parse_scenario(text: str, file: str = "<scenario>", *, base_dir: Path | None
         data = ScenarioSchema().load(doc.data)
     except ValidationError as exc:
         raise errors_to_config_error(doc, exc.messages) from None
-    users = _users(doc, data["users"])
+    platform = data["platform"]
+    users = _users(doc, data["users"], platform)
     names = Names({u.name for u in users})
     friends = tuple(tuple(_known(doc, names, ("friends", i, j), u) for j, u in enumerate(pair))
                     for i, pair in enumerate(data["friends"]))
-    groups = tuple(_group(doc, names, alias, spec) for alias, spec in data["groups"].items())
+    groups = tuple(_group(doc, names, alias, spec, platform) for alias, spec in data["groups"].items())
     names.groups.update(g.alias for g in groups)
     steps = tuple(_step(doc, names, i, raw) for i, raw in enumerate(data["steps"]))
+    for step, problem in check_steps(platform, steps):
+        raise ConfigError(problem, file=doc.file, path=f"step {step.number}", line=step.line)
     config = data["receiver_config"]
     return Scenario(
         file=file, name=data["name"] or Path(file).stem, users=users, steps=steps, friends=friends,
         groups=groups, settings=Settings(**data["settings"]), description=data["description"],
-        receiver_config=((base_dir or Path.cwd()) / config) if config else None,
+        receiver_config=((base_dir or Path.cwd()) / config) if config else None, platform=platform,
     )
 
 
-def _users(doc: YamlDocument, raw: Any) -> tuple[UserDecl, ...]:
+def _users(doc: YamlDocument, raw: Any, platform: str) -> tuple[UserDecl, ...]:
     if isinstance(raw, list) and all(isinstance(u, str) for u in raw):
         raw = {name: None for name in raw}
     if not isinstance(raw, dict) or not raw:
@@ -173,7 +184,12 @@ def _users(doc: YamlDocument, raw: Any) -> tuple[UserDecl, ...]:
             loaded = UserSchema().load(options or {})
         except ValidationError as exc:
             raise errors_to_config_error(doc, exc.messages, ("users", name)) from None
-        users.append(UserDecl(str(name), **loaded))
+        try:
+            devices = tuple(default_device(platform, d) for d in loaded.pop("devices") or ())
+            loaded["platform"] = default_device(platform, loaded["platform"] or (devices[0] if devices else None))
+        except SentenceError as exc:
+            raise doc.error(("users", name), exc.message) from None
+        users.append(UserDecl(str(name), devices=devices or (loaded["platform"],), **loaded))
     return tuple(users)
 
 
@@ -184,7 +200,7 @@ def _known(doc: YamlDocument, names: Names, path: tuple, user: str) -> str:
         raise doc.error(path, exc.message) from None
 
 
-def _group(doc: YamlDocument, names: Names, alias: str, raw: Any) -> GroupDecl:
+def _group(doc: YamlDocument, names: Names, alias: str, raw: Any, platform: str) -> GroupDecl:
     path = ("groups", alias)
     if not isinstance(raw, dict):
         raise doc.error(path, f"a mapping with {', '.join(GroupSchema().fields)}")
@@ -192,6 +208,10 @@ def _group(doc: YamlDocument, names: Names, alias: str, raw: Any) -> GroupDecl:
         spec = GroupSchema().load(raw)
     except ValidationError as exc:
         raise errors_to_config_error(doc, exc.messages, path) from None
+    if spec["type"] is None:
+        if platform == TENCENT:
+            raise doc.error(path + ("type",), f"a Tencent group needs a type: one of {', '.join(GROUP_TYPES)}")
+        spec["type"] = "Private"  # a NetEase team: anyone may join only by invitation, as Private
     owner = _known(doc, names, path + ("owner",), spec["owner"])
     members = tuple(_known(doc, names, path + ("members", i), u) for i, u in enumerate(spec["members"]))
     admins = tuple(_known(doc, names, path + ("admins", i), u) for i, u in enumerate(spec["admins"]))
@@ -220,6 +240,7 @@ def _step(doc: YamlDocument, names: Names, index: int, raw: Any) -> Step:
     extras = StepExtras(
         elements=tuple(_element(e, where) for e in spec["elements"]) if spec.get("elements") else None,
         cloud_custom_data=spec.get("cloud_custom_data"), online_only=spec.get("online_only"),
+        attach=spec.get("attach"), ext=spec.get("ext"),
         data=json.dumps(spec["data"], separators=(",", ":")) if isinstance(spec.get("data"), dict)
         else spec.get("data"),
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImhookError
+from receiver.errors import ImhookError
 from .report import ClientEvent, Exchange, StepReport
-from .transport import Transport, read_after_reply
 from .world import World
 
 NOT_LOGGED_IN = 6014  # the client SDK's own error when an offline user tries to act
@@ -25,12 +24,14 @@ class Settings:
     on_failure: str = "deliver"  # message before-callbacks that fail: deliver (the default) or refuse
     login_policy: str = "per_platform"  # a login kicks the same platform, or every device ("single")
     seed: int = 0
+    recall_window_seconds: float = 120  # NetEase: a later recall fails with 508 (default 2 minutes)
 
 
 class Context:
     """Helpers for step handlers: post callbacks as a user, raise client events, note facts."""
 
-    def __init__(self, world: World, transport: Transport, settings: Settings):
+    def __init__(self, world: World, transport, settings: Settings):
+        # transport: emulator.tencent.transport.Transport or emulator.netease.transport.Transport
         self.world = world
         self.transport = transport
         self.settings = settings
@@ -48,7 +49,7 @@ class Context:
 
     def post_after(self, actor: str, body: dict[str, Any], *, platform: str | None = None) -> Exchange:
         exchange = self.post(actor, body, platform=platform)
-        read_after_reply(exchange)
+        exchange.outcome = "ignored (after-callback)"  # the IM ignores after-callback replies
         return exchange
 
     def emit(self, user: str, kind: str, summary: str = "", *, local: bool = False, **detail: Any) -> bool:

@@ -9,6 +9,8 @@ from .grammar import Pattern, SentenceError, match_first, parse_options
 from .world import DEFAULT_JOIN
 
 GROUP_TYPES = tuple(DEFAULT_JOIN)
+# `recalls m1 after N s`: how far back a recall step may date the message it recalls (a week).
+MAX_RECALL_AGE_SECONDS = 7 * 24 * 3600
 
 
 # --- actions: frozen values, one per kind of step ----------------------------------------------
@@ -21,6 +23,9 @@ class SendMessage:
     body: tuple[dict, ...] = ()
     cloud_custom_data: str | None = None
     online_only: bool = False
+    label: str | None = None  # `as m1`: the name a later recall step uses for this message
+    attach: str | None = None  # NetEase only: the message's `attach` string
+    ext: str | None = None  # NetEase only: the message's `ext` string
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,9 @@ class Recall:
     actor: str
     peer: str | None = None
     group: str | None = None
+    label: str | None = None  # a message named with `as LABEL` when it was sent
+    device: str | None = None  # NetEase: the device that recalls (default: the user's current one)
+    age_seconds: float | None = None  # NetEase: recall as if the message were this old
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,7 @@ class Names:
 
     users: set[str]
     groups: set[str] = field(default_factory=set)
+    messages: set[str] = field(default_factory=set)  # labels given with `sends ... as LABEL`
 
     def user(self, name: str) -> str:
         if name not in self.users:
@@ -168,6 +177,19 @@ class Names:
             raise SentenceError(f"unknown group {alias!r}; groups so far: {known}")
         return alias
 
+    def message(self, label: str) -> str:
+        if label not in self.messages:
+            known = ", ".join(sorted(self.messages)) or "(none yet)"
+            raise SentenceError(f"no message sent as {label!r} before this step; labels so far: {known}")
+        return label
+
+    def new_message(self, label: str | None) -> str | None:
+        if label is not None:
+            if label in self.messages:
+                raise SentenceError(f"a message was sent as {label!r} already; pick another label")
+            self.messages.add(label)
+        return label
+
 
 @dataclass(frozen=True)
 class StepExtras:
@@ -177,6 +199,8 @@ class StepExtras:
     cloud_custom_data: str | None = None
     online_only: bool | None = None
     data: str | None = None
+    attach: str | None = None
+    ext: str | None = None
 
 
 def _extras_for_send(extras: StepExtras, text: str | None) -> dict[str, Any]:
@@ -186,7 +210,7 @@ def _extras_for_send(extras: StepExtras, text: str | None) -> dict[str, Any]:
         raise SentenceError("a send needs \"TEXT\" in the sentence or an `elements` list")
     body = extras.elements or ({"MsgType": "TIMTextElem", "MsgContent": {"Text": text}},)
     return {"body": tuple(body), "cloud_custom_data": extras.cloud_custom_data,
-            "online_only": bool(extras.online_only)}
+            "online_only": bool(extras.online_only), "attach": extras.attach, "ext": extras.ext}
 
 
 _SEND_OPTIONS = {"online only": "flag"}
@@ -198,14 +222,16 @@ def _send_c2c(v, names: Names, extras: StepExtras):
     opts = parse_options(v.get("opts", ()), _SEND_OPTIONS)
     fields = _extras_for_send(extras, v.get("text"))
     fields["online_only"] = fields["online_only"] or "online only" in opts
-    return SendMessage(names.user(v["actor"]), "c2c", names.user(v["peer"]), **fields)
+    return SendMessage(names.user(v["actor"]), "c2c", names.user(v["peer"]), label=names.new_message(v.get("label")),
+                       **fields)
 
 
 def _send_group(v, names: Names, extras: StepExtras):
     opts = parse_options(v.get("opts", ()), _SEND_OPTIONS)
     fields = _extras_for_send(extras, v.get("text"))
     fields["online_only"] = fields["online_only"] or "online only" in opts
-    return SendMessage(names.user(v["actor"]), "group", names.group(v["group"]), **fields)
+    return SendMessage(names.user(v["actor"]), "group", names.group(v["group"]),
+                       label=names.new_message(v.get("label")), **fields)
 
 
 def _add_friend(v, names: Names, extras: StepExtras):
@@ -270,6 +296,16 @@ def _review(approve: bool):
     return build
 
 
+def _recall(v, names: Names, extras: StepExtras):
+    age = v.get("seconds")
+    if age is not None and not 0 <= age <= MAX_RECALL_AGE_SECONDS:
+        raise SentenceError(f"`after N s` takes 0 to {MAX_RECALL_AGE_SECONDS} seconds")
+    return Recall(names.user(v["actor"]), peer=names.user(v["peer"]) if v.get("peer") else None,
+                  group=names.group(v["group"]) if v.get("group") else None,
+                  label=names.message(v["label"]) if v.get("label") else None, device=v.get("device"),
+                  age_seconds=float(age) if age is not None else None)
+
+
 def _wait(v, names: Names, extras: StepExtras):
     if v["seconds"] <= 0 or v["seconds"] > 600:
         raise SentenceError("wait between 0 and 600 seconds")
@@ -290,9 +326,10 @@ def _simple(cls, **slots):
 
 
 U = "{actor:user}"
+_RECALLED_HOW = " [on {device:word}] [after {seconds:num} s|second|seconds]"
 STEP_TABLE = [(Pattern.compile(source), builder) for source, builder in [
-    (U + ' sends group {group:group} [{text:str}] [{opts:opts}]', _send_group),
-    (U + ' sends {peer:user} [{text:str}] [{opts:opts}]', _send_c2c),
+    (U + ' sends group {group:group} [{text:str}] [as {label:word}] [{opts:opts}]', _send_group),
+    (U + ' sends {peer:user} [{text:str}] [as {label:word}] [{opts:opts}]', _send_c2c),
     (U + ' adds friend|friends {friends:users} [with wording {wording:str}] [remark {remark:str}] [{opts:opts}]',
      _add_friend),
     (U + ' responds {response=agree|reject} [{and_add=and} add] [to {requester:user}]', _respond),
@@ -307,9 +344,9 @@ STEP_TABLE = [(Pattern.compile(source), builder) for source, builder in [
     (U + ' leaves {group:group}', _simple(LeaveGroup, actor="user", group="group")),
     (U + ' kicks {members:users} from {group:group}', _simple(KickMembers, actor="user", members="users",
                                                               group="group")),
-    (U + ' recalls her|his|their|the last message [to {peer:user}]', _simple(Recall, actor="user", peer="user")),
-    (U + ' recalls her|his|their|the last message in {group:group}', _simple(Recall, actor="user",
-                                                                             group="group")),
+    (U + ' recalls her|his|their|the last message [to {peer:user}]' + _RECALLED_HOW, _recall),
+    (U + ' recalls her|his|their|the last message in {group:group}' + _RECALLED_HOW, _recall),
+    (U + ' recalls {label:word}' + _RECALLED_HOW, _recall),
     (U + ' reads group {group:group}', _simple(Read, actor="user", group="group")),
     (U + ' reads [{peer:user}]', _simple(Read, actor="user", peer="user")),
     (U + ' logs in [on {platform:word}]', _simple(Login, actor="user", platform="word")),
@@ -333,9 +370,9 @@ def parse_step(sentence: str, names: Names, extras: StepExtras = StepExtras()) -
 
 
 def _check_extras(action: Any, extras: StepExtras) -> None:
-    if extras.elements is not None or extras.cloud_custom_data is not None:
+    if any(x is not None for x in (extras.elements, extras.cloud_custom_data, extras.attach, extras.ext)):
         if not isinstance(action, SendMessage):
-            raise SentenceError("`elements` and `cloud_custom_data` only apply to `sends` steps")
+            raise SentenceError("`elements`, `cloud_custom_data`, `attach` and `ext` only apply to `sends` steps")
     if extras.data is not None and not isinstance(action, (Call, AnswerCall)):
         raise SentenceError("`data` only applies to call steps")
     if extras.online_only is not None and not isinstance(action, (SendMessage, Call)):

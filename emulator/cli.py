@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from ..cli_common import checked_url
-from ..errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED, TargetError
+from receiver.cli_common import checked_url
+from receiver.errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED, TargetError
 
 CONNECT_SECONDS = 2.0  # the IM's budget: a receiver it cannot connect to in that time is down to it
 
@@ -31,21 +31,26 @@ def emulate(scenarios: tuple[str, ...], url: str, app_id: str | None, token: str
             bodies: bool, quiet: bool, allow_unreachable: bool) -> None:
     """Play SCENARIOS (YAML) as the Tencent IM backend against URL.
 
+    A scenario with `platform: netease` plays the NetEase IM instead: it posts to URL's server at
+    /netease/callback, signed with $IMHOOK_NETEASE_APP_KEY and $IMHOOK_NETEASE_APP_SECRET.
     Exits 0 when every expectation holds, 1 when one fails or a step cannot happen, 2 when a
     scenario file or an option is wrong, 3 when the receiver cannot be reached or answered no
     callback (unless --allow-unreachable). Reads no imhook config: the IM knows only the URL, the
     app id and the token.
     """
-    from ..config import is_app_id
-    from .im import Emulator
+    from .im import APP_KEY_ENV, APP_SECRET_ENV, Emulator
+    from .platforms import NETEASE
     from .scenario import load_scenario
 
-    app_id = app_id or os.environ.get("IMHOOK_APP_ID")
-    if not app_id:
-        raise click.UsageError("no app id: pass --app-id or set IMHOOK_APP_ID")
-    if not is_app_id(app_id):
-        raise click.UsageError(f"--app-id / $IMHOOK_APP_ID {app_id!r} is not an SdkAppid (a whole number)")
     loaded = [load_scenario(path) for path in scenarios]  # every file is checked before anything is sent
+    app_id = app_id or os.environ.get("IMHOOK_APP_ID")
+    if any(scenario.platform != NETEASE for scenario in loaded):
+        _check_app_id(app_id)
+    if any(scenario.platform == NETEASE for scenario in loaded):
+        missing = [name for name in (APP_KEY_ENV, APP_SECRET_ENV) if not os.environ.get(name)]
+        if missing:
+            raise click.UsageError(f"a NetEase scenario needs {' and '.join(missing)} (the AppKey and "
+                                   "AppSecret it signs with)")
     if not allow_unreachable:
         _check_reachable(url)
     emulator = Emulator(url, app_id, token, budget_seconds=budget)
@@ -61,6 +66,15 @@ def emulate(scenarios: tuple[str, ...], url: str, app_id: str | None, token: str
         raise TargetError(f"{problem}; fix the receiver, --url, --token or --app-id, or pass "
                           "--allow-unreachable to test the IM's fail-open default on purpose")
     sys.exit(EXIT_OK if all(report.ok for report in reports) else EXIT_CHANGED)
+
+
+def _check_app_id(app_id: str | None) -> None:
+    from receiver.config import is_app_id
+
+    if not app_id:
+        raise click.UsageError("no app id: pass --app-id or set IMHOOK_APP_ID")
+    if not is_app_id(app_id):
+        raise click.UsageError(f"--app-id / $IMHOOK_APP_ID {app_id!r} is not an SdkAppid (a whole number)")
 
 
 def _check_reachable(url: str) -> None:
@@ -86,6 +100,9 @@ def unanswered(reports) -> str | None:
     first = statuses[0]
     hint = {401: " (a wrong or missing --token / IMHOOK_TOKEN)", 403: " (the wrong --app-id)",
             200: " with no JSON object, or too late"}
+    if exchanges[0].command.startswith("NetEase."):
+        hint.update({401: " (a wrong IMHOOK_NETEASE_APP_KEY or IMHOOK_NETEASE_APP_SECRET)",
+                     403: " (a wrong IMHOOK_NETEASE_APP_KEY)", 404: " (the receiver has no /netease/callback)"})
     return f"the receiver answered no callback as the IM needs: HTTP {first}{hint.get(first, '')}"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImhookError
+from receiver.errors import ImhookError
 
 
 class SentenceError(ImhookError):

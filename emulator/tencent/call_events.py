@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from .signaling import ACCEPT, CANCEL, INVITE, REJECT, TIMEOUT, Signal
 
 if TYPE_CHECKING:
-    from .context import Context
-    from .world import StoredMessage
+    from ..context import Context
+    from ..world import StoredMessage
 
 _RESPONSE_EVENTS = {ACCEPT: "invitation accepted", REJECT: "invitation rejected", TIMEOUT: "invitation timeout"}
 

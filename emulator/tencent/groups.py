@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from ..context import Context, StepError
+from ..steps import ApplyJoin, CreateGroup, InviteMembers, KickMembers, LeaveGroup, ReviewApplication
+from ..world import DEFAULT_JOIN, GroupState, JoinApplication
 from . import wire
-from .context import Context, StepError
 from .messages import NO_PERMISSION
-from .steps import ApplyJoin, CreateGroup, InviteMembers, KickMembers, LeaveGroup, ReviewApplication
 from .transport import REFUSE, read_decide_reply
-from .world import DEFAULT_JOIN, GroupState, JoinApplication
 
 # Tencent error codes (from the IM's error-code table, not from PROTOCOL.md).
 ALREADY_MEMBER = 10013

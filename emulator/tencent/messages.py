@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from ..context import Context, StepError
+from ..steps import Read, Recall, SendMessage
+from ..world import C2C, GROUP, StoredMessage
 from . import call_events, wire
-from .context import Context, StepError
 from .signaling import decode_body
-from .steps import Read, Recall, SendMessage
 from .transport import DROP, REFUSE, read_message_reply
-from .world import C2C, GROUP, StoredMessage
 
 NO_PERMISSION = 10007  # the group refuses a non-member before any callback (Tencent error code)
 
@@ -22,8 +22,10 @@ class Delivery:
 
 
 def send_step(ctx: Context, action: SendMessage) -> None:
-    send(ctx, action.actor, action.conversation, action.peer, list(action.body), action.cloud_custom_data,
-         online_only=action.online_only)
+    delivery = send(ctx, action.actor, action.conversation, action.peer, list(action.body),
+                    action.cloud_custom_data, online_only=action.online_only)
+    if action.label is not None:
+        ctx.world.labels[action.label] = delivery.message  # None: refused or dropped, nothing to recall
 
 
 def send(ctx: Context, sender: str, conversation: str, peer: str, body: list, cloud_custom_data=None, *,
@@ -131,7 +133,14 @@ def _describe(body: list) -> str:
 
 def recall_step(ctx: Context, action: Recall) -> None:
     world = ctx.world
-    message = world.last_message(action.actor, peer=action.peer, group=action.group)
+    if action.label is not None:
+        message = world.labels.get(action.label)
+        if message is None or message.recalled:
+            raise StepError(f"message {action.label} was {'recalled already' if message else 'never delivered'}")
+        if message.sender != action.actor:
+            raise StepError(f"{action.actor} cannot recall {action.label}: {message.sender} sent it")
+    else:
+        message = world.last_message(action.actor, peer=action.peer, group=action.group)
     if message is None:
         raise StepError(f"{action.actor} has no delivered message to recall")
     if not ctx.require_online(action.actor, "recall"):
