@@ -193,3 +193,14 @@ def test_cli_needs_an_app_id(fake, tmp_path):
     path = write(tmp_path, "x.yaml", '- alice sends bob "hi"\n')
     result = CliRunner().invoke(main, ["emulate", path, "--url", fake.url], env={"IMHOOK_APP_ID": ""})
     assert result.exit_code == 2 and "no app id" in result.output
+
+
+def test_the_emulators_refusal_ranges_are_the_receivers():
+    """The emulator keeps its own copy of the IM's refusal ranges (a client does not load the
+    receiver's adapter); the two copies must say the same."""
+    from emulator.tencent import transport
+    from receiver.tencent import commands
+
+    for name in ("GROUP_CODES", "C2C_CODES", "FRIEND_CODES"):
+        mine, theirs = getattr(transport, name), getattr(commands, name)
+        assert (mine.low, mine.high) == (theirs.low, theirs.high), name
