@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates
 
 from ..config import PATH, Section
+from ..errors import ConfigError
 
 DEFAULT_PATH = "imhook-recordings.sqlite"
+DEFAULT_STORE_ENV = "IMHOOK_RECORDING_DSN"
+# With a PostgreSQL store and no journal_dir: the journal folder, beside the config file.
+DEFAULT_URL_JOURNAL_DIR = "imhook-journal"
+JOURNAL_MAX_BYTES = 1024**3  # per worker: a database down for long must not fill the disk
+URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class RecordingSection(Section):
@@ -37,6 +48,61 @@ class RecordingSection(Section):
     # database failing) makes /readyz answer 503 with the reason. A healthy pipeline drains in
     # well under 10 s (flush_interval_seconds, plus a journal rotation of 5 s).
     stall_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=86400))
+    # Where records are stored. null: the embedded SQLite file at `path`. A postgresql:// URL: a
+    # PostgreSQL database shared by every instance (docs/recording.md, "PostgreSQL"). The URL, with
+    # its password, may instead come from the environment variable named by store_env, or from the
+    # file store_file (first line); the environment wins, then the file, then `store`.
+    store = fields.String(load_default=None, allow_none=True)
+    store_env = fields.String(load_default=DEFAULT_STORE_ENV, validate=validate.Length(min=1))
+    store_file = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1), metadata=PATH)
+    # Each worker's journal holds what is not stored yet; with the database down it grows. Past this
+    # many bytes a worker journals no more: records wait in the queue only, and are counted and
+    # logged as lost when that is full too or the worker dies.
+    journal_max_bytes = fields.Integer(load_default=JOURNAL_MAX_BYTES, validate=validate.Range(min=1024**2))
+
+    @validates("store")
+    def _store_is_a_url(self, value: str | None, **_) -> None:
+        if value is not None and not value.startswith(URL_SCHEMES):
+            raise ValidationError("must be a postgresql:// URL (or null for the SQLite file at recording.path)")
 
 
 SECTIONS = {"recording": RecordingSection}
+
+
+def store_url(settings: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str | None:
+    """The PostgreSQL URL the recording uses, or None for SQLite (see `store` above)."""
+    env = os.environ if env is None else env
+    url = env.get(settings.get("store_env") or DEFAULT_STORE_ENV, "").strip()
+    origin = f"${settings.get('store_env') or DEFAULT_STORE_ENV}"
+    if not url and settings.get("store_file"):
+        origin = f"recording.store_file {settings['store_file']}"
+        try:
+            url = Path(settings["store_file"]).read_text(encoding="utf-8").strip().partition("\n")[0].strip()
+        except (OSError, UnicodeDecodeError) as exc:  # name the file, never its content
+            raise ConfigError(f"cannot read {origin}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
+    if not url:
+        url, origin = settings.get("store") or "", "recording.store"
+    if not url:
+        return None
+    if not url.startswith(URL_SCHEMES):
+        raise ConfigError(f"{origin} must hold a postgresql:// URL")
+    return url
+
+
+def journal_dir(settings: Mapping[str, Any], url: str | None) -> str | None:
+    """recording.journal_dir; with a PostgreSQL store and none set, `imhook-journal` beside the config
+    (recording.path is resolved against the config's folder, so its folder is that folder)."""
+    if settings.get("journal_dir") or url is None:
+        return settings.get("journal_dir")
+    return str(Path(settings["path"]).parent / DEFAULT_URL_JOURNAL_DIR)
+
+
+def quarantine_path(path: str | Path, url: str | None, journal_dir: str | Path | None) -> Path:
+    """Where records the store refused are kept: beside the SQLite file, or with PostgreSQL beside
+    the journal folder (`imhook-journal.quarantine.jsonl`)."""
+    from .quarantine import SUFFIX, path_for
+
+    if url is None:
+        return path_for(path)
+    folder = Path(journal_dir or Path(path).parent / DEFAULT_URL_JOURNAL_DIR)
+    return folder.with_name(folder.name + SUFFIX)
