@@ -10,11 +10,14 @@ imhook upgraded it: this one may write rows the newer code does not expect).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
 
 from ..errors import ImhookError
+
+log = logging.getLogger("imhook.recording")
 
 MIGRATIONS_TABLE = "imhook_schema_migrations"
 ADVISORY_LOCK = 0x696D686F6F6B  # "imhook": one upgrade at a time per database
@@ -95,3 +98,32 @@ def check(conn, where: str) -> None:
     why = problem(applied_version(conn), where)
     if why:
         raise ImhookError(why)
+
+
+def check_at_start(recording: dict, env=None) -> None:
+    """Before any worker starts (receiver/reload.py check_start_up): a PostgreSQL store must be at
+    this imhook's schema version, else ImhookError (exit 2) naming `imhook db upgrade`.
+
+    A database that cannot be reached is no reason to refuse callbacks: the workers start, their
+    journals keep every record until it is back (logged here, and /readyz says so if it lasts).
+    """
+    from .pgstore import connect
+    from .locations import store_url
+
+    if not recording or not recording.get("enabled"):
+        return
+    url = store_url(recording, env)
+    if url is None:
+        return
+    from .pgstore import mask
+
+    try:
+        conn = connect(url)
+    except ImhookError as exc:
+        log.warning("recording: cannot check the schema of %s now (%s); starting anyway: records wait in the "
+                    "journal until it can be reached", mask(url), exc)
+        return
+    try:
+        check(conn, mask(url))
+    finally:
+        conn.close()

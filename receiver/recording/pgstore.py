@@ -33,12 +33,12 @@ from contextlib import contextmanager
 
 from ..errors import ImhookError
 from . import pgschema
+from .locations import URL_SCHEMES
 from .record import Problem, Record
 from .store import _COLUMNS, Filters, _decode, _row
 
 log = logging.getLogger("imhook.recording")
 
-URL_SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_SECONDS = 5  # a database that does not answer: the writer's turn waits this long at most
 POOL_WAIT_SECONDS = 2.0  # for the pool's connection (it may be reconnecting in the background)
 RECONNECT_SECONDS = 10.0  # the pool's background reconnection gives up after this, then starts afresh

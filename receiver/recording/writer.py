@@ -40,7 +40,7 @@ from .pgstore import PgStore, StoreUnavailable
 from .privacy import Policy
 from .quarantine import Quarantine, store_or_set_aside
 from .record import Record, encode
-from .settings import JOURNAL_MAX_BYTES, journal_dir as settings_journal_dir, quarantine_path, store_url
+from .locations import JOURNAL_MAX_BYTES, journal_dir as settings_journal_dir, quarantine_path, store_url
 from .store import Store
 
 log = logging.getLogger("imhook.recording")
