@@ -147,8 +147,11 @@ class Recorder(Supervised):
             self._wake_if_batch_full()
             return
         record = self._record(outcome)
-        if record is None:
-            return
+        if record is not None:
+            self.keep(record)
+
+    def keep(self, record: Record) -> None:
+        """Journal and enqueue a record (the reply path, with the journal on)."""
         if self.journal.full:  # the database has been away for long: the disk stops here
             self._journal_full(queued=self._queue.put((0, None, record)))
             self._wake_if_batch_full()
