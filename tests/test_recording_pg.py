@@ -272,6 +272,24 @@ def test_the_database_away_records_wait_in_the_journal_and_are_stored_once_when_
     assert "s3cret-pw" not in caplog.text
 
 
+def test_an_instance_restarted_while_the_database_is_away_stores_its_journal_when_it_is_back(own_database,
+                                                                                            tmp_path):
+    name, url = own_database
+    make_unavailable(name)
+    recorder = recorder_for(url, tmp_path)
+    for i in range(30):
+        recorder.keep(a_record(i, received_at=time.time()))
+    recorder.close(timeout=10)  # the database is away: the journal files stay for the next start
+    assert list((tmp_path / "journal").glob("*.jsonl"))
+    make_available(name)
+    again = recorder_for(url, tmp_path)  # the same journal_dir: what the last one left is imported
+    try:
+        assert wait_for(lambda: len(stored_ids(url)) == 30), len(stored_ids(url))
+        assert stored_ids(url) == sorted(f"rid-{i}" for i in range(30))
+    finally:
+        again.close()
+
+
 def test_the_journal_stops_at_its_bound_while_the_database_is_away_and_counts_what_it_did_not_keep(
         own_database, tmp_path):
     name, url = own_database
