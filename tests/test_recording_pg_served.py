@@ -107,3 +107,18 @@ def test_replies_stay_fast_while_postgresql_is_away_and_every_answered_callback_
         drop_database(name)
     assert PASSWORD not in log
     assert "imhook_test_" in log  # the database was named in the log, masked
+
+
+def test_gunicorn_stops_at_start_with_one_line_naming_db_upgrade_when_the_database_is_behind(
+        serve, tmp_path, pg_server):
+    name = f"imhook_test_{os.getpid()}_behind"
+    url = create_database(name, upgrade=False).replace("postgres@", f"postgres:{PASSWORD}@")
+    try:
+        with pytest.raises(RuntimeError) as caught:
+            serve(rules_yaml(recording=f"recording:\n  store: {json.dumps(url)}\n"), workers=1, env=ENV, timeout=20)
+    finally:
+        drop_database(name)
+    output = str(caught.value)
+    assert "gunicorn exited with 2" in output
+    [line] = [line for line in output.splitlines() if line.startswith("imhook:")]
+    assert "run `imhook db upgrade`" in line and PASSWORD not in output and ":***@" in line
