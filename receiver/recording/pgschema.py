@@ -115,8 +115,16 @@ def check_at_start(recording: dict, env=None) -> None:
     url = store_url(recording, env)
     if url is None:
         return
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
     from .pgstore import mask
 
+    try:
+        conninfo_to_dict(url)  # a malformed URL is a config error, not a database that is away
+    except ProgrammingError as exc:
+        raise ImhookError(f"the recording store {mask(url)} is not a valid PostgreSQL URL: "
+                          f"{mask(str(exc)).strip()}") from None
     try:
         conn = connect(url)
     except ImhookError as exc:

@@ -103,8 +103,8 @@ def connect(url: str):
     try:
         return psycopg.connect(url, **_connect_kwargs())
     except psycopg.Error as exc:
-        raise ImhookError(f"cannot connect to the recordings database {mask(url)}: "
-                          f"{mask(str(exc)).strip()}") from None
+        why = " ".join(mask(str(exc)).split())  # libpq's message spans lines: one line here
+        raise ImhookError(f"cannot connect to the recordings database {mask(url)}: {why}") from None
 
 
 class PgStore:
