@@ -398,6 +398,24 @@ def test_recordings_copy_moves_records_between_sqlite_jsonl_and_postgresql_idemp
     assert stats.exit_code == 0 and stats.output.split()[-1] == "7"
 
 
+def test_without_db_the_commands_use_the_configs_store_else_its_path(pg_url, tmp_path):
+    config = tmp_path / "imhook.yaml"
+    config.write_text(f"recording:\n  store_env: NO_SUCH_VARIABLE\n  store: {pg_url}\n", encoding="utf-8")
+    store = PgStore(pg_url, pooled=False)
+    store.insert([a_record(1)])
+    store.close()
+    runner = CliRunner()
+    from_store = runner.invoke(main, ["recordings", "stats", "--config", str(config)])
+    assert from_store.exit_code == 0 and from_store.output.split()[-1] == "1", from_store.output
+    upgraded = runner.invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert upgraded.exit_code == 0 and "already up to date" in upgraded.output
+    config.write_text("recording:\n  store_env: NO_SUCH_VARIABLE\n", encoding="utf-8")
+    from_path = runner.invoke(main, ["recordings", "stats", "--config", str(config)])
+    assert from_path.exit_code == 2 and "imhook-recordings.sqlite (recording.path" in from_path.output
+    no_store = runner.invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert no_store.exit_code == 2 and "no PostgreSQL store" in no_store.output
+
+
 def test_commands_name_an_unreachable_database_in_one_line_with_the_password_masked():
     result = CliRunner().invoke(main, ["recordings", "stats", "--db", "postgresql://u:hunter2@127.0.0.1:1/x"])
     assert result.exit_code == 2
