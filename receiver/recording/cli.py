@@ -1,4 +1,4 @@
-"""`imhook replay`, `imhook recordings export|import|import-samples|stats|prune|copy|...` and `imhook db upgrade`.
+"""`imhook replay` and `imhook recordings export|import|import-samples|stats|prune|copy|...`.
 
 Wherever a recordings database is named (--db, SOURCE, SRC, DST), a postgresql:// URL names the
 PostgreSQL store (receiver/recording/pgstore.py); it is shown with its password masked.
@@ -48,8 +48,8 @@ def _recording_settings(config_file: str | None) -> dict:
 def _db_path(db: str | None, config_file: str | None = None) -> Path | str:
     """--db, else the config's store (--config, $IMHOOK_CONFIG or the bundled default): its
     PostgreSQL URL (recording.store, store_env, store_file), else recording.path."""
-    from .pgstore import is_url
     from .locations import store_url
+    from .pgstore import is_url
 
     if db:
         return db if is_url(db) else Path(db)
@@ -370,8 +370,8 @@ def quarantine_command(db, config_file, outbox_path, reimport):
 
 def _quarantine_path(db: str | None, config_file: str | None) -> Path:
     """Beside the SQLite file; with PostgreSQL beside the journal folder of the config."""
-    from .pgstore import is_url
     from .locations import journal_dir, quarantine_path
+    from .pgstore import is_url
 
     spec = _db_path(db, config_file)
     if not is_url(str(spec)):
@@ -442,42 +442,9 @@ def copy_command(src, dst, commands, since, until, user):
                + (f", skipped {result.skipped} already present" if result.skipped else ""))
 
 
-@click.group()
-def db() -> None:
-    """The PostgreSQL recordings database: its schema."""
-
-
-@db.command("upgrade")
-@config_option()
-@click.option("--db", "url", default=None, metavar="URL",
-              help="A postgresql:// URL [default: the config's recording.store, store_env or store_file].")
-def db_upgrade_command(config_file, url):
-    """Bring the PostgreSQL recordings database to this imhook's schema version (safe to run again)."""
-    from . import pgschema
-    from .pgstore import connect, is_url, mask
-    from .locations import store_url
-
-    url = url or store_url(_recording_settings(config_file))
-    if not is_url(url):
-        raise click.UsageError("no PostgreSQL store: set recording.store (or $IMHOOK_RECORDING_DSN, or "
-                               "recording.store_file) to a postgresql:// URL, or pass --db URL; a SQLite "
-                               "recording upgrades itself")
-    conn = connect(url)
-    try:
-        before = pgschema.applied_version(conn)
-        conn.rollback()
-        if before > pgschema.SCHEMA_VERSION:
-            raise ImhookError(pgschema.problem(before, mask(url)))
-        applied = pgschema.upgrade(conn)
-    finally:
-        conn.close()
-    for migration in applied:
-        click.echo(f"applied {migration.version:04d}_{migration.name}")
-    click.echo(f"{mask(url)}: schema version {pgschema.SCHEMA_VERSION}"
-               + (f" (was {before})" if applied else " (already up to date)"))
-
-
 def register(group: click.Group) -> None:
     group.add_command(replay)
     group.add_command(recordings)
+    from .cli_db import db
+
     group.add_command(db)

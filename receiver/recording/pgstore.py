@@ -52,11 +52,12 @@ _QUOTED = tuple(f'"{name}"' for name in _COLUMNS)
 _TEXT_NUL = "\x00"
 
 
-class StoreUnavailable(sqlite3.OperationalError):
+class StoreUnavailable(sqlite3.OperationalError, ImhookError):
     """The PostgreSQL store cannot be used now (down, unreachable, too slow, no schema).
 
     A sqlite3.OperationalError on purpose: the writer, the journal and the quarantine already mean
-    "the database, not the record: keep everything, retry later" by that class.
+    "the database, not the record: keep everything, retry later" by that class. An ImhookError too,
+    so a command that loses the database midway ends in one line (exit 2), not a traceback.
     """
 
 
