@@ -22,10 +22,8 @@ def _admin():
 
 
 def url_for(database: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    return make_conninfo(ADMIN_URL, dbname=database) if "://" not in ADMIN_URL else \
-        ADMIN_URL.rsplit("/", 1)[0] + "/" + database if conninfo_to_dict(ADMIN_URL) else ADMIN_URL
+    """The admin URL with another database (postgresql://user@host:port/<database>)."""
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + database
 
 
 def create_database(name: str, *, upgrade: bool = True) -> str:
