@@ -65,7 +65,11 @@ def _print_check(config, chain) -> None:
     click.echo(f"  app_id: {config.app_id}   tokens: {tokens}")
     recording = config.sections.get("recording")
     if recording:
-        click.echo(f"  recording: {recording['path'] if recording['enabled'] else 'off'}")
+        from .recording.locations import store_url
+        from .recording.pgstore import mask
+
+        url = store_url(recording) if recording["enabled"] else None  # a URL: its password masked
+        click.echo(f"  recording: {(mask(url) if url else recording['path']) if recording['enabled'] else 'off'}")
     c = config.chain
     click.echo(f"  chain: deadline {c['deadline_ms']:g} ms, on_error {c['on_error']}, "
                f"rule budget {c['rule_budget_ms']:g} ms")

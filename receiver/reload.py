@@ -80,6 +80,9 @@ def check_start_up(path: Path | None = None):
     config, chain = build(snapshot, TencentPlatform())
     try:
         check_output_paths(config)
+        from .recording.pgschema import check_at_start
+
+        check_at_start(config.sections.get("recording") or {})  # a PostgreSQL store behind the code's schema
     except ImhookError:
         chain.close()
         raise

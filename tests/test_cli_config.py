@@ -303,13 +303,14 @@ def test_every_help_default_is_the_real_default():
         ("recordings import-samples", "--app-id"): ("$IMHOOK_APP_ID, else 0", True),
         ("explain", "--command"): ("the body's own", True),
         ("sign", "--time"): ("now", True),
+        ("db upgrade", "--db"): ("the config's recording.store, store_env or store_file", True),
     }
     for key, default in stated.items():
         if "$IMHOOK_CONFIG" in default:  # every --config: the variable, else the bundled file
             assert default.startswith("$IMHOOK_CONFIG, else the bundled default"), key
             assert config_path({}) == DEFAULT_CONFIG
-        elif "recording.path of the config" in default:
-            assert default == "recording.path of the config", key
+        elif "recording.path" in default:  # checked in test_recording_pg.py (the store) and above (the path)
+            assert default == "the config's recording.store, else recording.path", key
         else:
             assert key in custom, f"{key}: help states default {default!r}; add it to this test's table"
             words, holds = custom[key]

@@ -59,6 +59,8 @@ RECORDING_SPILLED = Counter("imhook_recording_journal_spilled",
                             "Callbacks that overflowed the queue and were stored from the journal instead.")
 RECORDING_RECOVERED = Counter("imhook_recording_journal_recovered",
                               "Callbacks recovered from the journals of dead workers.")
+RECORDING_JOURNAL_FULL = Counter("imhook_recording_journal_full",
+                                 "Callbacks not journaled: the journal was at recording.journal_max_bytes.")
 # Supervision of the recording pipeline (receiver/recording/quarantine.py, receiver/watchdog.py).
 RECORDING_QUARANTINED = Counter("imhook_recording_quarantined",
                                 "Records the store refused, kept aside in the quarantine file.")
@@ -223,6 +225,7 @@ class RecordingStats:
     _TOTALS = {"overflow_total": RECORDING_OVERFLOW, "written_total": RECORDING_WRITTEN,
                "failed_total": RECORDING_FAILED, "journal_spilled_total": RECORDING_SPILLED,
                "journal_recovered_total": RECORDING_RECOVERED, "quarantined_total": RECORDING_QUARANTINED,
+               "journal_full_total": RECORDING_JOURNAL_FULL,
                "writer_restarts_total": RECORDING_WRITER_RESTARTS}
 
     def __init__(self, stats: Callable[[], dict]):

@@ -28,7 +28,9 @@ def install(app: Flask, receiver) -> None:
     recorder = app.extensions.get("imhook.recorder")  # set by receiver.recording.web, if enabled
     if recorder is not None:
         # supervise(): restarts a dead writer, and says why when records have stopped draining.
-        checks.setdefault("recording", lambda: recorder.supervise() or _sqlite_writable(recorder.path))
+        # With PostgreSQL (recording.store) no probe here: a database down shows as records not draining.
+        checks.setdefault("recording", lambda: recorder.supervise() or (
+            _sqlite_writable(recorder.path) if recorder.store_url is None else None))
     _install_allow_list(app, receiver, on_refuse=metrics.IP_REJECTED.inc if metrics else None)
     forwarder = _install_forwarding(app, receiver, checks, stats=metrics.ForwardStats() if metrics else None)
     if metrics is not None:

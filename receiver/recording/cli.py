@@ -1,4 +1,8 @@
-"""`imhook replay` and `imhook recordings export|import|import-samples|stats|prune`."""
+"""`imhook replay` and `imhook recordings export|import|import-samples|stats|prune|copy|...`.
+
+Wherever a recordings database is named (--db, SOURCE, SRC, DST), a postgresql:// URL names the
+PostgreSQL store (receiver/recording/pgstore.py); it is shown with its password masked.
+"""
 
 from __future__ import annotations
 
@@ -30,23 +34,33 @@ def _filters(commands, since, until, user, include_rejected: bool = True) -> Fil
                    until=parse_time(until) if until else None, user=user, include_rejected=include_rejected)
 
 
-DB_HELP = "Recordings database [default: recording.path of the config]."
+DB_HELP = ("Recordings database: a SQLite file or a postgresql:// URL [default: the config's recording.store, "
+           "else recording.path].")
 MIN_RATE = 0.01  # --rate: one request per 100 s; slower is a typo, and 1e-300 would sleep forever
 
 
-def _db_path(db: str | None, config_file: str | None = None) -> Path:
-    """--db, else recording.path of the config (--config, $IMHOOK_CONFIG or the bundled default)."""
-    if db:
-        return Path(db)
+def _recording_settings(config_file: str | None) -> dict:
     from ..config import load_config
 
-    return Path(load_config(config_file, require_app_id=False).recording["path"])
+    return load_config(config_file, require_app_id=False).recording
 
 
-def _existing_db(db: str | None, config_file: str | None) -> Path:
+def _db_path(db: str | None, config_file: str | None = None) -> Path | str:
+    """--db, else the config's store (--config, $IMHOOK_CONFIG or the bundled default): its
+    PostgreSQL URL (recording.store, store_env, store_file), else recording.path."""
+    from .locations import store_url
+    from .pgstore import is_url
+
+    if db:
+        return db if is_url(db) else Path(db)
+    settings = _recording_settings(config_file)
+    return store_url(settings) or Path(settings["path"])
+
+
+def _existing_db(db: str | None, config_file: str | None) -> Path | str:
     """The database to read; a missing one is named with where its path came from and what to do."""
     path = _db_path(db, config_file)
-    if path.is_file():
+    if isinstance(path, str) or path.is_file():  # a URL: connecting says whether it is there
         return path
     if db:
         origin, fix = "--db", "check the path"
@@ -69,8 +83,17 @@ def _progress(total: int, quiet: bool, desc: str):
                 disable=quiet or not sys.stderr.isatty())
 
 
+def _source_argument(ctx, param, value: str) -> str:
+    """SOURCE: a postgresql:// URL, or a file that exists."""
+    from .pgstore import is_url
+
+    if is_url(value) or Path(value).is_file():
+        return value
+    raise click.BadParameter(f"{value!r} is neither a file nor a postgresql:// URL", ctx=ctx, param=param)
+
+
 @click.command()
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("source", callback=_source_argument)
 @config_option(alias="--rules",
                help="Config file with the rules to test (default: $IMHOOK_CONFIG, else the bundled default).")
 @_filter_options
@@ -95,7 +118,8 @@ def _progress(total: int, quiet: bool, desc: str):
 @click.option("--fail-on-change", is_flag=True, help="Exit with status 1 if any reply changed (for CI).")
 def replay(source, config_file, commands, since, until, user, include_rejected, url, token, app_id, rate,
            concurrency, timeout, json_out, html_out, save_to, show, quiet, fail_on_change):
-    """Replay recorded callbacks (SOURCE: a recordings .sqlite or a .jsonl file) and compare the replies.
+    """Replay recorded callbacks (SOURCE: a recordings .sqlite, a .jsonl file or a postgresql:// URL) and
+    compare the replies.
 
     Exits 0 when the replay ran, 1 when a decision changed (with --fail-on-change), 2 on a usage or
     config error, 3 when nothing was tested (0 records selected, records errored, the receiver
@@ -127,7 +151,7 @@ def replay(source, config_file, commands, since, until, user, include_rejected, 
         bar = stack.enter_context(_progress(records.count(), quiet, "replay"))
         summary = engine.run(records, runner, include_rejected=include_rejected, concurrency=concurrency,
                              progress=bar.update)
-    _write_outputs(summary, dict(source=str(source), target=runner.target, mode=runner.mode),
+    _write_outputs(summary, dict(source=str(records), target=runner.target, mode=runner.mode),
                    elapsed=time.perf_counter() - started, json_out=json_out, html_out=html_out, show=show)
     code, why = engine.exit_status(summary, runner, fail_on_change=fail_on_change,
                                    selection_hint=_selection_hint(commands, since, until, user))
@@ -207,8 +231,8 @@ def export_command(file, db, config_file, commands, since, until, user, rejected
 
     check_writable(file, "FILE")
     source = open_source(_existing_db(db, config_file), _filters(commands, since, until, user, rejected))
-    if not source.is_sqlite:
-        raise click.UsageError(f"{source.path} is not a SQLite recordings database")
+    if not source.is_store:
+        raise click.UsageError(f"{source.path} is not a SQLite recordings database (nor a postgresql:// URL)")
     with click.open_file(file, "w", encoding="utf-8") as out:
         written, problems = export_jsonl(source, out)
     _report_problems(problems, "corrupt records")
@@ -231,7 +255,7 @@ def import_command(file, db, config_file):
     with open(file, encoding="utf-8", errors="replace") as f:
         result = import_records(read_jsonl(f, Path(file).name), target)
     _report_problems(result.problems, "lines")
-    click.echo(f"imported {result.imported} records into {target}, skipped {result.skipped} already present")
+    click.echo(f"imported {result.imported} records into {_shown(target)}, skipped {result.skipped} already present")
 
 
 @recordings.command("import-samples")
@@ -247,7 +271,7 @@ def import_samples_command(folder, db, config_file, app_id):
     records = sample_records(folder, app_id=app_id or os.environ.get("IMHOOK_APP_ID") or "0")
     result = import_records(records, target)
     _report_problems(result.problems, "files")
-    click.echo(f"imported {result.imported} samples into {target}")
+    click.echo(f"imported {result.imported} samples into {_shown(target)}")
 
 
 @recordings.command("stats")
@@ -255,9 +279,9 @@ def import_samples_command(folder, db, config_file, app_id):
 @config_option()
 def stats_command(db, config_file):
     """Count records per command and outcome."""
-    from .store import Store
+    from .sources import open_store
 
-    store = Store(_existing_db(db, config_file), create=False)
+    store = open_store(_existing_db(db, config_file))
     try:
         rows = store.summary()
     finally:
@@ -279,10 +303,11 @@ def prune_command(db, config_file, days):
     --days 0 deletes nothing: it means "keep everything", as recording.retention_days: 0 does.
     """
     from .report import when
-    from .store import Store
+    from .sources import open_store
 
     path = _existing_db(db, config_file)
-    store = Store(path, create=False)
+    store = open_store(path)
+    path = _shown(path)
     try:
         if not days:  # the same meaning as retention_days: 0, so one number never means both
             click.echo(f"--days 0 keeps everything (as recording.retention_days: 0 does): nothing deleted; "
@@ -322,13 +347,13 @@ def hash_id_command(account, config_file):
 def quarantine_command(db, config_file, outbox_path, reimport):
     """List what the writer or the sender set aside (records the store refused, damaged journal lines,
     events the outbox could not take); with --import, store it now."""
-    from .quarantine import Quarantine, path_for
+    from .quarantine import Quarantine
 
-    quarantine = Quarantine(path_for(_db_path(db, config_file)))
+    quarantine = Quarantine(_quarantine_path(db, config_file))
     if reimport and quarantine.path.exists():
-        from .store import Store
+        from .sources import open_store
 
-        store = Store(_existing_db(db, config_file))
+        store = open_store(_existing_db(db, config_file), create=True)
         try:
             stored, kept = quarantine.reimport(lambda record, key: store.insert([record], [key]))
         finally:
@@ -341,6 +366,24 @@ def quarantine_command(db, config_file, outbox_path, reimport):
         _echo_entries(entries)
     if outbox_path:
         _outbox_quarantine(Path(outbox_path), reimport)
+
+
+def _quarantine_path(db: str | None, config_file: str | None) -> Path:
+    """Beside the SQLite file; with PostgreSQL beside the journal folder of the config."""
+    from .locations import journal_dir, quarantine_path
+    from .pgstore import is_url
+
+    spec = _db_path(db, config_file)
+    if not is_url(str(spec)):
+        return quarantine_path(spec, None, None)
+    settings = _recording_settings(config_file)
+    return quarantine_path(settings["path"], str(spec), journal_dir(settings, str(spec)))
+
+
+def _shown(spec) -> str:
+    from .sources import describe
+
+    return describe(spec)
 
 
 def _echo_entries(entries) -> None:
@@ -375,6 +418,33 @@ def _outbox_quarantine(path: Path, reimport: bool) -> None:
         outbox.close()
 
 
+@recordings.command("copy")
+@click.argument("src")
+@click.argument("dst")
+@_filter_options
+def copy_command(src, dst, commands, since, until, user):
+    """Copy records from SRC to DST: each a SQLite file, a .jsonl file or a postgresql:// URL.
+
+    Into a database, records already there (same content) are skipped, so copying twice stores
+    them once; a .jsonl DST is written anew. Filters are applied in SRC's database.
+    """
+    from .pgstore import is_url
+    from .sources import copy_records, describe, open_source
+
+    if not is_url(dst):
+        check_writable(dst, "DST")
+    if not is_url(src) and not Path(src).is_file():
+        raise click.UsageError(f"SRC {src}: no such file (give a SQLite file, a .jsonl file or a postgresql:// URL)")
+    source = open_source(src, _filters(commands, since, until, user))
+    result = copy_records(source, dst)
+    _report_problems(result.problems, "records")
+    click.echo(f"copied {result.imported} records from {describe(src)} to {describe(dst)}"
+               + (f", skipped {result.skipped} already present" if result.skipped else ""))
+
+
 def register(group: click.Group) -> None:
     group.add_command(replay)
     group.add_command(recordings)
+    from .cli_db import db
+
+    group.add_command(db)

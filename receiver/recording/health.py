@@ -34,8 +34,7 @@ class Supervised:
             if thread is None or thread.is_alive() or self._closed or self._stop.is_set():
                 return False
             self.writer_restarts_total += 1
-            if self.store.conn.in_transaction:  # it died inside a batch: that batch was not stored
-                self.store.conn.execute("ROLLBACK")
+            self.store.reset()  # it died inside a batch: that batch was not stored
             self._beat = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="imhook-recorder", daemon=True)
             self._thread.start()
@@ -74,6 +73,8 @@ class Supervised:
         if age > self.stall_seconds:
             stuck = time.monotonic() - self._beat
             why = f"; the writer has not finished a turn for {stuck:.0f} s" if stuck > self.stall_seconds else ""
+            store_problem = self.store.problem()  # e.g. PostgreSQL down: the records wait in the journal
+            why += f"; {store_problem}" if store_problem else ""
             return (f"recording has not drained for {age:.0f} s (over recording.stall_seconds = "
                     f"{self.stall_seconds:g}): {self._in_hand_count} being written, {len(self._queue)} queued, "
                     f"{len(self.journal.retired) if self.journal else 0} journal files waiting{why}")

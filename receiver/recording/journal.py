@@ -56,6 +56,7 @@ class JournalFile:
     last_seq: int = 0  # highest seq given to it; 0: empty
     last_queued: int = 0  # set when retired: highest seq handed to the queue by then
     retired_at: float | None = None  # epoch seconds; the pipeline's age when it stays undeleted
+    size: int = 0  # bytes written to it
     writing: set[int] = field(default_factory=set)  # seqs whose line is being written right now
 
 
@@ -85,8 +86,13 @@ class Journal:
     (`write`). Everything else runs on the writer thread.
     """
 
-    def __init__(self, folder: str | Path, *, remove_folder: bool = False, quarantine: Quarantine | None = None):
+    def __init__(self, folder: str | Path, *, remove_folder: bool = False, quarantine: Quarantine | None = None,
+                 max_bytes: int | None = None):
         self.folder = Path(folder)
+        # Past this many bytes in this process's files the writer stops journaling (`full`): with the
+        # database down the journal is all that grows, and it must not fill the disk.
+        self.max_bytes = max_bytes
+        self.bytes = 0  # written to files not deleted yet (updated without a lock: approximate)
         self.remove_folder = remove_folder  # at close, if empty (ours, not one the operator made)
         self.quarantine = quarantine  # None: a bad line is only logged
         self.quarantined_total = self.lost_total = 0  # set aside / lost by `retire`
@@ -110,8 +116,11 @@ class Journal:
         file.writing.add(self._seq)  # the file is neither closed nor deleted until the write is done
         return self._seq, f"{self.token}:{self._seq}", file
 
-    @staticmethod
-    def write(file: JournalFile, seq: int, key: str, record_json: bytes) -> None:
+    @property
+    def full(self) -> bool:
+        return self.max_bytes is not None and self.bytes >= self.max_bytes
+
+    def write(self, file: JournalFile, seq: int, key: str, record_json: bytes) -> None:
         """Without the lock: append a reserved record's JSON object (UTF-8) with its key as one line.
 
         The write is a system call, which lets go of the GIL: done under `lock`, every other request
@@ -122,6 +131,8 @@ class Journal:
         # The key is spliced in rather than added to a dict: the JSON is already made, and the key
         # needs no escaping (hex, digits, '-' and ':').
         line = b'{"key":"' + key.encode("ascii") + b'",' + record_json[1:] + b"\n"
+        file.size += len(line)
+        self.bytes += len(line)
         try:
             _write_all(file.fd, line)
         except OSError:
@@ -179,6 +190,7 @@ class Journal:
                 with self.lock:
                     self._unwritten -= wanted
             _delete(file)
+            self.bytes -= file.size
             self.retired.pop(0)
         return stored
 

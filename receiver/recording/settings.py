@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates
 
 from ..config import PATH, Section
+from .locations import DEFAULT_STORE_ENV, JOURNAL_MAX_BYTES, URL_SCHEMES
 
 DEFAULT_PATH = "imhook-recordings.sqlite"
 
@@ -37,6 +38,23 @@ class RecordingSection(Section):
     # database failing) makes /readyz answer 503 with the reason. A healthy pipeline drains in
     # well under 10 s (flush_interval_seconds, plus a journal rotation of 5 s).
     stall_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=1, max=86400))
+    # Where records are stored. null: the embedded SQLite file at `path`. A postgresql:// URL: a
+    # PostgreSQL database shared by every instance (docs/recording.md, "PostgreSQL"). The URL, with
+    # its password, may instead come from the environment variable named by store_env, or from the
+    # file store_file (first line); the environment wins, then the file, then `store`.
+    store = fields.String(load_default=None, allow_none=True)
+    store_env = fields.String(load_default=DEFAULT_STORE_ENV, validate=validate.Length(min=1))
+    store_file = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1), metadata=PATH)
+    # Each worker's journal holds what is not stored yet; with the database down it grows. Past this
+    # many bytes a worker journals no more: records wait in the queue only, and are counted and
+    # logged as lost when that is full too or the worker dies.
+    journal_max_bytes = fields.Integer(load_default=JOURNAL_MAX_BYTES, validate=validate.Range(min=1024**2))
+
+    @validates("store")
+    def _store_is_a_url(self, value: str | None, **_) -> None:
+        if value is not None and not value.startswith(URL_SCHEMES):
+            raise ValidationError("must be a postgresql:// URL (or null for the SQLite file at recording.path)")
 
 
 SECTIONS = {"recording": RecordingSection}
+

@@ -1,4 +1,5 @@
-"""Where recordings come from and go to: the SQLite store, JSON Lines files, sample folders."""
+"""Where recordings come from and go to: the SQLite store, PostgreSQL (a postgresql:// URL), JSON Lines
+files, sample folders."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import ImhookError
+from .pgstore import PgStore, is_url, mask
 from .record import Problem, Record, RecordError, dumps
 from .store import Filters, Store, is_sqlite_file
 
@@ -38,20 +40,44 @@ def parse_time(text: str, *, now: float | None = None) -> float:
                           "(2024-05-01T12:00:00+08:00) or a span back from now (30m, 2h, 7d)") from None
 
 
+def open_store(spec: str | Path, *, create: bool = False) -> Store | PgStore:
+    """The store `spec` names: a postgresql:// URL (at this imhook's schema) or a SQLite file."""
+    if is_url(str(spec)):
+        return PgStore(str(spec), pooled=False)
+    return Store(spec, create=create)
+
+
+def describe(spec: str | Path) -> str:
+    """How to show a store's name: a URL with its password masked."""
+    return mask(str(spec))
+
+
 @dataclass
 class Source:
     """Records to replay or export, filtered; `count` is for the progress bar."""
 
     path: Path
     filters: Filters
+    url: str | None = None  # a PostgreSQL store: filters and streaming happen in the database
 
     @property
     def is_sqlite(self) -> bool:
-        return is_sqlite_file(self.path)
+        return self.url is None and is_sqlite_file(self.path)
+
+    @property
+    def is_store(self) -> bool:
+        """SQLite or PostgreSQL, not a file of lines."""
+        return self.url is not None or self.is_sqlite
+
+    def __str__(self) -> str:
+        return describe(self.url or self.path)
+
+    def _store(self) -> Store | PgStore:
+        return open_store(self.url or self.path)
 
     def count(self) -> int:
-        if self.is_sqlite:
-            store = Store(self.path, create=False)
+        if self.is_store:
+            store = self._store()
             try:
                 return store.count(self.filters)
             finally:
@@ -60,8 +86,8 @@ class Source:
             return sum(1 for line in f if line.strip())
 
     def __iter__(self) -> Iterator[Record | Problem]:
-        if self.is_sqlite:
-            store = Store(self.path, create=False)
+        if self.is_store:
+            store = self._store()
             try:
                 yield from store.records(self.filters)
             finally:
@@ -74,6 +100,8 @@ class Source:
 
 
 def open_source(path: str | Path, filters: Filters = Filters()) -> Source:
+    if is_url(str(path)):
+        return Source(Path(mask(str(path))), filters, url=str(path))
     path = Path(path)
     if not path.is_file():
         raise ImhookError(f"no recordings at {path}: expected a SQLite recordings file or a .jsonl file")
@@ -133,8 +161,9 @@ def import_key(record: Record) -> str:
 
 
 def import_records(items: Iterator[Record | Problem], db: str | Path, *, batch: int = 500) -> Imported:
-    """Insert records into a store (new ids), skipping those already there (by `import_key`)."""
-    store = Store(db)
+    """Insert records into a store (new ids), skipping those already there (by `import_key`); `db`
+    is a SQLite file (created if missing) or a postgresql:// URL."""
+    store = open_store(db, create=True)
     result, pending = Imported(), []
 
     def flush() -> None:
@@ -190,3 +219,16 @@ def _actor(platform, query: dict, raw: bytes) -> str:
         return platform.from_http(query, raw, app_id=query["SdkAppid"], now=time.time()).event.actor
     except ImhookError:
         return ""
+
+
+def copy_records(source: Source, target: str | Path) -> Imported:
+    """Copy `source`'s records to `target`: a postgresql:// URL, a .jsonl file (written anew) or a
+    SQLite file (created if missing). Into a store, a record already there (same content: `import_key`)
+    is skipped, so copying twice stores once; a .jsonl target is rewritten, so it holds one copy too."""
+    if not is_url(str(target)) and str(target).endswith(".jsonl"):
+        partial = Path(str(target) + ".partial")
+        with open(partial, "w", encoding="utf-8") as out:
+            written, problems = export_jsonl(source, out)
+        partial.replace(target)  # a failed copy leaves the previous file whole
+        return Imported(imported=written, problems=problems)
+    return import_records(iter(source), target)

@@ -87,20 +87,23 @@ class Filters:
     user: str = ""
     include_rejected: bool = True
 
-    def sql(self) -> tuple[str, list]:
+    def sql(self, *, mark: str = "?", user_column: str = "user") -> tuple[str, list]:
+        """The WHERE clause and its arguments; `mark` and `user_column` as the database spells them
+        (PostgreSQL: "%s" and '"user"')."""
         clauses, args = [], []
         if self.commands:
-            clauses.append(f"command IN ({', '.join('?' * len(self.commands))})")
+            clauses.append(f"command IN ({', '.join([mark] * len(self.commands))})")
             args.extend(self.commands)
         if self.since is not None:
-            clauses.append("received_at >= ?")
+            clauses.append(f"received_at >= {mark}")
             args.append(self.since)
         if self.until is not None:
-            clauses.append("received_at < ?")
+            clauses.append(f"received_at < {mark}")
             args.append(self.until)
         if self.user:
-            clauses.append("user = ?")
-            args.append(jsonout.storable(self.user))  # as it was stored
+            clauses.append(f"{user_column} = {mark}")
+            args.append(jsonout.storable(self.user).replace("\x00", "\\u0000") if mark != "?"
+                        else jsonout.storable(self.user))  # as it was stored
         if not self.include_rejected:
             clauses.append("rejected = 0")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
@@ -186,6 +189,19 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def reset(self) -> None:
+        """After a writer thread died inside a batch: that batch was not stored, end its transaction."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def problem(self) -> str | None:
+        """Why the store is failing, when it knows without I/O (the PostgreSQL store does); here None."""
+        return None
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
 
     def insert(self, records: Iterable[Record], keys: Iterable[str | None] | None = None) -> int:
         """Insert records in one short transaction; return how many are new.

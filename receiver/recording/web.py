@@ -24,9 +24,9 @@ def install(app, receiver) -> Recorder | None:
     app.extensions["imhook.recorder"] = recorder
     # gunicorn's worker_exit hook drains first; atexit covers other servers (flask run, tests).
     atexit.register(recorder.close)
+    where = recorder.where if recorder.store_url else recorder.path.resolve()  # a URL's password masked
     if recorder.journal is not None:
-        log.info("recording callbacks to %s (journal in %s)", recorder.path.resolve(), recorder.journal_dir.resolve())
+        log.info("recording callbacks to %s (journal in %s)", where, recorder.journal_dir.resolve())
     else:
-        log.info("recording callbacks to %s (no journal: a killed worker loses what it had queued)",
-                 recorder.path.resolve())
+        log.info("recording callbacks to %s (no journal: a killed worker loses what it had queued)", where)
     return recorder

@@ -32,12 +32,16 @@ from .. import watchdog
 from ..core import Outcome
 from ..errors import ConfigError
 from ..jsonout import storable
+from .accounting import Accounting
 from .capture import record_from_outcome
 from .health import Supervised
 from .inbox import Inbox, Queued
 from .journal import Journal, JournalClosed, recover
+from .locations import JOURNAL_MAX_BYTES, quarantine_path, store_url
+from .locations import journal_dir as settings_journal_dir
+from .pgstore import PgStore, StoreUnavailable
 from .privacy import Policy
-from .quarantine import Quarantine, path_for, store_or_set_aside
+from .quarantine import Quarantine, store_or_set_aside
 from .record import Record, encode
 from .store import Store
 
@@ -45,7 +49,6 @@ log = logging.getLogger("imhook.recording")
 
 RETENTION_EVERY_SECONDS = 3600.0
 ROTATE_EVERY_SECONDS = 5.0  # journal rotation, and the search for journals of dead processes
-OVERFLOW_LOG_EVERY_SECONDS = 10.0
 WRITE_RETRIES = (0.2, 0.5, 1.0)
 STALL_SECONDS = 30.0  # default of recording.stall_seconds: undrained this long, /readyz says 503
 ERROR_PAUSE_SECONDS = 1.0  # after a turn of the writer failed: no hot loop on a lasting fault
@@ -53,7 +56,7 @@ ACTIVE: list["Recorder"] = []  # recorders of this process, for the gunicorn hoo
 _INHERITED: list[Store] = []  # connections inherited across fork(): must never be used or closed
 
 
-class Recorder(Supervised):
+class Recorder(Accounting, Supervised):
     """Record every Outcome it is given into a Store; only the journal line is written on the reply path."""
 
     def __init__(self, path: str | Path, policy: Policy = Policy(), *, queue_size: int = 10_000,
@@ -61,21 +64,27 @@ class Recorder(Supervised):
                  max_rejected_per_minute: int = 60, max_rejected_body_bytes: int = 4096,
                  journal: bool = True, journal_dir: str | Path | None = None,
                  rotate_seconds: float = ROTATE_EVERY_SECONDS, stall_seconds: float = STALL_SECONDS,
-                 quarantine_max_bytes: int | None = None,
+                 quarantine_max_bytes: int | None = None, store: str | None = None,
+                 journal_max_bytes: int | None = JOURNAL_MAX_BYTES,
                  clock: Callable[[], float] = time.time, start: bool = True):
         self.path = Path(path)
+        self.store_url = store  # a postgresql:// URL (pgstore.py), or None: the SQLite file at `path`
         self.policy = policy
         self.batch_size, self.flush_interval = batch_size, flush_interval
         self.retention_days = retention_days or None  # 0 / None: keep everything
         self.max_rejected_per_minute, self.max_rejected_body_bytes = max_rejected_per_minute, max_rejected_body_bytes
         self.clock = clock
-        self.store = Store(self.path)  # opened here so a bad path stops start-up, not the first write
-        self.quarantine = Quarantine(path_for(self.path), **(
-            {"max_bytes": quarantine_max_bytes} if quarantine_max_bytes is not None else {}))
+        self.store = self._open_store()  # opened here so a bad path stops start-up, not the first write
+        self.where = self.store.where  # for logs: a URL's password masked
         self.stall_seconds = stall_seconds
-        # Beside the database by default; removed again when the last worker leaves it empty.
-        self._default_journal_dir = self.path.with_name(self.path.name + ".journal")
+        # Beside the database by default (beside the config with PostgreSQL); removed again when the
+        # last worker leaves it empty.
+        self._default_journal_dir = Path(settings_journal_dir({"path": str(self.path)}, store)
+                                         or self.path.with_name(self.path.name + ".journal"))
         self.journal_dir = Path(journal_dir) if journal_dir else self._default_journal_dir
+        self.journal_max_bytes = journal_max_bytes
+        self.quarantine = Quarantine(quarantine_path(self.path, store, self.journal_dir), **(
+            {"max_bytes": quarantine_max_bytes} if quarantine_max_bytes is not None else {}))
         self.rotate_seconds = rotate_seconds
         try:
             self.journal = self._open_journal() if journal else None
@@ -88,7 +97,7 @@ class Recorder(Supervised):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.overflow_total = self.written_total = self.failed_total = self.rejected_skipped_total = 0
-        self.journal_spilled_total = self.journal_recovered_total = 0
+        self.journal_spilled_total = self.journal_recovered_total = self.journal_full_total = 0
         self.quarantined_total = self.writer_restarts_total = self.writer_errors_total = 0
         self._beat = time.monotonic()  # the writer's last turn: a stuck writer
         self._in_hand: float | None = None  # received_at of the oldest record of the batch being written
@@ -100,6 +109,8 @@ class Recorder(Supervised):
         self._journal_error_logged_at = float("-inf")
         self._rejected_minute, self._rejected_in_minute = -1, 0
         self._unlogged_overflow, self._overflow_logged_at = 0, float("-inf")
+        self._unlogged_full, self._full_logged_at = 0, float("-inf")
+        self._down_logged_at = float("-inf")
         self._next_prune = 0.0
         self._closed = False
         if start:
@@ -107,15 +118,20 @@ class Recorder(Supervised):
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], env: Mapping[str, str] | None = None, **kwargs) -> "Recorder":
+        url = store_url(settings, os.environ if env is None else env)
         return cls(
             settings["path"], Policy.from_settings(settings, os.environ if env is None else env),
             queue_size=settings["queue_size"], batch_size=settings["batch_size"],
             flush_interval=settings["flush_interval_seconds"], retention_days=settings["retention_days"],
             max_rejected_per_minute=settings["max_rejected_per_minute"],
             max_rejected_body_bytes=settings["max_rejected_body_bytes"],
-            journal=settings["journal"], journal_dir=settings["journal_dir"],
-            stall_seconds=settings.get("stall_seconds", STALL_SECONDS), **kwargs,
+            journal=settings["journal"], journal_dir=settings_journal_dir(settings, url),
+            stall_seconds=settings.get("stall_seconds", STALL_SECONDS), store=url,
+            journal_max_bytes=settings.get("journal_max_bytes", JOURNAL_MAX_BYTES), **kwargs,
         )
+
+    def _open_store(self) -> Store | PgStore:
+        return Store(self.path) if self.store_url is None else PgStore(self.store_url)
 
     # --- the reply path -------------------------------------------------------------------------
 
@@ -133,7 +149,15 @@ class Recorder(Supervised):
             return
         record = self._record(outcome)
         if record is not None:
-            self._journal_and_enqueue(record, encode(record))
+            self.keep(record)
+
+    def keep(self, record: Record) -> None:
+        """Journal and enqueue a record (the reply path, with the journal on)."""
+        if self.journal.full:  # the database has been away for long: the disk stops here
+            self._journal_full(queued=self._queue.put((0, None, record)))
+            self._wake_if_batch_full()
+            return
+        self._journal_and_enqueue(record, encode(record))
 
     def _journal_and_enqueue(self, record: Record, line: bytes) -> None:
         journal, full = self.journal, False
@@ -174,53 +198,6 @@ class Recorder(Supervised):
             with self._lock:
                 self.failed_total += 1
             return None
-
-    def _admit_rejected(self, now: float) -> bool:
-        # A flood of bad requests must not fill the disk: at most N rejected records per minute.
-        minute = int(now // 60)
-        with self._lock:
-            if minute != self._rejected_minute:
-                if self._rejected_minute >= 0 and self._rejected_in_minute > self.max_rejected_per_minute:
-                    log.warning("recording: %d rejected requests over the limit of %d/minute were not recorded",
-                                self._rejected_in_minute - self.max_rejected_per_minute,
-                                self.max_rejected_per_minute)
-                self._rejected_minute, self._rejected_in_minute = minute, 0
-            self._rejected_in_minute += 1
-            if self._rejected_in_minute <= self.max_rejected_per_minute:
-                return True
-            self.rejected_skipped_total += 1
-            first_over = self._rejected_in_minute == self.max_rejected_per_minute + 1
-        if first_over:
-            log.warning("recording: over %d rejected requests this minute; the rest of them are counted, "
-                        "not recorded", self.max_rejected_per_minute)
-        return False
-
-    def _overflowed(self, *, kept: bool) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.overflow_total += 1
-            self.journal_spilled_total += kept
-            self._unlogged_overflow += 1
-            if now - self._overflow_logged_at < OVERFLOW_LOG_EVERY_SECONDS:
-                return
-            count, self._unlogged_overflow, self._overflow_logged_at = self._unlogged_overflow, 0, now
-        fate = "kept in the journal, stored later" if kept else "not recorded"
-        log.warning("recording queue full (%d places): %d callbacks %s (%d in total); raise "
-                    "recording.queue_size or check the disk", self._queue.maxsize, count, fate, self.overflow_total)
-
-    def _journal_failed(self, exc: OSError) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._journal_error_logged_at < OVERFLOW_LOG_EVERY_SECONDS:
-                return
-            self._journal_error_logged_at = now
-        log.error("recording: cannot append to the journal in %s (%s): callbacks are queued in memory only, "
-                  "and lost if this worker dies", self.journal_dir, exc)
-
-    def _lost(self, count: int, why: str) -> None:
-        with self._lock:
-            self.failed_total += count
-        log.error("recording: %d callbacks not recorded: %s", count, why)
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -278,7 +255,7 @@ class Recorder(Supervised):
         # SQLite forbids touching a connection inherited across fork(), closing included: keep the
         # parent's object referenced (never closed) and open a fresh one.
         _INHERITED.append(self.store)
-        self.store = Store(self.path)
+        self.store = self._open_store()
         if self.journal is not None:
             self.journal.forget()  # our copies of the parent's descriptors; its files stay its own
             self.journal = self._open_journal()
@@ -297,6 +274,7 @@ class Recorder(Supervised):
                 "rejected_skipped_total": self.rejected_skipped_total,
                 "journal_spilled_total": self.journal_spilled_total,
                 "journal_recovered_total": self.journal_recovered_total,
+                "journal_full_total": self.journal_full_total,
                 "quarantined_total": self.quarantined_total + (self.journal.quarantined_total if self.journal else 0),
                 "writer_restarts_total": self.writer_restarts_total,
                 "undrained_seconds": int(self.undrained_seconds())}
@@ -304,7 +282,7 @@ class Recorder(Supervised):
     def _open_journal(self) -> Journal:
         try:
             return Journal(self.journal_dir, remove_folder=self.journal_dir == self._default_journal_dir,
-                           quarantine=self.quarantine)
+                           quarantine=self.quarantine, max_bytes=self.journal_max_bytes)
         except OSError as exc:
             raise ConfigError(f"cannot open the recording journal in {self.journal_dir}: {exc}") from None
 
@@ -372,10 +350,12 @@ class Recorder(Supervised):
                 self.written_total += inserted
                 break
             except (sqlite3.Error, OSError) as exc:  # the database, or the quarantine file, is unavailable
-                if pause is None:
+                # PostgreSQL down: retrying within a second is no use; the journal keeps what it holds.
+                unavailable = isinstance(exc, StoreUnavailable) and all(seqs)
+                if pause is None or unavailable:
                     self._write_failed(seqs, exc)
                     break
-                log.warning("recording: write to %s failed (%s); retrying in %g s", self.path, exc, pause)
+                log.warning("recording: write to %s failed (%s); retrying in %g s", self.where, exc, pause)
                 time.sleep(pause)
         self._processed = max(self._processed, *(seq for seq, _, _ in batch))
 
@@ -393,10 +373,11 @@ class Recorder(Supervised):
         journaled = [seq for seq in seqs if seq]
         if journaled:  # the journal still has them: retried when their file is retired
             self.journal.failed(journaled)
-            log.error("recording: write to %s failed (%s); %d records stay in the journal and are retried "
-                      "within %g s", self.path, exc, len(journaled), self.rotate_seconds)
+            if not self._store_down(exc, "cannot write"):
+                log.error("recording: write to %s failed (%s); %d records stay in the journal and are retried "
+                          "within %g s", self.where, exc, len(journaled), self.rotate_seconds)
         if len(journaled) < len(seqs):
-            self._lost(len(seqs) - len(journaled), f"write to {self.path} failed: {exc}")
+            self._lost(len(seqs) - len(journaled), f"write to {self.where} failed: {exc}")
 
     # --- the journal, on the writer thread ----------------------------------------------------------
 
@@ -411,7 +392,8 @@ class Recorder(Supervised):
             if self.journal.retired:
                 self.written_total += self.journal.retire(self.store, self._processed)
         except (OSError, sqlite3.Error) as exc:  # the files stay; the next turn tries again
-            log.warning("recording: journal upkeep in %s failed: %s", self.journal_dir, exc)
+            if not self._store_down(exc, "journal upkeep"):
+                log.warning("recording: journal upkeep in %s failed: %s", self.journal_dir, exc)
         except Exception:  # a bug here must not stop the writer
             log.exception("recording: journal upkeep in %s failed", self.journal_dir)
 
@@ -424,6 +406,8 @@ class Recorder(Supervised):
             # Until an import succeeds, those records count as undrained (health.py): never silent.
             self._recover_failing_since = self._recover_failing_since or self.clock()
             bug = not isinstance(exc, (OSError, sqlite3.Error))
+            if self._store_down(exc, "importing the journals of dead workers"):
+                return
             log.warning("recording: importing the journals left in %s failed (tried again later): %s: %s",
                         self.journal_dir, type(exc).__name__, exc, exc_info=bug)
             return
@@ -449,7 +433,7 @@ class Recorder(Supervised):
         try:
             deleted = self.store.delete_older_than(self.clock() - self.retention_days * 86400)
         except sqlite3.Error as exc:
-            log.warning("recording: retention pass on %s failed: %s", self.path, exc)
+            log.warning("recording: retention pass on %s failed: %s", self.where, exc)
             return
         if deleted:
             log.info("recording: deleted %d records older than %g days", deleted, self.retention_days)
@@ -459,6 +443,7 @@ def stats() -> dict[str, int]:
     """Counters summed over this process's recorders (for metrics)."""
     total = {"queue_depth": 0, "overflow_total": 0, "written_total": 0, "failed_total": 0,
              "rejected_skipped_total": 0, "journal_spilled_total": 0, "journal_recovered_total": 0,
+             "journal_full_total": 0,
              "quarantined_total": 0, "writer_restarts_total": 0, "undrained_seconds": 0}
     for recorder in list(ACTIVE):
         for key, value in recorder.stats().items():
