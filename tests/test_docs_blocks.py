@@ -316,8 +316,9 @@ def test_every_skip_says_why_and_needs_only_the_outside_world():
         if block.marker and block.marker[0] == "skip":
             assert len(block.marker[1]) > 10, f"{block.id}: a skip needs its reason"
     skipped = [b.id for b in SHELL_BLOCKS if b.marker and b.marker[0] == "skip"]
-    # Each skip is a promise that the block cannot run here; keep the list short and known.
-    assert len(skipped) <= 3, skipped
+    # Each skip is a promise that the block cannot run here; keep the list short and known: the
+    # test-suite line, the systemd install, and two that need the user's own PostgreSQL server.
+    assert len(skipped) <= 4, skipped
 
 
 def test_there_are_blocks_to_run():
