@@ -19,10 +19,10 @@ def validate_config(config_file: str | None, *, paths: bool = True):
     `paths=False` leaves out only the last, which depends on the machine, not on the file.
     """
     from .reload import build, check_start_up, read_snapshot
-    from .tencent.platform import TencentPlatform
+    from .platforms import Platforms
 
     path = Path(config_file) if config_file else None
-    return check_start_up(path) if paths else build(read_snapshot(path), TencentPlatform())
+    return check_start_up(path) if paths else build(read_snapshot(path), Platforms())
 
 
 def _build_lenient(config_file: str | None):
@@ -30,10 +30,10 @@ def _build_lenient(config_file: str | None):
     from rules.loader import build_chain
 
     from .config import load_config
-    from .tencent.platform import TencentPlatform
+    from .platforms import Platforms
 
     config = load_config(config_file, dict(os.environ), require_app_id=False)
-    platform = TencentPlatform()
+    platform = Platforms()
     return config, build_chain(config, platform=platform), platform
 
 

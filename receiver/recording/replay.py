@@ -39,10 +39,10 @@ def build_receiver(rules_file: str | None = None, env: dict[str, str] | None = N
     from rules.loader import build_chain
 
     from ..config import load_config
-    from ..tencent.platform import TencentPlatform
+    from ..platforms import Platforms
 
     config = load_config(rules_file, dict(os.environ if env is None else env), require_app_id=False)
-    platform = TencentPlatform()
+    platform = Platforms()
     return Receiver(config, build_chain(config, platform=platform), platform=platform)
 
 

@@ -22,13 +22,13 @@ from ..base import RuleConfig, RuleContext
 
 
 def platform_of(context: RuleContext) -> Any:
-    """The platform the rule serves. The gunicorn master validates without one: Tencent is the only
-    platform the config accepts today, so check against it rather than skip the checks."""
+    """The platforms the rule serves. Without one (a rule built alone), every platform imhook knows:
+    one rule file serves them all, so its codes are checked against them all."""
     if context.platform is not None:
         return context.platform
-    from receiver.tencent.platform import TencentPlatform
+    from receiver.platforms import Platforms
 
-    return TencentPlatform()
+    return Platforms()
 
 
 def code_field() -> fields.Integer:
