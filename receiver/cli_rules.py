@@ -106,20 +106,24 @@ def explain(config_file: str | None, command_option: str | None, as_json: bool, 
     """
     from .core import HttpRequest, Receiver
 
+    from .platforms import body_platform
+
     raw = Path(sample).read_bytes()
-    command = command_option or _body_command(sample, raw)
+    body = _body(sample, raw)
+    which = body_platform(body)  # a NetEase body names its eventType, a Tencent one its CallbackCommand
+    command = command_option or (_body_command(sample, body) if not which else "")
     config, chain, platform = _build_lenient(config_file)
     receiver = Receiver(config, chain, platform=platform)
     # explain checks rules, not signatures: the trusted path skips app id and Sign.
-    query = {"SdkAppid": config.app_id or "0", "CallbackCommand": command}
+    query = {"SdkAppid": config.app_id or "0", "CallbackCommand": command} if not which else {}
     try:
-        outcome = receiver.handle(HttpRequest("POST", query, raw), trusted=True)
+        outcome = receiver.handle(HttpRequest("POST", query, raw, platform=which), trusted=True)
     finally:
         chain.close()
-    _print_explained(command, outcome, as_json)
+    _print_explained(outcome.command or command, outcome, as_json)
 
 
-def _body_command(sample: str, raw: bytes) -> str:
+def _body(sample: str, raw: bytes):
     try:
         body = json.loads(raw)
     except ValueError:
@@ -128,6 +132,10 @@ def _body_command(sample: str, raw: bytes) -> str:
         raise click.UsageError(f"{sample} is nested too deeply to read; pass a callback body") from None
     if not isinstance(body, dict):
         raise click.UsageError(f"{sample} is a JSON {type(body).__name__}, not an object; pass a callback body")
+    return body
+
+
+def _body_command(sample: str, body: dict) -> str:
     command = body.get("CallbackCommand")
     if not command or not isinstance(command, str):
         raise click.UsageError(f"{sample}: the body has no CallbackCommand; pass --command or add it")
@@ -140,7 +148,7 @@ def _print_explained(command: str, outcome, as_json: bool) -> None:
     result = {
         "command": command, "status": outcome.status, "outcome": outcome.outcome_name,
         "rule": verdict.rule if verdict else "", "reason": verdict.reason if verdict else outcome.reply.get(
-            "ErrorInfo", ""),
+            "ErrorInfo", outcome.reply.get("errMsg", "")),
         "reply": outcome.reply, "trace": trace,
     }
     if as_json:

@@ -17,6 +17,26 @@ from .tencent.platform import TencentPlatform
 from .verdict import Verdict
 
 TENCENT, NETEASE, NETEASE_COPY = "tencent", "netease", "netease.copy"
+# A record's platform, kept in its query (NetEase requests have none of their own; a Tencent record
+# has no such key): replay and explain dispatch on it. Not a query parameter any IM sends.
+RECORD_PLATFORM_KEY = "imhook.platform"
+
+
+def split_record_query(query: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """(platform, the query without the platform key) of a recorded query; "" is Tencent."""
+    if RECORD_PLATFORM_KEY not in query:
+        return "", query
+    rest = {k: v for k, v in query.items() if k != RECORD_PLATFORM_KEY}
+    platform = query[RECORD_PLATFORM_KEY]
+    return (platform if platform in (NETEASE, NETEASE_COPY) else ""), rest
+
+
+def body_platform(body: object) -> str:
+    """The platform a bare callback body comes from: NetEase bodies carry eventType, Tencent's
+    CallbackCommand (for `imhook explain`, given only a body)."""
+    if isinstance(body, dict) and "CallbackCommand" not in body and "eventType" in body:
+        return NETEASE
+    return ""
 
 
 class Platforms:
