@@ -212,3 +212,21 @@ def test_no_note_when_only_tencent_is_on(caplog):
     make_receiver_all(rules_yaml("{use: friend_policy, config: {deny_targets: [x]}}"),
                       {"IMHOOK_NETEASE_APP_KEY": "", "IMHOOK_NETEASE_APP_SECRET": ""})
     assert not [r for r in caplog.records if "never asks about" in r.getMessage()]
+
+
+def test_the_yaml_examples_of_docs_netease_build():
+    """Every ```yaml block of docs/netease.md: a rule entry builds, a `netease:` section loads."""
+    import re
+
+    from .helpers import ROOT
+
+    doc = (ROOT / "docs" / "netease.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) == 3
+    for block in blocks:
+        if block.startswith("- use:"):
+            text = "app_id: 1400000000\nrecording: {enabled: false}\nrules:\n" + \
+                   "".join(f"  {line}\n" for line in block.splitlines())
+        else:
+            text = "app_id: 1400000000\nrecording: {enabled: false}\n" + block
+        make_receiver_all(text)

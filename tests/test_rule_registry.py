@@ -14,12 +14,14 @@ EXAMPLE = ROOT / "examples" / "third_party_rule"
 
 
 def test_every_registered_rule_is_documented_in_the_readme():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^### `(\w+)`", readme, flags=re.M))
+    # README.md or a page of docs/ (the docs site): each rule has one `### \`name\`` section.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    docs = "\n".join(page.read_text(encoding="utf-8") for page in pages)
+    documented = set(re.findall(r"^### `(\w+)`", docs, flags=re.M))
     missing = sorted(set(registered()) - documented)
-    assert not missing, f"registered rules without a '### `name`' section in README.md: {missing}"
+    assert not missing, f"registered rules without a '### `name`' section in README.md or docs/: {missing}"
     for name in registered():
-        section = readme.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
+        section = docs.split(f"### `{name}`", 1)[1].split("\n### ", 1)[0]
         assert f"use: {name}" in section, f"README section for {name} has no YAML example"
 
 
