@@ -6,6 +6,7 @@ and `NeteaseCopyFeed` for the message copy feed (消息抄送: after the fact, n
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -145,7 +146,12 @@ class NeteasePlatform:
         return replies.render(callback, verdict)
 
     def render_fail_open(self, query: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
-        return replies.allow()
+        """Allow: one shape for every event; None for a body the normal path would reject (400)."""
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+        return replies.allow() if isinstance(payload, dict) and "eventType" in payload else None
 
     def render_error(self, status: int, message: str) -> dict[str, Any]:
         return replies.error(status, message)
