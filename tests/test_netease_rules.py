@@ -57,9 +57,10 @@ REPLIES = [
     ("per-platform codes", WORDS % ", action: refuse, code: {tencent: 120050, netease: 20042}",
      ne_text("badword"), {"errCode": 1, "responseCode": 20042}),
     ("silent drop", WORDS % ", action: drop", ne_team_text("badword"), {"errCode": 1, "responseCode": 200}),
-    ("tag writes ext", WORDS % ", action: tag", {**ne_text("badword"), "ext": '{"a":1}'},
-     {**ALLOWED, "modifyResponse": {"ext": '{"a": 1, "imhook_flags": {"rule": "sensitive_words", '
-                                           '"matches": ["badword"]}}'}}),
+    ("tag writes callbackExt, ext untouched", WORDS % ", action: tag", {**ne_text("badword"), "ext": '{"a":1}'},
+     {**ALLOWED, "callbackExt": '{"imhook_flags": {"rule": "sensitive_words", "matches": ["badword"]}}'}),
+    ("tag with a long tag_key: callbackExt over 1,024 characters is left out",
+     WORDS % (", action: tag, tag_key: " + "k" * 1100), ne_text("badword"), ALLOWED),
     ("invite: a refused invitee refuses the whole invitation",
      "{use: group_policy, config: {invite: {deny_invitees: [wmtest231]}}}", ne_invite(["wmtest230", "wmtest231"]),
      {"errCode": 1, "responseCode": 20000}),

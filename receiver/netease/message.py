@@ -44,13 +44,16 @@ class NeteaseMessage:
         return cls(msg_type if isinstance(msg_type, str) else "", body if isinstance(body, str) else None,
                    attach, ext if isinstance(ext, str) else None, decode(attach))
 
-    # Tencent's CloudCustomData and NetEase's ext are both the app's string riding with the message.
+    callback_ext: str | None = None  # what the reply's callbackExt carries to the clients (None: none)
+
+    # What a rule adds to the message for the clients (Tencent: CloudCustomData, which the app shares)
+    # goes in NetEase's callbackExt, which exists for it: the app's own `ext` is never touched.
     @property
     def cloud_custom_data(self) -> str | None:
-        return self.ext
+        return self.callback_ext
 
     def with_cloud_custom_data(self, value: str | None) -> "NeteaseMessage":
-        return replace(self, ext=value, changed=self.changed | {"ext"})
+        return replace(self, callback_ext=value)
 
     def text_fields(self) -> Iterator[TextField]:
         if self.msg_type == "TEXT" and self.body:

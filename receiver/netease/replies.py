@@ -21,6 +21,7 @@ SILENT_DROP_CODE = 200
 # The refusal sent when no rule code fits: the lowest of the app's own codes, so the sender's client
 # sees a code the app can tell apart from the IM's own 403 (sent for a refusal without a valid code).
 GENERIC_REFUSAL = REFUSAL_CODES.low
+MAX_CALLBACK_EXT_CHARS = 1024  # §8: a longer callbackExt is not sent (logged), the rest of the reply is
 
 
 def allow() -> dict[str, Any]:
@@ -51,6 +52,12 @@ def render(callback: Callback, verdict: Verdict) -> dict[str, Any]:
         changes = verdict.message.modify_response()
         if changes:
             reply["modifyResponse"] = changes
+        ext = verdict.message.callback_ext
+        if ext is not None and len(ext) <= MAX_CALLBACK_EXT_CHARS:
+            reply["callbackExt"] = ext
+        elif ext is not None:
+            log.warning("callbackExt of %d characters is over NetEase's %d; not sent", len(ext),
+                        MAX_CALLBACK_EXT_CHARS)
     return reply
 
 
