@@ -146,13 +146,15 @@ class Receiver:
         self._notify(outcome)
         return outcome
 
-    def shed(self, request: HttpRequest, reply: dict[str, Any], *, waited_ms: float = 0.0) -> Outcome:
+    def shed(self, request: HttpRequest, reply: dict[str, Any], *, waited_ms: float = 0.0,
+             callback: Callback | None = None) -> Outcome:
         """Report a request answered with the fail-open `reply`, without the rules (load shedding).
 
         The observers record, log, count and forward it with outcome "shed"; its elapsed_ms is how
-        long it waited in the worker's queue before that answer.
+        long it waited in the worker's queue before that answer. `callback`: the request as parsed,
+        when the shedder parsed it (a NetEase request names its command only in the body).
         """
-        outcome = Outcome(200, reply, request, self.clock(), elapsed_ms=waited_ms, shed=True)
+        outcome = Outcome(200, reply, request, self.clock(), callback=callback, elapsed_ms=waited_ms, shed=True)
         self._notify(outcome)
         return outcome
 

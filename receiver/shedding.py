@@ -156,25 +156,23 @@ class Shedder:
                                   body=body)
         except RequestError:
             return None  # the app rejects it, and records why
-        reply = platform.render_fail_open({}, body)
-        policy, outcome = config.server["shed_reply"], config.chain["on_error"]
-        if reply is not None and outcome != "allow" and platform.before_commands:
-            try:
-                callback = platform.from_http({}, body, headers=headers, app_id=app_key, tokens=(), window=window,
-                                              max_body=config.server["max_body_bytes"], now=receiver.clock())
-            except RequestError:
-                return None
-            if callback.is_before and policy.get(callback.action, policy.get("default", "allow")) == "on_error":
-                from .verdict import Verdict
+        # Parsed, though no rule runs: the command is in the body, and recording and forwarding need it.
+        try:
+            callback = platform.from_http({}, body, headers=headers, app_id=app_key, tokens=(), window=window,
+                                          max_body=config.server["max_body_bytes"], now=receiver.clock())
+        except RequestError:
+            return None  # the app rejects it, and records why
+        from .verdict import Verdict
 
-                reply = platform.render(callback, Verdict(outcome, rule="shed",
-                                                          reason=f"shed after {waited * 1000:.0f} ms in the queue"))
-        if reply is None:
-            return None
+        policy, outcome = config.server["shed_reply"], config.chain["on_error"]
+        if not (callback.is_before and policy.get(callback.action, policy.get("default", "allow")) == "on_error"):
+            outcome = "allow"
+        reply = platform.render(callback, Verdict(outcome, rule="shed",
+                                                  reason=f"shed after {waited * 1000:.0f} ms in the queue"))
         receiver.shed(self.http_request(
             method="POST", query={}, body=body, headers=headers, remote_addr=environ.get("REMOTE_ADDR", ""),
             request_id=self.request_id(headers.get("X-Request-Id")), platform=name,
-        ), reply, waited_ms=waited * 1000)
+        ), reply, waited_ms=waited * 1000, callback=callback)
         self._count()
         return reply
 

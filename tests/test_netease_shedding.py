@@ -58,6 +58,16 @@ def test_a_stale_netease_callback_is_answered_allow_and_reported_as_shed(shedder
     assert response.status_code == 200 and response.json == ALLOWED  # the rule would have refused
     [outcome] = seen
     assert outcome.shed and outcome.request.platform == "netease" and outcome.request.body == TEXT
+    assert outcome.command == "NetEase.P2PMessage" and outcome.outcome_name == "shed"
+
+
+def test_a_stale_copy_feed_event_keeps_its_command_for_recording_and_forwarding(shedder):
+    wrapper, seen = shedder()
+    body = json.dumps({"eventType": "1", "fromAccount": "a"}).encode()
+    response = call(wrapper, 0.6, body=body, path="/netease/copy")
+    assert response.status_code == 200 and response.json == ALLOWED
+    [outcome] = seen
+    assert outcome.shed and outcome.command == "NetEase.Copy.Message" and not outcome.callback.is_before
 
 
 REFUSED = {"errCode": 1, "responseCode": 20000}
