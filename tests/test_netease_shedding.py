@@ -96,3 +96,22 @@ def test_what_the_app_must_answer_is_not_shed_allow(shedder, case, change, statu
         assert not any(outcome.shed for outcome in seen)
     else:
         assert [outcome.shed for outcome in seen] == [True]
+
+
+def test_copy_feed_events_are_forwarded_and_netease_before_callbacks_are_not(tmp_path):
+    from receiver.ops.forward.events import Target
+    from receiver.ops.forward.observer import Enqueuer
+    from receiver.ops.forward.outbox import Outbox
+    from receiver.platforms import Platforms
+
+    from .helpers import handle_netease, make_receiver_all, rules_yaml
+
+    receiver = make_receiver_all(rules_yaml())
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    receiver.observers.append(Enqueuer(outbox, [Target("all", "http://127.0.0.1:9/", ("*",), 1.0)],
+                                       before_commands=Platforms().before_commands))
+    handle_netease(receiver, {"eventType": "7", "fromAccount": "a"}, feed="netease.copy")
+    handle_netease(receiver, {"eventType": 1, "fromAccount": "a", "to": "b", "msgType": "TEXT", "body": "x"})
+    [row] = outbox.heads(["all"], 10)
+    assert row.command == "NetEase.Copy.P2PRecall" and row.app_id == NETEASE_APP_KEY
+    outbox.close()
