@@ -191,3 +191,15 @@ def test_copy_feed_address_check_empty_body_is_200_and_bad_auth_otherwise_401():
     assert handle_netease(receiver, b"", headers={}, feed="netease.copy").status == 200
     body = raw({"eventType": "1"})
     assert handle_netease(receiver, body, headers={}, feed="netease.copy").status == 401
+
+
+def test_replay_reports_describe_a_netease_record():
+    from receiver.recording.record import Record
+    from receiver.recording.sent import describe_sent
+
+    body = json.dumps(sample("callback_p2p_text_eventType1", "netease")).encode()
+    record = Record(received_at=time.time(), command="NetEase.P2PMessage", query={"imhook.platform": "netease"},
+                    body=body)
+    summary = describe_sent(record)
+    assert summary["action"] == "message.send" and summary["from"] == "000266", summary
+    assert "Hello" in json.dumps(summary)
