@@ -203,3 +203,15 @@ def test_replay_reports_describe_a_netease_record():
     summary = describe_sent(record)
     assert summary["action"] == "message.send" and summary["from"] == "000266", summary
     assert "Hello" in json.dumps(summary)
+
+
+def test_rules_import_no_platform_adapter_and_the_netease_core_no_flask():
+    import subprocess
+    import sys
+
+    code = ("import sys, rules.loader, rules.builtin.recall_policy, rules.builtin.sensitive_words;"
+            "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith(('receiver.tencent', "
+            "'receiver.netease'))}));"
+            "import receiver.core, receiver.netease.platform; print('flask' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "False"]
