@@ -215,3 +215,24 @@ def test_rules_import_no_platform_adapter_and_the_netease_core_no_flask():
             "import receiver.core, receiver.netease.platform; print('flask' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "False"]
+
+
+# Hostile attach strings (JSON in a string: the sender chooses its depth and size).
+ATTACHES = [
+    ("[" * 100_000 + "]" * 100_000, 0),  # deeper than json.loads goes: not decoded, passes untouched
+    (json.dumps({"t": "x" * 1_000_00, "n": "\0bad\ud800"}), 1),
+    (json.dumps({"a": [{"b": "bad"}] * 5000}), 5000),  # capped at MAX_ATTACH_TEXTS strings scanned
+    ("not json", 0),
+]
+
+
+@pytest.mark.parametrize("attach, masked", ATTACHES, ids=range(len(ATTACHES)))
+def test_hostile_custom_attaches_are_answered(attach, masked):
+    from receiver.netease.message import MAX_ATTACH_TEXTS
+
+    receiver = make_receiver_all(rules_yaml("{use: sensitive_words, config: {words: [bad]}}"))
+    body = {"eventType": 1, "fromAccount": "a", "to": "b", "msgType": "CUSTOM", "attach": attach}
+    outcome = handle_netease(receiver, body)
+    assert outcome.status == 200
+    rewritten = outcome.reply.get("modifyResponse", {}).get("attach", "")
+    assert rewritten.count("***") == min(masked, MAX_ATTACH_TEXTS)
