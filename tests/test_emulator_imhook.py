@@ -23,10 +23,16 @@ SERVE_ENV = {"PYTHONPATH": str(ROOT)}
 
 
 def test_there_are_example_scenarios_for_every_builtin_rule():
-    from rules.registry import registered
+    from receiver.tencent.platform import TencentPlatform
+    from rules.registry import load_rule_class, registered
 
+    # The emulator speaks Tencent: a rule no Tencent callback reaches (recall_policy, NetEase only)
+    # gets its scenario with the emulator's NetEase client.
+    tencent = TencentPlatform()
+    emulated = {name for name in registered()
+                if not load_rule_class(name).actions or tencent.commands_for(load_rule_class(name).actions)}
     named = {p.stem for p in EXAMPLES}
-    assert set(registered()) <= named, f"rules without an example scenario: {set(registered()) - named}"
+    assert emulated <= named, f"rules without an example scenario: {emulated - named}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
