@@ -63,6 +63,9 @@ def _print_check(config, chain) -> None:
     click.echo(f"{config.file}: OK")
     tokens = f"{len(config.tokens)} configured" if config.tokens else "none (Sign is not checked; set IMHOOK_TOKEN)"
     click.echo(f"  app_id: {config.app_id}   tokens: {tokens}")
+    if config.netease_app_key:  # docs/netease.md; the secrets are counted, never shown
+        click.echo(f"  netease: app key {config.netease_app_key}   secrets: {len(config.netease_secrets)} configured, "
+                   f"CurTime window {config.netease['window_seconds']:g} s")
     recording = config.sections.get("recording")
     if recording:
         click.echo(f"  recording: {recording['path'] if recording['enabled'] else 'off'}")
