@@ -236,3 +236,16 @@ def test_hostile_custom_attaches_are_answered(attach, masked):
     assert outcome.status == 200
     rewritten = outcome.reply.get("modifyResponse", {}).get("attach", "")
     assert rewritten.count("***") == min(masked, MAX_ATTACH_TEXTS)
+
+
+@pytest.mark.parametrize("event_type, status, command", [(2, 200, "NetEase.TeamMessage"), (35, 200,
+                                                         "NetEase.RecallMessage"), (None, 400, None)])
+def test_a_body_too_deep_to_parse_is_answered_by_on_error_as_its_event(event_type, status, command):
+    receiver = make_receiver_all(rules_yaml("{use: sensitive_words, config: {words: [x]}}",
+                                            "{use: recall_policy}", extra="chain: {on_error: refuse}"))
+    head = b'{"eventType": %d, ' % event_type if event_type else b"{"
+    outcome = handle_netease(receiver, head + b'"x": ' + b"[" * 600 + b"]" * 600 + b"}")
+    assert outcome.status == status, outcome.reply
+    if command:
+        assert outcome.callback.command == command and outcome.callback.undecidable
+        assert outcome.reply == {"errCode": 1, "responseCode": 20000}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -82,8 +83,12 @@ class NeteasePlatform:
         try:
             payload = parse_json_object(body, max_body)
         except TooDeep as exc:
-            # The event type cannot be read cheaply: answered by the chain's on_error for messages.
-            return self._callback(app_id, EVENTS[1], {}, {}, undecidable=exc.message)
+            # Unparsed: the chain's on_error answers it, as the event its eventType names, if any can
+            # be found in the text; else as an unknown event (allowed, as NetEase's default would).
+            spec = EVENTS.get(_peek_event_type(body))
+            if spec is None:
+                raise
+            return self._callback(app_id, spec, {}, {}, undecidable=exc.message)
         spec = self._spec(payload)
         if spec is None:
             return self._callback(app_id, None, payload, payload)
@@ -217,6 +222,15 @@ class NeteaseCopyFeed(NeteasePlatform):
 
     def commands_for(self, actions) -> tuple[str, ...]:
         return ()
+
+
+_EVENT_TYPE = re.compile(rb'"eventType"\s*:\s*"?(\d{1,%d})\b' % MAX_EVENT_TYPE_DIGITS)
+
+
+def _peek_event_type(body: bytes) -> int | None:
+    """The eventType of a body too deep to parse, read from its text (the first one, at any depth)."""
+    match = _EVENT_TYPE.search(body)
+    return int(match.group(1)) if match else None
 
 
 def _text(d: Any, key: str) -> str:
