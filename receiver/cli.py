@@ -115,7 +115,7 @@ PLATFORM_OPTION = click.option("--platform", type=click.Choice(("tencent", "nete
 @main.command("sign")
 @click.option("--token", required=True, help="The callback token from the IM console (NetEase: the AppSecret).")
 @click.option("--time", "request_time", type=int, default=None,
-              help="RequestTime in seconds (NetEase: CurTime in milliseconds); default: now.")
+              help="RequestTime in seconds; with --platform netease, CurTime in milliseconds (default: now).")
 @click.option("--body", "body_file", type=click.File("rb"), default=None,
               help="NetEase: the body whose MD5 is signed (default: an empty body).")
 @PLATFORM_OPTION

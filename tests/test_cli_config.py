@@ -303,6 +303,8 @@ def test_every_help_default_is_the_real_default():
         ("recordings import-samples", "--app-id"): ("$IMHOOK_APP_ID, else 0", True),
         ("explain", "--command"): ("the body's own", True),
         ("sign", "--time"): ("now", True),
+        ("sign", "--body"): ("an empty body", True),
+        ("send", "--app-key"): ("$IMHOOK_NETEASE_APP_KEY", True),
     }
     for key, default in stated.items():
         if "$IMHOOK_CONFIG" in default:  # every --config: the variable, else the bundled file
