@@ -115,3 +115,15 @@ def test_copy_feed_events_are_forwarded_and_netease_before_callbacks_are_not(tmp
     [row] = outbox.heads(["all"], 10)
     assert row.command == "NetEase.Copy.P2PRecall" and row.app_id == NETEASE_APP_KEY
     outbox.close()
+
+
+@pytest.mark.parametrize("body, key", [
+    ({"eventType": "1", "fromAccount": "b", "to": "a", "convType": "PERSON"}, "c2c:a|b"),
+    ({"eventType": "1", "fromAccount": "b", "to": "3051", "convType": "TEAM"}, "group:3051"),
+    ({"eventType": "2", "fromAccount": "b"}, "account:b"),
+    ({"eventType": "2", "fromAccount": ["odd"]}, "global"),
+])
+def test_copy_events_keep_order_per_conversation_not_globally(body, key):
+    from receiver.ops.forward.events import conversation_key
+
+    assert conversation_key(body) == key
