@@ -13,10 +13,12 @@ from werkzeug.exceptions import HTTPException
 from . import jsonout, parts
 from .core import HttpRequest, Receiver, new_request_id
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
-from .tencent.platform import TencentPlatform
+from .platforms import NETEASE, NETEASE_COPY, Platforms
 
 log = logging.getLogger("imhook.app")
 CALLBACK_PATHS = ("/", "/callback")
+# NetEase IM's third-party callbacks and its message copy feed (docs/netease.md); 404 until configured.
+NETEASE_PATHS = {"/netease/callback": NETEASE, "/netease/copy": NETEASE_COPY}
 # A proxy's X-Request-Id is kept (logged, recorded) when it looks like an id: at most this many
 # characters, cut beyond; one with anything but these characters is replaced by a fresh id.
 MAX_REQUEST_ID_CHARS = 64
@@ -27,7 +29,7 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
     """App factory: `gunicorn 'receiver.app:create_app()'`. Reads $IMHOOK_CONFIG by default."""
     snapshot: Snapshot | None = None
     if receiver is None:
-        platform = TencentPlatform()
+        platform = Platforms()
         snapshot = initial_snapshot(Path(config_file) if config_file else None)
         config, chain = build(snapshot, platform)
         receiver = Receiver(config, chain, platform=platform)
@@ -44,18 +46,21 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
     for part in parts.modules("web"):  # recording, then metrics, logs, readiness, forwarding
         part.install(app, receiver)
 
-    def callback():
+    def callback(platform: str = ""):
         environ = request.environ  # read once: each `request.x` goes through a context-local proxy
         outcome = receiver.handle(HttpRequest(
             method=environ["REQUEST_METHOD"], query=parse_query(environ.get("QUERY_STRING", "")),
             body=read_body(environ, receiver.config.server["max_body_bytes"]), headers=request.headers,
             remote_addr=environ.get("REMOTE_ADDR") or "",
-            request_id=client_request_id(environ.get("HTTP_X_REQUEST_ID")),
+            request_id=client_request_id(environ.get("HTTP_X_REQUEST_ID")), platform=platform,
         ))
         return json_response(outcome.status, outcome.reply)
 
     for path in CALLBACK_PATHS:
         app.add_url_rule(path, endpoint=f"callback{path}", view_func=callback,
+                         methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    for path, platform_name in NETEASE_PATHS.items():
+        app.add_url_rule(path, endpoint=f"callback{path}", view_func=callback, defaults={"platform": platform_name},
                          methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 
     @app.get("/healthz")

@@ -108,13 +108,32 @@ def serve(bind: str | None, workers: int | None, threads: int | None, config_fil
     os.execv(sys.executable, argv)
 
 
+PLATFORM_OPTION = click.option("--platform", type=click.Choice(("tencent", "netease")), default="tencent",
+                               show_default=True, help="The IM: Tencent (query Sign) or NetEase (header CheckSum).")
+
+
 @main.command("sign")
-@click.option("--token", required=True, help="The callback token from the IM console.")
-@click.option("--time", "request_time", type=int, default=None, help="RequestTime in seconds (default: now).")
-def sign_command(token: str, request_time: int | None) -> None:
-    """Print Sign and RequestTime for a token, as the IM computes them."""
+@click.option("--token", required=True, help="The callback token from the IM console (NetEase: the AppSecret).")
+@click.option("--time", "request_time", type=int, default=None,
+              help="RequestTime in seconds; with --platform netease, CurTime in milliseconds (default: now).")
+@click.option("--body", "body_file", type=click.File("rb"), default=None,
+              help="NetEase: the body whose MD5 is signed (default: an empty body).")
+@PLATFORM_OPTION
+def sign_command(token: str, request_time: int | None, body_file, platform: str) -> None:
+    """Print Sign and RequestTime for a token, as the IM computes them (NetEase: CurTime, MD5, CheckSum)."""
     from .signature import sign
 
+    if platform == "netease":
+        from .netease.auth import body_md5, checksum
+
+        cur_time = int(time.time() * 1000) if request_time is None else request_time
+        md5 = body_md5(body_file.read() if body_file else b"")
+        click.echo(f"CurTime={cur_time}")
+        click.echo(f"MD5={md5}")
+        click.echo(f"CheckSum={checksum(token, md5, cur_time)}")
+        return
+    if body_file:
+        raise click.UsageError("--body is for --platform netease: a Tencent Sign does not cover the body")
     request_time = int(time.time()) if request_time is None else request_time
     click.echo(f"RequestTime={request_time}")
     click.echo(f"Sign={sign(token, request_time)}")
@@ -127,18 +146,37 @@ def sign_command(token: str, request_time: int | None) -> None:
 @click.option("--app-id", default=None, help="SdkAppid to send (default: $IMHOOK_APP_ID).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=SEND_TIMEOUT, show_default=True,
               help="Seconds to wait for the reply.")
-def send(file, url: str, token: str | None, app_id: str | None, timeout: float) -> None:
+@click.option("--app-key", default=None, help="NetEase: the AppKey to send (default: $IMHOOK_NETEASE_APP_KEY).")
+@PLATFORM_OPTION
+def send(file, url: str, token: str | None, app_id: str | None, timeout: float, app_key: str | None,
+         platform: str) -> None:
     """Post a callback body FILE with a correct query string and signature; print the reply as JSON.
 
+    NetEase (--platform netease): to its /netease/callback URL, signed with the AppSecret (--token,
+    default: first of $IMHOOK_NETEASE_APP_SECRET) in the AppKey/CurTime/MD5/CheckSum headers.
     The status line goes to stderr, the reply (JSON) to stdout. Exits 0 on HTTP 200 with a JSON
     object, 3 on anything else (no answer, 401, 5xx, not JSON).
     """
     import requests
 
-    from .client import callback_query, describe_failure, post_callback
+    from .client import callback_query, describe_failure, post_callback, post_netease
     from .config import is_app_id
 
     raw = file.read()
+    if platform == "netease":
+        app_key = app_key or os.environ.get("IMHOOK_NETEASE_APP_KEY")
+        if not app_key:
+            raise click.UsageError("no NetEase app key: pass --app-key or set IMHOOK_NETEASE_APP_KEY")
+        token = token or (os.environ.get("IMHOOK_NETEASE_APP_SECRET", "").split(",")[0].strip() or None)
+        try:
+            result = post_netease(url, raw, app_key=app_key, secret=token, timeout=timeout)
+        except requests.RequestException as exc:
+            raise TargetError(describe_failure(exc, url, timeout)) from None
+        click.echo(f"HTTP {result.status} in {result.elapsed_ms:.1f} ms", err=True)
+        click.echo(json.dumps(result.reply, ensure_ascii=False, indent=2))
+        if not result.ok:
+            fail(reply_problem(result.status, result.reply, token), EXIT_UNTESTED)
+        return
     try:
         command = json.loads(raw)["CallbackCommand"]
     except (ValueError, KeyError, TypeError, RecursionError):

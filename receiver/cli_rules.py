@@ -19,10 +19,10 @@ def validate_config(config_file: str | None, *, paths: bool = True):
     `paths=False` leaves out only the last, which depends on the machine, not on the file.
     """
     from .reload import build, check_start_up, read_snapshot
-    from .tencent.platform import TencentPlatform
+    from .platforms import Platforms
 
     path = Path(config_file) if config_file else None
-    return check_start_up(path) if paths else build(read_snapshot(path), TencentPlatform())
+    return check_start_up(path) if paths else build(read_snapshot(path), Platforms())
 
 
 def _build_lenient(config_file: str | None):
@@ -30,10 +30,10 @@ def _build_lenient(config_file: str | None):
     from rules.loader import build_chain
 
     from .config import load_config
-    from .tencent.platform import TencentPlatform
+    from .platforms import Platforms
 
     config = load_config(config_file, dict(os.environ), require_app_id=False)
-    platform = TencentPlatform()
+    platform = Platforms()
     return config, build_chain(config, platform=platform), platform
 
 
@@ -63,6 +63,9 @@ def _print_check(config, chain) -> None:
     click.echo(f"{config.file}: OK")
     tokens = f"{len(config.tokens)} configured" if config.tokens else "none (Sign is not checked; set IMHOOK_TOKEN)"
     click.echo(f"  app_id: {config.app_id}   tokens: {tokens}")
+    if config.netease_app_key:  # docs/netease.md; the secrets are counted, never shown
+        click.echo(f"  netease: app key {config.netease_app_key}   secrets: {len(config.netease_secrets)} configured, "
+                   f"CurTime window {config.netease['window_seconds']:g} s")
     recording = config.sections.get("recording")
     if recording:
         from .recording.locations import store_url
@@ -110,20 +113,24 @@ def explain(config_file: str | None, command_option: str | None, as_json: bool, 
     """
     from .core import HttpRequest, Receiver
 
+    from .platforms import body_platform
+
     raw = Path(sample).read_bytes()
-    command = command_option or _body_command(sample, raw)
+    body = _body(sample, raw)
+    which = body_platform(body)  # a NetEase body names its eventType, a Tencent one its CallbackCommand
+    command = command_option or (_body_command(sample, body) if not which else "")
     config, chain, platform = _build_lenient(config_file)
     receiver = Receiver(config, chain, platform=platform)
     # explain checks rules, not signatures: the trusted path skips app id and Sign.
-    query = {"SdkAppid": config.app_id or "0", "CallbackCommand": command}
+    query = {"SdkAppid": config.app_id or "0", "CallbackCommand": command} if not which else {}
     try:
-        outcome = receiver.handle(HttpRequest("POST", query, raw), trusted=True)
+        outcome = receiver.handle(HttpRequest("POST", query, raw, platform=which), trusted=True)
     finally:
         chain.close()
-    _print_explained(command, outcome, as_json)
+    _print_explained(outcome.command or command, outcome, as_json)
 
 
-def _body_command(sample: str, raw: bytes) -> str:
+def _body(sample: str, raw: bytes):
     try:
         body = json.loads(raw)
     except ValueError:
@@ -132,6 +139,10 @@ def _body_command(sample: str, raw: bytes) -> str:
         raise click.UsageError(f"{sample} is nested too deeply to read; pass a callback body") from None
     if not isinstance(body, dict):
         raise click.UsageError(f"{sample} is a JSON {type(body).__name__}, not an object; pass a callback body")
+    return body
+
+
+def _body_command(sample: str, body: dict) -> str:
     command = body.get("CallbackCommand")
     if not command or not isinstance(command, str):
         raise click.UsageError(f"{sample}: the body has no CallbackCommand; pass --command or add it")
@@ -144,7 +155,7 @@ def _print_explained(command: str, outcome, as_json: bool) -> None:
     result = {
         "command": command, "status": outcome.status, "outcome": outcome.outcome_name,
         "rule": verdict.rule if verdict else "", "reason": verdict.reason if verdict else outcome.reply.get(
-            "ErrorInfo", ""),
+            "ErrorInfo", outcome.reply.get("errMsg", "")),
         "reply": outcome.reply, "trace": trace,
     }
     if as_json:

@@ -66,6 +66,25 @@ def post_callback(url: str, body: dict | bytes, *, app_id: str, token: str | Non
     return PostResult(response.status_code, reply, elapsed)
 
 
+def post_netease(url: str, raw: bytes, *, app_key: str, secret: str | None, timeout: float = 2.0,
+                 session: requests.Session | None = None) -> PostResult:
+    """POST one NetEase callback body with the AppKey/CurTime/MD5/CheckSum headers (PROTOCOL.md §8);
+    without a secret, only AppKey is sent (the receiver answers 401)."""
+    from .netease.auth import signed_headers
+
+    headers = signed_headers(app_key, secret, raw, now=time.time()) if secret else {"AppKey": app_key}
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    http = session or requests
+    started = time.perf_counter()
+    response = http.post(url, data=raw, timeout=timeout, headers=headers)
+    elapsed = (time.perf_counter() - started) * 1000
+    try:
+        reply = response.json()
+    except ValueError:
+        reply = response.text
+    return PostResult(response.status_code, reply, elapsed)
+
+
 def hide_signature(text: str) -> str:
     """`text` with the value of every Sign= and RequestTime= replaced: safe to print or log."""
     return _SIGNED.sub(r"\1<hidden>", text)

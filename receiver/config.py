@@ -44,6 +44,18 @@ class AuthSection(Section):
     window_seconds = fields.Float(load_default=60.0, validate=validate.Range(min=1))
 
 
+class NeteaseSection(Section):
+    """NetEase IM (PROTOCOL.md §8): on when an app key and a secret are set (docs/netease.md)."""
+
+    app_key = fields.String(load_default=None, allow_none=True)
+    app_key_env = fields.String(load_default="IMHOOK_NETEASE_APP_KEY")
+    secret_env = fields.String(load_default="IMHOOK_NETEASE_APP_SECRET")
+    secret_file_env = fields.String(load_default="IMHOOK_NETEASE_APP_SECRET_FILE")
+    secret_file = fields.String(load_default=None, allow_none=True, metadata=PATH)
+    # CurTime freshness; None: auth.window_seconds, the Tencent window.
+    window_seconds = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=1))
+
+
 def _cidr(value: str) -> None:
     import ipaddress
 
@@ -85,7 +97,7 @@ class ReloadSection(Section):
 class ScopeSection(Section):
     commands = fields.List(fields.String(), load_default=list)
     group_types = fields.List(fields.String(), load_default=list)
-    conversations = fields.List(fields.String(validate=validate.OneOf(("c2c", "group", "official"))),
+    conversations = fields.List(fields.String(validate=validate.OneOf(("c2c", "group", "official", "chatroom"))),
                                 load_default=list)
     users = fields.List(fields.String(), load_default=list)
     except_users = fields.List(fields.String(), load_default=list)
@@ -103,6 +115,7 @@ class RuleEntry(Section):
 
 SECTIONS: dict[str, type[Schema]] = {
     "auth": AuthSection,
+    "netease": NeteaseSection,
     "server": ServerSection,
     "chain": ChainSection,
     "reload": ReloadSection,
@@ -162,6 +175,8 @@ class Config:
     rules: list[dict[str, Any]]
     document: YamlDocument
     base_dir: Path = field(default_factory=Path.cwd)
+    netease_app_key: str = ""  # empty: NetEase IM is off, its paths answer 404
+    netease_secrets: tuple[str, ...] = ()
 
     def __getattr__(self, name: str) -> dict[str, Any]:
         sections = self.__dict__.get("sections", {})
@@ -170,7 +185,8 @@ class Config:
         raise AttributeError(name)
 
     def __repr__(self) -> str:  # never show tokens
-        return f"Config(file={self.file!r}, app_id={self.app_id!r}, tokens=<{len(self.tokens)} hidden>)"
+        return (f"Config(file={self.file!r}, app_id={self.app_id!r}, tokens=<{len(self.tokens)} hidden>, "
+                f"netease_app_key={self.netease_app_key!r}, netease_secrets=<{len(self.netease_secrets)} hidden>)")
 
 
 def config_path(env: dict[str, str] | None = None) -> Path:
@@ -207,14 +223,25 @@ def parse_config(text: str, file: str, env: dict[str, str], base_dir: Path | Non
     if env.get("IMHOOK_APP_ID") and not is_app_id(env["IMHOOK_APP_ID"]):
         raise ConfigError(f"IMHOOK_APP_ID must be one SdkAppid, a whole number such as 1400000000 "
                           f"(got {_kind(env['IMHOOK_APP_ID'])})")
-    if app_id in (None, "") and require_app_id:
+    sections = {name: loaded[name] for name in SECTIONS}
+    netease_only = bool(env.get(sections["netease"]["app_key_env"]) or sections["netease"]["app_key"])
+    if app_id in (None, "") and require_app_id and not netease_only:
         raise doc.error(("app_id",), "no app id: set app_id in the config or IMHOOK_APP_ID in the environment")
     base_dir = Path(base_dir or Path.cwd()).absolute()
-    sections = {name: loaded[name] for name in SECTIONS}
     resolve_paths(sections, data_dir(file, base_dir), doc)
+    netease = sections["netease"]
+    app_key = env.get(netease["app_key_env"]) or netease["app_key"] or ""
+    secrets = resolve_tokens({"token_env": netease["secret_env"], "token_file_env": netease["secret_file_env"],
+                              "token_file": netease["secret_file"]}, env, what="NetEase secret")
+    if app_key and not secrets:
+        raise doc.error(("netease",), f"a NetEase app key is set but no secret: set {netease['secret_env']} or "
+                                      f"{netease['secret_file_env']} (a NetEase callback cannot be checked without)")
+    if netease["window_seconds"] is None:
+        netease["window_seconds"] = sections["auth"]["window_seconds"]
     return Config(
         file=file, app_id="" if app_id is None else str(app_id), tokens=resolve_tokens(sections["auth"], env),
         sections=sections, rules=loaded["rules"], document=doc, base_dir=base_dir,
+        netease_app_key=app_key, netease_secrets=secrets if app_key else (),
     )
 
 
@@ -301,7 +328,8 @@ def _unwritable(path: Path, is_folder: bool) -> str | None:
     return None
 
 
-def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path | None = None) -> tuple[str, ...]:
+def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path | None = None, *,
+                   what: str = "token") -> tuple[str, ...]:
     """Tokens from $IMHOOK_TOKEN (comma-separated), else the file named by $IMHOOK_TOKEN_FILE.
 
     Several tokens are accepted at once so a token can be rotated without downtime. A relative
@@ -316,5 +344,5 @@ def resolve_tokens(auth: dict[str, Any], env: dict[str, str], base_dir: Path | N
             raw = token_path.read_text(encoding="utf-8")
         except OSError as exc:
             # Name the file, never its content.
-            raise ConfigError(f"cannot read token file {token_path}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read {what} file {token_path}: {exc.strerror}") from None
     return tuple(t.strip() for t in raw.replace("\n", ",").split(",") if t.strip())

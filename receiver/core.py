@@ -18,9 +18,9 @@ from typing import Any
 from rules.chain import Chain, Decision, result_name
 
 from .config import Config
-from .errors import MethodNotAllowed, RequestError
+from .errors import MethodNotAllowed, NotFound, RequestError
 from .model import Callback
-from .tencent.platform import TencentPlatform
+from .platforms import Platforms
 
 log = logging.getLogger("imhook.core")
 
@@ -33,6 +33,7 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     remote_addr: str = ""
     request_id: str = ""
+    platform: str = ""  # "" the default (Tencent); "netease", "netease.copy": named by the path
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Receiver:
     """Answers callbacks with the current config and chain; both can be swapped while serving."""
 
     def __init__(self, config: Config, chain: Chain, *, platform=None, clock: Callable[[], float] = time.time):
-        self.platform = platform or TencentPlatform()
+        self.platform = platform or Platforms()
         self.clock = clock
         self.observers: list[Observer] = []
         self._lock = threading.Lock()
@@ -127,36 +128,53 @@ class Receiver:
         config, chain = self._state
         received_at = self.clock()
         started = time.perf_counter()
+        platform = self.platform_for(request)
         try:
+            if platform is None or (not trusted and platform.credentials(config) is None):
+                raise NotFound(f"platform {request.platform[:40]!r} is not configured on this receiver")
             if request.method != "POST":
                 raise MethodNotAllowed(f"method {request.method} not allowed; the IM posts callbacks")
-            callback = self.parse(request, config, received_at, trusted=trusted)
+            callback = self.parse(request, config, received_at, trusted=trusted, platform=platform)
         except RequestError as exc:
-            outcome = Outcome(exc.status, self.platform.render_error(exc.status, exc.message), request,
-                              received_at, error=exc)
+            outcome = Outcome(exc.status, (platform or self.platform).render_error(exc.status, exc.message),
+                              request, received_at, error=exc)
         else:
             decision = chain.decide(callback)
-            reply = self.platform.render(callback, decision.verdict)
+            reply = platform.render(callback, decision.verdict)
             outcome = Outcome(200, reply, request, received_at, callback=callback, decision=decision)
         outcome.elapsed_ms = (time.perf_counter() - started) * 1000
         self._notify(outcome)
         return outcome
 
-    def shed(self, request: HttpRequest, reply: dict[str, Any], *, waited_ms: float = 0.0) -> Outcome:
+    def shed(self, request: HttpRequest, reply: dict[str, Any], *, waited_ms: float = 0.0,
+             callback: Callback | None = None) -> Outcome:
         """Report a request answered with the fail-open `reply`, without the rules (load shedding).
 
         The observers record, log, count and forward it with outcome "shed"; its elapsed_ms is how
-        long it waited in the worker's queue before that answer.
+        long it waited in the worker's queue before that answer. `callback`: the request as parsed,
+        when the shedder parsed it (a NetEase request names its command only in the body).
         """
-        outcome = Outcome(200, reply, request, self.clock(), elapsed_ms=waited_ms, shed=True)
+        outcome = Outcome(200, reply, request, self.clock(), callback=callback, elapsed_ms=waited_ms, shed=True)
         self._notify(outcome)
         return outcome
 
-    def parse(self, request: HttpRequest, config: Config, now: float, *, trusted: bool = False) -> Callback:
-        app_id = str(request.query.get("SdkAppid") or config.app_id) if trusted else config.app_id
-        return self.platform.from_http(
-            request.query, request.body, headers=request.headers, app_id=app_id, tokens=() if trusted else config.tokens,
-            window=config.auth["window_seconds"], max_body=config.server["max_body_bytes"], now=now,
+    def platform_for(self, request: HttpRequest):
+        """The platform that parses `request`: the one its path named, else the default; None: unknown."""
+        member = getattr(self.platform, "member", None)
+        if member is None:  # a single platform
+            return self.platform if not request.platform or request.platform == self.platform.name else None
+        return member(request.platform)
+
+    def parse(self, request: HttpRequest, config: Config, now: float, *, trusted: bool = False,
+              platform=None) -> Callback:
+        platform = platform or self.platform
+        app_id, tokens, window = platform.credentials(config) or ("", (), 0.0)
+        if trusted:
+            # A recording is replayed under whatever app id it was sent to.
+            app_id, tokens = str(request.query.get("SdkAppid") or app_id), ()
+        return platform.from_http(
+            request.query, request.body, headers=request.headers, app_id=app_id, tokens=tokens,
+            window=window, max_body=config.server["max_body_bytes"], now=now,
         )
 
     def _notify(self, outcome: Outcome) -> None:

@@ -18,6 +18,11 @@ GROUP_CREATE = "group.create"
 GROUP_JOIN = "group.join"
 GROUP_INVITE = "group.invite"
 TOPIC_CREATE = "topic.create"
+# NetEase IM adds these (PROTOCOL.md §8): Tencent reports them only after the fact.
+GROUP_CHANGE = "group.change"  # team operations other than create/invite/join: dismiss, kick, mute...
+MESSAGE_RECALL = "message.recall"
+LOGIN = "login"
+PROFILE_UPDATE = "profile.update"
 NOTIFY = "notify"
 
 # A path into the wire body, e.g. (0, "MsgContent", "Text"): opaque to rules, which only hand it back
@@ -151,6 +156,55 @@ class TopicCreate(Event):
     def text_fields(self) -> Iterator[TextField]:
         if self.name:
             yield TextField(("Name",), self.name, "topic.name")
+
+
+@dataclass(frozen=True)
+class GroupChange(Event):
+    """A team operation the IM asks about first (NetEase 8, 10–18, 24): `operation` names it."""
+
+    operation: str = ""  # "dismiss", "leave", "kick", "mute", "transfer_owner", "update_info", ...
+    targets: tuple[str, ...] = ()  # the members it is done to, where the body names them
+
+
+@dataclass(frozen=True)
+class MessageRecall(Event):
+    """A recall asked about before it happens (NetEase 35). `actor` recalls `sender`'s message."""
+
+    sender: str = ""  # who sent the recalled message
+    conversation: str = "c2c"  # "c2c" or "group"
+    peer: str = ""  # recipient account or group id of the recalled message
+    message_id: str = ""
+    sent_at_ms: int | None = None  # when the recalled message was sent; None: not in the body
+    recalled_at_ms: int | None = None  # when the recall was asked for; None: not in the body
+    note: str = ""
+
+    def text_fields(self) -> Iterator[TextField]:
+        if self.note:
+            yield TextField(("msg",), self.note, "recall.note")
+
+
+@dataclass(frozen=True)
+class Login(Event):
+    """A login asked about before it succeeds (NetEase 36, 40 for QChat). Never holds the token."""
+
+    client_type: str = ""
+    device_id: str = ""
+    client_ip: str = ""
+    custom_tag: str = ""
+    qchat: bool = False
+
+
+@dataclass(frozen=True)
+class ProfileUpdate(Event):
+    """A user profile update asked about first (NetEase 3); `changes` as the IM names the fields."""
+
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    def text_fields(self) -> Iterator[TextField]:
+        for key in ("name", "sign"):
+            value = self.changes.get(key)
+            if isinstance(value, str) and value:
+                yield TextField((key,), value, f"profile.{key}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,9 @@ class Platform(Protocol):
                   now: float) -> Callback:
         """Authenticate and parse one request into a Callback, or raise a RequestError."""
 
+    def credentials(self, config: Any) -> tuple[str, tuple[str, ...], float] | None:
+        """(app id, secrets, freshness window) for `from_http`; None when the platform is not configured."""
+
     def authenticate(self, query: Mapping[str, str], headers: Mapping[str, str] | None = None, *,
                      app_id: str, tokens: tuple[str, ...], window: float, now: float) -> None:
         """Raise a RequestError unless the request comes from this app's IM (the checks of `from_http`)."""

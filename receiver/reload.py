@@ -54,9 +54,9 @@ def validate_and_remember(path: Path | None = None) -> bool:
     global LAST_GOOD
     try:
         snapshot = read_snapshot(path)
-        from .tencent.platform import TencentPlatform
+        from .platforms import Platforms
 
-        _, chain = build(snapshot, TencentPlatform())
+        _, chain = build(snapshot, Platforms())
         chain.close()
     except ImhookError as exc:
         if LAST_GOOD is None:
@@ -74,10 +74,10 @@ def check_start_up(path: Path | None = None):
     snapshot as the last good one; returns (config, chain), the caller closes the chain."""
     global LAST_GOOD
     from .config import check_output_paths
-    from .tencent.platform import TencentPlatform
+    from .platforms import Platforms
 
     snapshot = read_snapshot(path)
-    config, chain = build(snapshot, TencentPlatform())
+    config, chain = build(snapshot, Platforms())
     try:
         check_output_paths(config)
         from .recording.pgschema import check_at_start

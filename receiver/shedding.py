@@ -60,13 +60,15 @@ class Shedder:
         self.app = app
         extensions = getattr(app, "extensions", None)
         self.receiver = extensions.get("imhook") if isinstance(extensions, dict) else None  # None: a bare app
-        self.paths = frozenset(paths)
         self.waits = threading.local()
         from . import jsonout
-        from .app import client_request_id, parse_query
+        from .app import NETEASE_PATHS, client_request_id, parse_query
         from .config import SHED_AFTER_MS, SHED_KINDS
         from .core import HttpRequest
 
+        # NetEase's paths are shed too, by their own platform (authenticated with the body's MD5).
+        self.platform_paths = dict(NETEASE_PATHS)
+        self.paths = frozenset(paths) | frozenset(self.platform_paths)
         self.default_shed_after_ms = SHED_AFTER_MS  # for a bare app, which has no imhook config
         self.http_request, self.request_id, self.parse_query = HttpRequest, client_request_id, parse_query
         platform = self.receiver.platform if self.receiver is not None else None
@@ -114,6 +116,9 @@ class Shedder:
             return None  # chunked or too large: the app answers (413) as usual
         if server["allow_ips"] and self._refused(environ, server):
             return None
+        platform_name = self.platform_paths.get(environ.get("PATH_INFO"), "")
+        if platform_name:
+            return self.shed_platform(environ, platform_name, length, waited)
         query = self.parse_query(environ.get("QUERY_STRING", ""))
         headers = request_headers(environ)
         try:
@@ -130,6 +135,44 @@ class Shedder:
             method="POST", query=query, body=body, headers=headers, remote_addr=environ.get("REMOTE_ADDR", ""),
             request_id=self.request_id(headers.get("X-Request-Id")),
         ), reply, waited_ms=waited * 1000)
+        self._count()
+        return reply
+
+    def shed_platform(self, environ: dict[str, Any], name: str, length: int, waited: float) -> dict[str, Any] | None:
+        """`shed` for a platform that authenticates in headers over the body (NetEase)."""
+        receiver = self.receiver
+        config = receiver.config
+        request = self.http_request(method="POST", query={}, body=b"", platform=name)
+        platform = receiver.platform_for(request)
+        credentials = platform.credentials(config) if platform is not None else None
+        if credentials is None:
+            return None  # not configured: the app answers 404
+        app_key, secrets, window = credentials
+        headers = request_headers(environ)
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)  # should the app answer after all, it reads the body
+        try:
+            platform.authenticate({}, headers, app_id=app_key, tokens=secrets, window=window, now=receiver.clock(),
+                                  body=body)
+        except RequestError:
+            return None  # the app rejects it, and records why
+        # Parsed, though no rule runs: the command is in the body, and recording and forwarding need it.
+        try:
+            callback = platform.from_http({}, body, headers=headers, app_id=app_key, tokens=(), window=window,
+                                          max_body=config.server["max_body_bytes"], now=receiver.clock())
+        except RequestError:
+            return None  # the app rejects it, and records why
+        from .verdict import Verdict
+
+        policy, outcome = config.server["shed_reply"], config.chain["on_error"]
+        if not (callback.is_before and policy.get(callback.action, policy.get("default", "allow")) == "on_error"):
+            outcome = "allow"
+        reply = platform.render(callback, Verdict(outcome, rule="shed",
+                                                  reason=f"shed after {waited * 1000:.0f} ms in the queue"))
+        receiver.shed(self.http_request(
+            method="POST", query={}, body=body, headers=headers, remote_addr=environ.get("REMOTE_ADDR", ""),
+            request_id=self.request_id(headers.get("X-Request-Id")), platform=name,
+        ), reply, waited_ms=waited * 1000, callback=callback)
         self._count()
         return reply
 

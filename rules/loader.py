@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from marshmallow import ValidationError
 
 from receiver.config import Config
@@ -11,6 +13,8 @@ from receiver.yamlfile import errors_to_config_error
 from .base import RuleContext
 from .chain import Chain, ChainEntry, Scope
 from .registry import load_rule_class
+
+log = logging.getLogger("imhook.rules")
 
 
 def build_chain(config: Config, *, platform=None, services: dict | None = None) -> Chain:
@@ -51,8 +55,28 @@ def build_chain(config: Config, *, platform=None, services: dict | None = None) 
             budget_ms=item["budget_ms"] or chain_cfg["rule_budget_ms"],
         ))
         _check_scope(doc, path, entries[-1], platform)
+        _warn_platforms(name, path, entries[-1], platform, _enabled_platforms(config))
     return Chain(entries, deadline_ms=chain_cfg["deadline_ms"], on_error=chain_cfg["on_error"],
                  threads=chain_cfg["threads"])
+
+
+def _enabled_platforms(config: Config) -> tuple[str, ...]:
+    """The platforms this receiver answers: Tencent always, NetEase with its key (docs/netease.md)."""
+    return ("tencent", "netease") if getattr(config, "netease_app_key", "") else ("tencent",)
+
+
+def _warn_platforms(name: str, path: tuple, entry: ChainEntry, platform, enabled: tuple[str, ...]) -> list[str]:
+    """Say at load which enabled platform a rule can never act on (friend_policy on NetEase, which
+    has no friend callback; recall_policy on Tencent, which reports recalls only afterwards)."""
+    members = getattr(platform, "members", None)
+    if not members or len(enabled) < 2 or not entry.actions:
+        return []
+    idle = [each for each in enabled if each in members and not members[each].commands_for(tuple(entry.actions))]
+    for each in idle:
+        log.warning("rules[%d] %s acts on %s, which %s IM never asks about: it applies to %s callbacks only",
+                    path[1], name, ", ".join(sorted(entry.actions)), each,
+                    " and ".join(p for p in enabled if p not in idle) or "no")
+    return idle
 
 
 def _check_scope(doc, path, entry: ChainEntry, platform) -> None:

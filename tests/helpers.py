@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"
 APP_ID = "1400000000"
 TOKEN = "test-token-1"
+NETEASE_APP_KEY = "test-netease-key"
+NETEASE_SECRET = "test-netease-secret"
 
 
 def sample(name: str, platform: str = "tencent") -> dict:
@@ -71,6 +73,7 @@ def start_server(tmp_path: Path, config_text: str, *, workers: int = 2, threads:
     port = free_port()
     log_path = tmp_path / f"gunicorn-{port}.log"
     full_env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
+                "IMHOOK_NETEASE_APP_KEY": NETEASE_APP_KEY, "IMHOOK_NETEASE_APP_SECRET": NETEASE_SECRET,
                 "IMHOOK_WORKERS": str(workers), "IMHOOK_THREADS": str(threads),
                 "IMHOOK_BIND": f"127.0.0.1:{port}", "IMHOOK_ACCESS_LOG": str(tmp_path / "access.log"),
                 # so `use: tests.rulekit:...` resolves in the server as it does in the tests
@@ -110,6 +113,36 @@ def make_receiver(config_text: str, env: dict | None = None):
     config = parse_config(config_text, "test.yaml", {"IMHOOK_APP_ID": APP_ID, **(env or {})}, base_dir=ROOT)
     platform = TencentPlatform()
     return Receiver(config, build_chain(config, platform=platform), platform=platform)
+
+
+def make_receiver_all(config_text: str, env: dict | None = None):
+    """A Receiver over every platform (Tencent and NetEase, receiver.platforms), as the server builds it."""
+    from receiver.config import parse_config
+    from receiver.core import Receiver
+    from receiver.platforms import Platforms
+    from rules.loader import build_chain
+
+    full_env = {"IMHOOK_APP_ID": APP_ID, "IMHOOK_NETEASE_APP_KEY": NETEASE_APP_KEY,
+                "IMHOOK_NETEASE_APP_SECRET": NETEASE_SECRET, **(env or {})}
+    config = parse_config(config_text, "test.yaml", full_env, base_dir=ROOT)
+    platform = Platforms()
+    return Receiver(config, build_chain(config, platform=platform), platform=platform)
+
+
+def netease_headers(raw: bytes, *, now: float | None = None, secret: str = NETEASE_SECRET,
+                    app_key: str = NETEASE_APP_KEY) -> dict[str, str]:
+    from receiver.netease.auth import signed_headers
+
+    return signed_headers(app_key, secret, raw, now=time.time() if now is None else now)
+
+
+def handle_netease(receiver, body: dict | bytes, *, headers: dict | None = None, feed: str = "netease"):
+    """Post a signed NetEase body through the core (no HTTP); `feed` "netease.copy" for the copy feed."""
+    from receiver.core import HttpRequest
+
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    return receiver.handle(HttpRequest("POST", {}, raw, netease_headers(raw) if headers is None else headers,
+                                       platform=feed))
 
 
 def handle(receiver, body: dict | bytes, *, query: dict | None = None, method: str = "POST"):

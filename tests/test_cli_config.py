@@ -304,6 +304,8 @@ def test_every_help_default_is_the_real_default():
         ("explain", "--command"): ("the body's own", True),
         ("sign", "--time"): ("now", True),
         ("db upgrade", "--db"): ("the config's recording.store, store_env or store_file", True),
+        ("sign", "--body"): ("an empty body", True),
+        ("send", "--app-key"): ("$IMHOOK_NETEASE_APP_KEY", True),
     }
     for key, default in stated.items():
         if "$IMHOOK_CONFIG" in default:  # every --config: the variable, else the bundled file

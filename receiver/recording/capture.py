@@ -6,7 +6,10 @@ already private record, written before the reply goes out. Without it, on the wr
 
 from __future__ import annotations
 
+import json
+
 from ..core import Outcome
+from ..platforms import RECORD_PLATFORM_KEY
 from .privacy import Policy
 from .record import Record
 
@@ -19,10 +22,14 @@ def record_from_outcome(outcome: Outcome, policy: Policy, *, max_rejected_body: 
         # Rejected requests may be anyone's junk: keep only enough to see what it was.
         body, truncated = body[:max_rejected_body], True
     verdict = outcome.decision.verdict if outcome.decision else None
+    query = policy.query(request.query)
+    if request.platform:  # NetEase: replay and explain dispatch on it (receiver/platforms.py)
+        query[RECORD_PLATFORM_KEY] = request.platform
+        body = without_login_token(body)
     return Record(
         received_at=outcome.received_at,
         command=outcome.command,
-        query=policy.query(request.query),
+        query=query,
         body=policy.body(body),  # a truncated body is not JSON: hashed whole when redacting
         status=outcome.status,
         reply=policy.value(outcome.reply),
@@ -39,3 +46,17 @@ def record_from_outcome(outcome: Outcome, policy: Policy, *, max_rejected_body: 
         source="live",
         redacted=policy.redacted,
     )
+
+
+def without_login_token(body: bytes) -> bytes:
+    """A NetEase login body (events 36, 40) without its `token`: a credential is never recorded."""
+    if b'"token"' not in body:
+        return body
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    if not isinstance(data, dict) or "token" not in data:
+        return body
+    data["token"] = "(not recorded)"
+    return json.dumps(data, ensure_ascii=False).encode()

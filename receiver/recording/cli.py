@@ -162,9 +162,9 @@ def replay(source, config_file, commands, since, until, user, include_rejected, 
 
 def _selection_hint(commands, since, until, user) -> str:
     """What may have selected nothing: a command name imhook does not know, or the filters used."""
-    from ..tencent.platform import TencentPlatform
+    from ..platforms import Platforms
 
-    unknown = [c for c in commands if c not in TencentPlatform.commands]
+    unknown = [c for c in commands if c not in Platforms().commands]
     if unknown:
         return (f"; {', '.join(map(repr, unknown))} is not a known CallbackCommand (names look like "
                 "C2C.CallbackBeforeSendMsg)")

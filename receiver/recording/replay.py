@@ -22,6 +22,7 @@ import requests
 from ..client import describe_failure, hide_signature, post_callback
 from ..core import HttpRequest, Receiver
 from ..errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED
+from ..platforms import NETEASE_COPY, split_record_query
 from ..signature import sign
 from .record import Problem, Record
 from .sent import describe_sent
@@ -39,10 +40,10 @@ def build_receiver(rules_file: str | None = None, env: dict[str, str] | None = N
     from rules.loader import build_chain
 
     from ..config import load_config
-    from ..tencent.platform import TencentPlatform
+    from ..platforms import Platforms
 
     config = load_config(rules_file, dict(os.environ if env is None else env), require_app_id=False)
-    platform = TencentPlatform()
+    platform = Platforms()
     return Receiver(config, build_chain(config, platform=platform), platform=platform)
 
 
@@ -62,6 +63,8 @@ def check_replayable(record: Record) -> str | None:
         return "the body was truncated when recorded (a rejected request over max_rejected_body_bytes)"
     if record.rejected:
         return None  # junk bodies are what rejected records are about: replay them as they are
+    if not record.body.strip() and split_record_query(record.query)[0] == NETEASE_COPY:
+        return None  # the NetEase console's address check: an empty body, answered 200
     try:
         body = json.loads(record.body)
     except (ValueError, RecursionError) as exc:
@@ -82,12 +85,14 @@ class OfflineReplay:
         self.save = save  # receives each record answered anew: a new baseline
 
     def __call__(self, record: Record) -> Case:
-        query = {**record.query}
-        query.setdefault("CallbackCommand", record.command)
-        # A hand-made record may lack SdkAppid; the trusted path still wants one to be present.
-        query.setdefault("SdkAppid", self.receiver.config.app_id or "0")
-        outcome = self.receiver.handle(HttpRequest("POST", query, record.body, request_id=record.request_id),
-                                       trusted=True)
+        platform, query = split_record_query(record.query)
+        query = {**query}
+        if not platform:
+            query.setdefault("CallbackCommand", record.command)
+            # A hand-made record may lack SdkAppid; the trusted path still wants one to be present.
+            query.setdefault("SdkAppid", self.receiver.config.app_id or "0")
+        outcome = self.receiver.handle(HttpRequest("POST", query, record.body, request_id=record.request_id,
+                                                   platform=platform), trusted=True)
         verdict = outcome.decision.verdict if outcome.decision else None
         new = Side(outcome.status, outcome.reply, outcome.outcome_name, verdict.rule if verdict else "",
                    verdict.reason if verdict else (outcome.error.message if outcome.error else ""))
@@ -154,6 +159,8 @@ class HttpReplay:
         return query
 
     def __call__(self, record: Record) -> Case:
+        if split_record_query(record.query)[0]:
+            return error_case(record, "a NetEase record is replayed offline only (imhook replay without --url)")
         self.limiter.wait()
         query = self.query_for(record)
         try:

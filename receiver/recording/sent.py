@@ -59,15 +59,19 @@ def _escape(match: re.Match) -> str:
 
 def _parse(record: Record, platform: Any) -> Callback:
     global _platform
+    from ..platforms import Platforms, split_record_query
+
     if platform is None:
         if _platform is None:
-            from ..tencent.platform import TencentPlatform
-
-            _platform = TencentPlatform()
+            _platform = Platforms()
         platform = _platform
+    which, query = split_record_query(record.query)
+    if which and hasattr(platform, "member"):  # a NetEase record: its own parser, no query to fill in
+        return platform.member(which).from_http({}, record.body, app_id="", max_body=len(record.body) + 1,
+                                                now=record.received_at or time.time())
     # Only the body is summed up: a rejected record's missing app id or command must not hide it.
-    query = {**record.query, "CallbackCommand": record.query.get("CallbackCommand") or record.command,
-             "SdkAppid": record.query.get("SdkAppid") or "0"}
+    query = {**query, "CallbackCommand": query.get("CallbackCommand") or record.command,
+             "SdkAppid": query.get("SdkAppid") or "0"}
     # The body was accepted once: no size limit now. Authentication is not checked (no tokens).
     return platform.from_http(query, record.body, app_id=query["SdkAppid"], max_body=len(record.body) + 1,
                               now=record.received_at or time.time())

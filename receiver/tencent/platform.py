@@ -130,6 +130,10 @@ class TencentPlatform:
             known=spec is not None, drift=drift, undecidable=undecidable,
         )
 
+    def credentials(self, config) -> tuple[str, tuple[str, ...], float]:
+        """(SdkAppid, tokens, RequestTime window) from the config: Tencent is always on."""
+        return config.app_id, config.tokens, config.auth["window_seconds"]
+
     def authenticate(
         self,
         query: Mapping[str, str],

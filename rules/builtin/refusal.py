@@ -22,17 +22,44 @@ from ..base import RuleConfig, RuleContext
 
 
 def platform_of(context: RuleContext) -> Any:
-    """The platform the rule serves. The gunicorn master validates without one: Tencent is the only
-    platform the config accepts today, so check against it rather than skip the checks."""
+    """The platforms the rule serves. Without one (a rule built alone), every platform imhook knows:
+    one rule file serves them all, so its codes are checked against them all."""
     if context.platform is not None:
         return context.platform
-    from receiver.tencent.platform import TencentPlatform
+    from receiver.platforms import Platforms
 
-    return TencentPlatform()
+    return Platforms()
 
 
-def code_field() -> fields.Integer:
-    return fields.Integer(load_default=None, allow_none=True, strict=True)
+PLATFORM_NAMES = ("tencent", "netease")
+
+
+class PlatformCode(fields.Field):
+    """`code: 120050`, or one per platform: `code: {tencent: 120050, netease: 20050}`.
+
+    A single code is used on the platform whose ranges it fits; a callback of a platform it does not
+    fit gets that platform's generic refusal (Refusal.code_for).
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict):
+            unknown = [k for k in value if k not in PLATFORM_NAMES]
+            if unknown:
+                raise ValidationError(f"unknown platform {str(unknown[0])[:40]!r}; use {' or '.join(PLATFORM_NAMES)}")
+            if not value:
+                raise ValidationError("name at least one platform's code")
+            return {name: self._one(code) for name, code in value.items()}
+        return self._one(value)
+
+    @staticmethod
+    def _one(value):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValidationError("Not a valid integer.")
+        return value
+
+
+def code_field() -> fields.Field:
+    return PlatformCode(load_default=None, allow_none=True)
 
 
 def action_field(choices: tuple[str, ...], default: str) -> fields.String:
@@ -88,11 +115,20 @@ class Refusal:
     def code_for(self, command: str) -> int | None:
         """The configured code if this command accepts it; else None (the command's generic refusal).
 
-        A code is validated against the union of the rule's commands, so a C2C code may meet a group
-        message: sending it there would be misread by the IM, so the generic refusal goes instead.
+        A code is validated against the union of the rule's commands, on every platform, so a C2C
+        code may meet a group message or a NetEase one: sending it there would be misread by the IM,
+        so the generic refusal goes instead.
         """
-        codes = self.platform.code_range(command)
-        return self.code if self.code is not None and codes is not None and self.code in codes else None
+        return code_in_range(self.platform, self.code, command)
+
+
+def code_in_range(platform: Any, code: int | dict | None, command: str) -> int | None:
+    """`code` (or its entry for the command's platform) if it lies in the command's range, else None."""
+    if isinstance(code, dict):
+        name = platform.platform_name(command) if hasattr(platform, "platform_name") else platform.name
+        code = code.get(name)
+    codes = platform.code_range(command)
+    return code if code is not None and codes is not None and code in codes else None
 
 
 def build_refusal(config: dict[str, Any], context: RuleContext, actions: Iterable[str], *,
@@ -114,8 +150,18 @@ def build_refusal(config: dict[str, Any], context: RuleContext, actions: Iterabl
     return Refusal(platform, outcome, code, config.get("info", ""))
 
 
-def check_code(platform: Any, commands: Iterable[str], code: int, *, path: str = "code") -> None:
-    """Raise a ConfigError unless `code` lies in the refusal range of at least one of `commands`."""
+def check_code(platform: Any, commands: Iterable[str], code: int | dict, *, path: str = "code") -> None:
+    """Raise a ConfigError unless `code` lies in the refusal range of at least one of `commands`
+    (per platform: each platform's code against that platform's commands)."""
+    commands = tuple(commands)
+    if isinstance(code, dict):
+        for name, one in code.items():
+            mine = [c for c in commands if _platform_name(platform, c) == name]
+            if not mine:
+                raise ConfigError(f"this rule acts on no {name} callback that takes a refusal code; "
+                                  f"remove `{name}`", path=f"{path}.{name}")
+            check_code(platform, mine, one, path=f"{path}.{name}")
+        return
     ranges = {c: platform.code_range(c) for c in commands}
     if any(r is not None and code in r for r in ranges.values()):
         return
@@ -129,6 +175,10 @@ def check_code(platform: Any, commands: Iterable[str], code: int, *, path: str =
                           "their own; remove `code`", path=path)
     raise ConfigError(f"code {code} is outside the refusal codes of every command this rule acts on "
                       f"({known})", path=path)
+
+
+def _platform_name(platform: Any, command: str) -> str:
+    return platform.platform_name(command) if hasattr(platform, "platform_name") else platform.name
 
 
 def describe_options(config: dict[str, Any]) -> str:

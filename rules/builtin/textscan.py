@@ -16,7 +16,7 @@ from receiver import model as m
 from receiver.verdict import DROP, REFUSE, FriendResult, Verdict, refuse_friends
 
 from ..base import Rule, RuleConfig
-from .refusal import build_refusal
+from .refusal import build_refusal, code_field
 
 MASK, TAG = "mask", "tag"
 ACTIONS = (MASK, REFUSE, DROP, TAG)
@@ -54,7 +54,7 @@ class TextScanConfig(RuleConfig):
     action = fields.String(load_default=MASK, validate=validate.OneOf(ACTIONS))
     mask_char = fields.String(load_default="*", validate=validate.Length(equal=1))
     replacement = fields.String(load_default=None, allow_none=True)
-    code = fields.Integer(load_default=None, allow_none=True, strict=True)
+    code = code_field()
     info = fields.String(load_default="")
     tag_key = fields.String(load_default="imhook_flags")
     fields_ = fields.List(fields.String(), data_key="fields", attribute="fields", load_default=list)

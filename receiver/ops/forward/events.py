@@ -119,6 +119,15 @@ def _conversation(body: Mapping[str, Any]) -> str:
     for field in ("From_Account", "Operator_Account", "Report_Account", "Requester_Account"):
         if _account(body.get(field)):
             return f"account:{body[field]}"
+    # NetEase copy feed (docs/netease.md): `fromAccount`, `to`, `convType` TEAM for teams (field
+    # names from the callback events; the copy feed's own list is unverified, so each is optional).
+    sender, peer = _account(body.get("fromAccount")), _account(body.get("to"))
+    if peer and body.get("convType") in ("TEAM", "SUPER_TEAM"):
+        return f"group:{peer}"
+    if sender and peer:
+        return "c2c:" + "|".join(sorted((sender, peer)))
+    if sender:
+        return f"account:{sender}"
     return "global"
 
 

@@ -1,0 +1,1 @@
+"""NetEase IM (Yunxin / CommsEase): header authentication, event schemas and replies (PROTOCOL.md §8)."""
