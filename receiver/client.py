@@ -80,7 +80,7 @@ def post_netease(url: str, raw: bytes, *, app_key: str, secret: str | None, time
     elapsed = (time.perf_counter() - started) * 1000
     try:
         reply = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         reply = response.text
     return PostResult(response.status_code, reply, elapsed)
 

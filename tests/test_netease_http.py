@@ -119,6 +119,27 @@ def test_signed_netease_requests_over_gunicorn(serve, tmp_path):
                             env={**server.env})
     assert result.returncode == 0, result.stdout + result.stderr
 
+    # Over HTTP: each NetEase record goes to the receiver's NetEase path, signed anew from the
+    # environment's AppKey and secret; the same rules give the same replies.
+    again = serve(RULES.format(db=json.dumps(str(tmp_path / "again.sqlite"))), workers=1)
+    result = subprocess.run([sys.executable, "-m", "receiver.cli", "replay", str(db), "--url", again.callback_url,
+                             "--fail-on-change"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={**again.env})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "errors 0" in result.stdout and "changed 0" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("url, platform, expected", [
+    ("http://h:8080/callback", "netease", "http://h:8080/netease/callback"),
+    ("http://h:8080/", "netease.copy", "http://h:8080/netease/copy"),
+    ("https://h/im/callback", "netease", "https://h/im/netease/callback"),
+    ("http://h/netease/callback?x=1", "netease.copy", "http://h/netease/copy"),
+])
+def test_a_netease_record_is_replayed_to_the_receivers_netease_path(url, platform, expected):
+    from receiver.recording.replay import netease_url
+
+    assert netease_url(url, platform) == expected
+
 
 def test_netease_paths_are_404_without_a_key(serve, tmp_path):
     server = serve("rules: []\n", workers=1, env={"IMHOOK_NETEASE_APP_KEY": "", "IMHOOK_NETEASE_APP_SECRET": ""})

@@ -184,8 +184,11 @@ def _http_runner(url, token, app_id, timeout, rate):
 
     auth = {"token_env": "IMHOOK_TOKEN", "token_file_env": "IMHOOK_TOKEN_FILE", "token_file": None}
     token = token or next(iter(resolve_tokens(auth, dict(os.environ))), None)
+    # NetEase records are re-signed with the receiver's NetEase AppKey and the first of its secrets.
+    secret = next(iter((os.environ.get("IMHOOK_NETEASE_APP_SECRET") or "").split(",")), "").strip() or None
     return HttpReplay(url, app_id=app_id, token=token, timeout=timeout,
-                      rate=rate, before_commands=TencentPlatform.before_commands)
+                      rate=rate, before_commands=TencentPlatform.before_commands,
+                      netease_key=os.environ.get("IMHOOK_NETEASE_APP_KEY") or None, netease_secret=secret)
 
 
 def _write_outputs(summary, meta: dict, *, elapsed: float, json_out, html_out, show: int) -> None:

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from ..client import describe_failure, hide_signature, post_callback
+from ..client import describe_failure, hide_signature, post_callback, post_netease
 from ..core import HttpRequest, Receiver
 from ..errors import EXIT_CHANGED, EXIT_OK, EXIT_UNTESTED
 from ..platforms import NETEASE_COPY, split_record_query
@@ -131,9 +132,12 @@ class HttpReplay:
     mode = "http"
 
     def __init__(self, url: str, *, app_id: str | None, token: str | None, timeout: float = 5.0,
-                 rate: float | None = None, before_commands: Iterable[str] = ()):
+                 rate: float | None = None, before_commands: Iterable[str] = (),
+                 netease_key: str | None = None, netease_secret: str | None = None):
         self.target = hide_signature(url)
         self.url, self.app_id, self.token, self.timeout = url, app_id, token, timeout
+        # NetEase records go to the same receiver's NetEase paths, signed with these.
+        self.netease_key, self.netease_secret = netease_key, netease_secret
         self.limiter = RateLimiter(rate)
         self.before_commands = frozenset(before_commands)
         self._local = threading.local()
@@ -159,8 +163,9 @@ class HttpReplay:
         return query
 
     def __call__(self, record: Record) -> Case:
-        if split_record_query(record.query)[0]:
-            return error_case(record, "a NetEase record is replayed offline only (imhook replay without --url)")
+        platform = split_record_query(record.query)[0]
+        if platform:
+            return self._netease(record, platform)
         self.limiter.wait()
         query = self.query_for(record)
         try:
@@ -176,8 +181,48 @@ class HttpReplay:
         outcome = classify_reply(record.command, result.status, result.reply, self.before_commands)
         return compare(record, Side(result.status, result.reply, outcome, None, None))
 
+    def _netease(self, record: Record, platform: str) -> Case:
+        """Re-post a NetEase record to the receiver's NetEase path, signed anew (headers, not query)."""
+        if not self.netease_key:
+            return error_case(record, "a NetEase record needs the AppKey: set IMHOOK_NETEASE_APP_KEY "
+                                      "(and IMHOOK_NETEASE_APP_SECRET) to what the receiver checks")
+        self.limiter.wait()
+        url = netease_url(self.url, platform)
+        try:
+            result = post_netease(url, record.body, app_key=self.netease_key, secret=self.netease_secret,
+                                  session=self._session(), timeout=self.timeout)
+        except requests.RequestException as exc:
+            return error_case(record, f"HTTP request failed: {describe_failure(exc, url, self.timeout)}")
+        with self._count_lock:
+            self.answered += 1
+            if not result.ok and result.status != record.status:
+                self.turned_away[result.status] += 1
+        outcome = classify_netease_reply(platform, result.status, result.reply)
+        return compare(record, Side(result.status, result.reply, outcome, None, None))
+
     def close(self) -> None:
         pass
+
+
+def netease_url(url: str, platform: str) -> str:
+    """The NetEase path of the receiver `url` names (its Tencent callback URL, or a NetEase one)."""
+    parts = urlsplit(url)
+    path = "/netease/copy" if platform == NETEASE_COPY else "/netease/callback"
+    base = parts.path.rsplit("/netease/", 1)[0] if "/netease/" in parts.path else parts.path
+    base = base[:-len("/callback")] if base.endswith("/callback") else base.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, base + path, "", ""))
+
+
+def classify_netease_reply(platform: str, status: int, reply: Any) -> str:
+    """The outcome a NetEase reply expresses: errCode 0 lets it through (rewritten with a
+    modifyResponse), errCode 1 refuses with responseCode, or drops silently with 200."""
+    if status != 200 or not isinstance(reply, dict):
+        return "rejected"
+    if platform == NETEASE_COPY:
+        return "notify"
+    if str(reply.get("errCode", 0)) == "1":
+        return "drop" if str(reply.get("responseCode")) == "200" else "refuse"
+    return "rewrite" if reply.get("modifyResponse") else "allow"
 
 
 def classify_reply(command: str, status: int, reply: Any, before_commands: frozenset[str]) -> str:
