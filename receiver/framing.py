@@ -58,6 +58,7 @@ class Framer:
     def _reset(self) -> None:
         self._head_end = -1  # index just past the head's empty line
         self._line_end = -1  # index of the CR that ends the request line
+        self.target = b""  # the request target, once the request line is in (an error's shape follows it)
         self._lf_scan = 0  # where the head scan resumes
         self._scan = 0  # where the chunk scan resumes
         self._body_total = 0  # chunked: payload bytes so far
@@ -110,6 +111,8 @@ class Framer:
                 return self._head_end
             if self._line_end < 0 and lf - 1 >= start:
                 self._line_end = lf - 1
+                parts = bytes(buffer[start:self._line_end]).split(b" ", 2)
+                self.target = parts[1] if len(parts) > 1 else b""
                 if self._line_end - start > limits.request_line:
                     return Refusal(414, f"request line longer than {limits.request_line} bytes")
             elif self._line_end >= 0 and lf >= self._line_end + 3 and buffer[lf - 3:lf - 1] == CRLF:

@@ -82,6 +82,7 @@ class ImhookWorker(ThreadWorker):
     """gunicorn's gthread worker that reads requests in its event loop and sheds stale ones."""
 
     shedder: Shedder
+    render_netease_error = None  # set when the app serves NetEase: its paths answer in its shape
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,7 +106,18 @@ class ImhookWorker(ThreadWorker):
         self.shedder = Shedder(self.wsgi, CALLBACK_PATHS)
         self.wsgi = self.shedder
         if self.shedder.receiver is not None:
-            self.render_error = self.shedder.receiver.platform.render_error
+            platform = self.shedder.receiver.platform
+            self.render_error = platform.render_error
+            netease = platform.member("netease") if hasattr(platform, "member") else None
+            if netease is not None:
+                self.render_netease_error = netease.render_error
+
+    def renderer_for(self, target: bytes | str):
+        """The error envelope of the IM whose path a request named (NetEase's under /netease/)."""
+        prefix = b"/netease/" if isinstance(target, bytes) else "/netease/"
+        if self.render_netease_error is not None and target.startswith(prefix):
+            return self.render_netease_error
+        return self.render_error
 
     def limits(self) -> Limits:
         """Read when a request starts, so a reload's server.max_body_bytes applies to the next one."""
@@ -205,7 +217,7 @@ class ImhookWorker(ThreadWorker):
         log.warning("request refused before the app: %s %s", status, message,
                     extra={"status": status, "client": edge.loggable(conn.client[0] if conn.client else "")})
         count_refusal(status)
-        if self.send_now(conn, edge.error_response(status, message, self.render_error)):
+        if self.send_now(conn, edge.error_response(status, message, self.renderer_for(conn.framer.target))):
             self.linger(conn)
 
     def send_now(self, conn: TConn, data: bytes) -> bool:
@@ -354,7 +366,8 @@ class ImhookWorker(ThreadWorker):
                              type(exc).__name__)
         count_refusal(status)
         try:
-            util.write_nonblock(client, edge.error_response(status, message, self.render_error))
+            render = self.renderer_for(getattr(req, "path", None) or "")
+            util.write_nonblock(client, edge.error_response(status, message, render))
         except Exception:
             self.log.debug("Failed to send error message.")
 

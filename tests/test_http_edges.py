@@ -272,3 +272,16 @@ def test_requests_refused_before_the_app_are_counted_by_status(server):
     after = edge_refusals(server)
     grown = {status: after.get(status, 0) - before.get(status, 0) for status in after}
     assert {k: v for k, v in grown.items() if v} == {"413": 1, "414": 1, "431": 1, "400": 2}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("request_bytes, status", [
+    (lambda: post("/netease/callback", b"x" * (MAX_BODY + 1)), 413),
+    (lambda: post_chunked("/netease/callback", b"x" * (MAX_BODY + 1)), 413),
+    (lambda: post("/netease/callback", b"{}", headers=header_of(8000) * (MAX_HEAD_BYTES // 8000 + 1)), 431),
+], ids=["length", "chunked", "head"])
+def test_a_refusal_on_a_netease_path_is_in_netease_shape(server, request_bytes, status):
+    """The worker answers before the app, in the envelope of the IM whose path was asked."""
+    got, body, raw = exchange(server, request_bytes())
+    assert got == status, raw[:300]
+    assert body["errCode"] == 1 and body["responseCode"] == status and "ActionStatus" not in body, body
