@@ -259,8 +259,8 @@ def test_the_example_scenario_holds_against_its_rules_as_written(netease):
     from .helpers import ROOT
 
     scenario = load_scenario(ROOT / "examples" / "scenarios" / "netease_recall.yaml")
-    [rule] = yaml.safe_load(scenario.receiver_config.read_text(encoding="utf-8"))["rules"]
-    policy = rule["config"]
+    rules = yaml.safe_load(scenario.receiver_config.read_text(encoding="utf-8"))["rules"]
+    policy = next(rule["config"] for rule in rules if rule["use"] == "recall_policy")
 
     def recall_policy(body):
         if body["eventType"] != 35:
