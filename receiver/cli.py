@@ -175,7 +175,7 @@ def send(file, url: str, token: str | None, app_id: str | None, timeout: float, 
         click.echo(f"HTTP {result.status} in {result.elapsed_ms:.1f} ms", err=True)
         click.echo(json.dumps(result.reply, ensure_ascii=False, indent=2))
         if not result.ok:
-            fail(reply_problem(result.status, result.reply, token), EXIT_UNTESTED)
+            fail(reply_problem(result.status, result.reply, token, netease=True), EXIT_UNTESTED)
         return
     try:
         command = json.loads(raw)["CallbackCommand"]
@@ -201,13 +201,15 @@ def send(file, url: str, token: str | None, app_id: str | None, timeout: float, 
         fail(reply_problem(result.status, result.reply, token), EXIT_UNTESTED)
 
 
-def reply_problem(status: int, reply, token: str | None) -> str:
+def reply_problem(status: int, reply, token: str | None, *, netease: bool = False) -> str:
     """One line on why a reply is not a callback answer, with what to change."""
+    secret, app = (("the AppSecret", "IMHOOK_NETEASE_APP_SECRET"), ("AppKey", "--app-key or IMHOOK_NETEASE_APP_KEY")) \
+        if netease else (("the token", "IMHOOK_TOKEN"), ("SdkAppid", "--app-id or IMHOOK_APP_ID"))
     if status == 401:
-        return ("HTTP 401: the receiver refused the signature; "
-                + ("is the token right? " if token else "") + "pass --token or set IMHOOK_TOKEN to its token")
+        return ("HTTP 401: the receiver refused the signature; " + (f"is {secret[0]} right? " if token else "")
+                + f"pass --token or set {secret[1]} to its {secret[0].split()[-1]}")
     if status == 403:
-        return "HTTP 403: the receiver serves another app; pass its SdkAppid with --app-id or IMHOOK_APP_ID"
+        return f"HTTP 403: the receiver serves another app; pass its {app[0]} with {app[1]}"
     if status >= 500:
         return f"HTTP {status}: the receiver failed; see its log"
     if status != 200:
