@@ -7,8 +7,9 @@ Both stores in the same run, alternating, so a disturbance on a shared machine h
 1. **Writer**: records/s from the queue into each store, in-process. A Recorder is built as a
    worker builds it (the config's recording settings, journal on), the mix's records are journaled
    and queued as the reply path does, then the writer thread is started and timed until it has
-   stored them all and retired its journal (`Recorder.close`). With 1 writer (one worker) and with
-   `--writers` processes at once (one instance: each gunicorn worker has its own writer).
+   stored them all and retired its journal (`Recorder.close`), while a thread beside it (a stand-in
+   for a reply thread) notes how long the writer kept it waiting for the GIL at most. With 1 writer
+   (one worker) and with `--writers` processes at once (one instance: each worker has its own).
 2. **Replies**: two gunicorn servers with configs/production.yaml (recording on), one per store,
    each first checked to answer the whole mix exactly as the in-process core does; then closed-loop
    runs at `--connections` (16) alternating between them (the order flipped each round), the
@@ -28,11 +29,13 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -121,31 +124,70 @@ def _one_writer(settings: dict, records: list, barrier, results) -> None:
     for record in records:
         recorder.keep(record)  # journal line + queue, exactly the reply path with the journal on
     barrier.wait()
+    ticker = StallTicker()
     started, cpu = time.time(), time.process_time()
     recorder.start()
     recorder.close(timeout=600)
-    results.put((started, time.time(), time.process_time() - cpu, recorder.stats()["written_total"]))
+    ended, cpu = time.time(), time.process_time() - cpu
+    results.put((started, ended, cpu, recorder.stats()["written_total"], ticker.stop()))
 
 
-def writer_round(settings: dict, records: list, writers: int) -> tuple[float, float, int]:
-    """(records/s, writer CPU µs per record, records stored) for `writers` processes at once."""
+class StallTicker(threading.Thread):
+    """A stand-in for a reply thread beside the writer: how late its 1 ms sleeps wake up.
+
+    The writer shares the GIL with the reply threads; a store call that holds it for long (Python
+    or C code that does not let go) delays every reply in the worker by that much, which is what
+    shows in the reply p99 and max. The longest delay is the figure to watch.
+    """
+
+    TICK_SECONDS = 0.001
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.late: list[float] = []
+        self._done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            started = time.perf_counter()
+            time.sleep(self.TICK_SECONDS)
+            self.late.append(time.perf_counter() - started - self.TICK_SECONDS)
+
+    def stop(self) -> float:
+        """The longest delay, in ms."""
+        self._done.set()
+        self.join()
+        return max(self.late, default=0.0) * 1000
+
+
+def writer_round(settings: dict, records: list, writers: int) -> tuple[float, float, int, float]:
+    """(records/s, writer CPU µs per record, records stored, longest stall of a thread beside the
+    writer in ms) for `writers` processes at once."""
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(writers), context.Queue()
     children = [context.Process(target=_one_writer, args=(settings, records, barrier, results))
                 for _ in range(writers)]
     for child in children:
         child.start()
-    done = [results.get(timeout=900) for _ in children]
+    done = []
+    while len(done) < writers:
+        try:
+            done.append(results.get(timeout=1))
+        except queue.Empty:
+            failed = [child.exitcode for child in children if child.exitcode not in (None, 0)]
+            if failed:  # its traceback is on stderr already
+                raise RuntimeError(f"a writer process failed (exit {failed[0]})") from None
     for child in children:
         child.join()
-    span = max(end for _, end, _, _ in done) - min(start for start, _, _, _ in done)
-    stored = sum(n for _, _, _, n in done)
-    return stored / span, sum(cpu for _, _, cpu, _ in done) / stored * 1e6, stored
+    span = max(end for _, end, _, _, _ in done) - min(start for start, _, _, _, _ in done)
+    stored = sum(n for _, _, _, n, _ in done)
+    return stored / span, sum(cpu for _, _, cpu, _, _ in done) / stored * 1e6, stored, max(s for *_, s in done)
 
 
 def writer_phase(args, settings: dict, records: list, db: ScratchDatabase, workdir: Path) -> dict:
-    """Alternating rounds of each store, one writer and `--writers`: {(store, writers): [(rate, cpu)]}."""
-    figures: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    """Alternating rounds of each store, one writer and `--writers`: {(store, writers): [(rate, cpu, stall)]}."""
+    figures: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
     for round_ in range(args.rounds):
         for writers in sorted({1, args.writers}):
             for store in (STORES if round_ % 2 == 0 else STORES[::-1]):
@@ -153,20 +195,23 @@ def writer_phase(args, settings: dict, records: list, db: ScratchDatabase, workd
                 folder.mkdir()
                 db.empty()
                 mine = {**settings, "path": str(folder / "recordings.sqlite"), "journal_dir": str(folder / "journal"),
-                        "store": db.url if store == "postgresql" else None, "retention_days": None}
-                rate, cpu, stored = writer_round(mine, records, writers)
+                        "store": db.url if store == "postgresql" else None, "retention_days": None,
+                        # The records were made before the round: "undrained for N s" would be their age.
+                        "stall_seconds": 86400.0}
+                rate, cpu, stored, stall = writer_round(mine, records, writers)
                 expected = len(records) * writers
                 if stored != expected:
                     raise RuntimeError(f"{store}: the writers stored {stored} records of {expected}")
-                figures.setdefault((store, writers), []).append((rate, cpu))
+                figures.setdefault((store, writers), []).append((rate, cpu, stall))
                 print(f"  round {round_ + 1}: {store:<10} {writers} writer(s) {rate:9,.0f} records/s  "
-                      f"writer CPU {cpu:5.1f} us/record", flush=True)
+                      f"writer CPU {cpu:5.1f} us/record  longest stall beside it {stall:5.1f} ms", flush=True)
                 shutil.rmtree(folder, ignore_errors=True)
     for (store, writers), runs in sorted(figures.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        rates = [rate for rate, _ in runs]
+        rates, stalls = [rate for rate, _, _ in runs], [stall for _, _, stall in runs]
         print(f"  RESULT writer {store:<10} writers={writers} {statistics.median(rates):9,.0f} records/s "
               f"(range {min(rates):,.0f}-{max(rates):,.0f} over {len(rates)} rounds)  writer CPU "
-              f"{statistics.median(cpu for _, cpu in runs):.1f} us/record", flush=True)
+              f"{statistics.median(cpu for _, cpu, _ in runs):.1f} us/record  longest stall beside it "
+              f"{statistics.median(stalls):.1f} ms ({min(stalls):.1f}-{max(stalls):.1f})", flush=True)
     return figures
 
 
@@ -320,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             if "replies" in args.only:
                 print(f"\n2. replies: closed loop, {args.connections} connections, {args.seconds:g} s per run",
                       flush=True)
+                db.empty()  # the writer phase's rows: the count afterwards is the servers' alone
                 replies = replies_phase(args, bodies, configs, db, workdir)
                 ratio = summarize_replies(replies["rounds"])
                 if any(replies["stored"][s] < replies["answered"][s] for s in STORES):

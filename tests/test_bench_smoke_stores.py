@@ -35,7 +35,7 @@ def test_stores_benchmark_smoke_run_prints_every_figure_and_drops_its_database(p
     for store in STORES:
         for writers in (1, 2):
             assert re.search(rf"RESULT writer {store}\s+writers={writers}\s+{NUMBER} records/s \(range "
-                             rf"{NUMBER}-{NUMBER} over 2 rounds\)\s+writer CPU {NUMBER} us/record", output), output
+                             rf"{NUMBER}-{NUMBER} over 2 rounds\)\s+writer CPU {NUMBER} us/record  longest stall beside it {NUMBER} ms", output), output
         assert re.search(rf"^  {store}: checked 200 callbacks, 0 wrong", output, re.MULTILINE), output
         replies = re.search(rf"RESULT replies {store}\s+c=16 .*", output)
         assert replies, output
