@@ -48,53 +48,12 @@ import loadgen  # noqa: E402
 import traffic  # noqa: E402
 from common import LoadResult, machine, start_server  # noqa: E402
 from results import Run  # noqa: E402
+from scratchdb import ScratchDatabase, backend_seconds  # noqa: E402
 
 STORES = ("sqlite", "postgresql")
 TARGET_P99_RATIO = 1.10  # issue 14: reply p99 with PostgreSQL within 10 % of SQLite's
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 STORE_ENV = "IMHOOK_RECORDING_DSN"  # would override recording.store (receiver/recording/locations.py)
-
-
-# --- the scratch database ------------------------------------------------------------------------
-
-class ScratchDatabase:
-    """A database of its own on the admin URL's server, at this imhook's schema; dropped on exit."""
-
-    def __init__(self, admin_url: str):
-        self.admin_url, self.name = admin_url, f"imhook_bench_{os.getpid()}"
-        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(sql)
-
-    def __enter__(self) -> "ScratchDatabase":
-        import psycopg
-
-        from receiver.recording import pgschema
-
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self._admin(f'CREATE DATABASE "{self.name}"')
-        with psycopg.connect(self.url) as conn:
-            pgschema.upgrade(conn)  # what `imhook db upgrade` does
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-    def empty(self) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute("TRUNCATE recordings")
-
-    def count(self) -> int:
-        import psycopg
-
-        with psycopg.connect(self.url) as conn:
-            return conn.execute("SELECT COUNT(*) FROM recordings").fetchone()[0]
 
 
 # --- 1. the writer, in-process ---------------------------------------------------------------------
@@ -186,8 +145,9 @@ def writer_round(settings: dict, records: list, writers: int) -> tuple[float, fl
 
 
 def writer_phase(args, settings: dict, records: list, db: ScratchDatabase, workdir: Path) -> dict:
-    """Alternating rounds of each store, one writer and `--writers`: {(store, writers): [(rate, cpu, stall)]}."""
-    figures: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    """Alternating rounds of each store, one writer and `--writers`:
+    {(store, writers): [(records/s, writer µs/record, longest stall ms, disk bytes/record)]}."""
+    figures: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
     for round_ in range(args.rounds):
         for writers in sorted({1, args.writers}):
             for store in (STORES if round_ % 2 == 0 else STORES[::-1]):
@@ -202,16 +162,20 @@ def writer_phase(args, settings: dict, records: list, db: ScratchDatabase, workd
                 expected = len(records) * writers
                 if stored != expected:
                     raise RuntimeError(f"{store}: the writers stored {stored} records of {expected}")
-                figures.setdefault((store, writers), []).append((rate, cpu, stall))
+                disk = (db.bytes() if store == "postgresql" else
+                        sum(f.stat().st_size for f in folder.glob("recordings.sqlite*"))) / stored
+                figures.setdefault((store, writers), []).append((rate, cpu, stall, disk))
                 print(f"  round {round_ + 1}: {store:<10} {writers} writer(s) {rate:9,.0f} records/s  "
-                      f"writer CPU {cpu:5.1f} us/record  longest stall beside it {stall:5.1f} ms", flush=True)
+                      f"writer CPU {cpu:5.1f} us/record  longest stall beside it {stall:5.1f} ms  "
+                      f"disk {disk:,.0f} bytes/record", flush=True)
                 shutil.rmtree(folder, ignore_errors=True)
     for (store, writers), runs in sorted(figures.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        rates, stalls = [rate for rate, _, _ in runs], [stall for _, _, stall in runs]
+        rates, stalls = [run[0] for run in runs], [run[2] for run in runs]
         print(f"  RESULT writer {store:<10} writers={writers} {statistics.median(rates):9,.0f} records/s "
               f"(range {min(rates):,.0f}-{max(rates):,.0f} over {len(rates)} rounds)  writer CPU "
-              f"{statistics.median(cpu for _, cpu, _ in runs):.1f} us/record  longest stall beside it "
-              f"{statistics.median(stalls):.1f} ms ({min(stalls):.1f}-{max(stalls):.1f})", flush=True)
+              f"{statistics.median(run[1] for run in runs):.1f} us/record  longest stall beside it "
+              f"{statistics.median(stalls):.1f} ms ({min(stalls):.1f}-{max(stalls):.1f})  disk "
+              f"{statistics.median(run[3] for run in runs):,.0f} bytes/record", flush=True)
     return figures
 
 
@@ -236,6 +200,7 @@ def replies_phase(args, bodies, configs: dict[str, Path], db: ScratchDatabase, w
     """Start both servers, check them, run the alternating rounds; then count each store's rows."""
     servers, answered = {}, dict.fromkeys(STORES, 0)
     rounds: dict[str, list[LoadResult]] = {store: [] for store in STORES}
+    db_cpu: dict[str, list[float]] = {store: [] for store in STORES}  # PostgreSQL backends, µs per reply
     try:
         for store in STORES:
             spec = httpbench.imhook_spec(store, configs[store])
@@ -255,13 +220,17 @@ def replies_phase(args, bodies, configs: dict[str, Path], db: ScratchDatabase, w
             answered[store] += phase(store, args.warmup).requests
         for round_ in range(args.rounds):
             for store in (STORES if round_ % 2 == 0 else STORES[::-1]):
+                database = backend_seconds(db.name)
                 result = phase(store, args.seconds)
+                database = backend_seconds(db.name) - database  # the SQLite rounds: ~0 (retention only)
                 rounds[store].append(result)
+                db_cpu[store].append(database / max(result.requests, 1) * 1e6)
                 answered[store] += result.requests
                 print(f"  round {round_ + 1}: {store:<10} {result.rps:7,.0f} req/s  p50 {result.p50:6.2f}  "
                       f"p99 {result.p99:6.2f}  max {result.max:7.1f} ms  errors {result.errors}  "
-                      f"server CPU {result.cpu_us_per_request:,.0f} us/req  (others used "
-                      f"{result.cpu_others:.2f} cores)", flush=True)
+                      f"server CPU {result.cpu_us_per_request:,.0f} us/req, database {db_cpu[store][-1]:,.0f} "
+                      f"us/req  (others used {result.cpu_others - database / result.seconds:.2f} cores)",
+                      flush=True)
     finally:
         for store, server in servers.items():
             if server.stop() not in (0, None):  # SIGTERM: each worker stores what it holds first
@@ -271,7 +240,7 @@ def replies_phase(args, bodies, configs: dict[str, Path], db: ScratchDatabase, w
         verdict = "ok" if stored[store] >= answered[store] else "MISSING RECORDS"
         print(f"  RESULT stored {store:<10} {stored[store]:,} records for {answered[store]:,} replies seen "
               f"by the load generator: {verdict}", flush=True)
-    return {"rounds": rounds, "stored": stored, "answered": answered}
+    return {"rounds": rounds, "stored": stored, "answered": answered, "db_cpu": db_cpu}
 
 
 def sqlite_rows(folder: Path) -> int:
@@ -279,7 +248,7 @@ def sqlite_rows(folder: Path) -> int:
         return conn.execute("SELECT COUNT(*) FROM recordings").fetchone()[0]
 
 
-def summarize_replies(rounds: dict[str, list[LoadResult]]) -> float:
+def summarize_replies(rounds: dict[str, list[LoadResult]], db_cpu: dict[str, list[float]]) -> float:
     """Print each store's medians and ranges, and the paired p99 ratio; return that ratio."""
     for store in STORES:
         runs = rounds[store]
@@ -290,6 +259,7 @@ def summarize_replies(rounds: dict[str, list[LoadResult]]) -> float:
             digits = ",.0f" if label in ("req/s", "server CPU") else ".2f"
             line.append(f"{label} {statistics.median(values):{digits}}{unit} "
                         f"({min(values):{digits}}-{max(values):{digits}})")
+        line.append(f"database CPU {statistics.median(db_cpu[store]):,.0f} us/req")
         errors = sum(r.errors for r in runs)
         print("  ".join(line) + f"  errors {errors}  over {len(runs)} rounds", flush=True)
     ratios = [pg.p99 / max(lite.p99, 1e-9) for lite, pg in zip(rounds["sqlite"], rounds["postgresql"])]
@@ -367,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 db.empty()  # the writer phase's rows: the count afterwards is the servers' alone
                 replies = replies_phase(args, bodies, configs, db, workdir)
-                ratio = summarize_replies(replies["rounds"])
+                ratio = summarize_replies(replies["rounds"], replies["db_cpu"])
                 if any(replies["stored"][s] < replies["answered"][s] for s in STORES):
                     print("FAILED: a store holds fewer records than replies were seen")
                     return 1

@@ -34,13 +34,19 @@ def test_stores_benchmark_smoke_run_prints_every_figure_and_drops_its_database(p
     assert run.returncode == 0, output
     for store in STORES:
         for writers in (1, 2):
-            assert re.search(rf"RESULT writer {store}\s+writers={writers}\s+{NUMBER} records/s \(range "
-                             rf"{NUMBER}-{NUMBER} over 2 rounds\)\s+writer CPU {NUMBER} us/record  longest stall beside it {NUMBER} ms", output), output
+            writer = re.search(rf"RESULT writer {store}\s+writers={writers} .*", output)
+            assert writer, output
+            for figure in (rf"{NUMBER} records/s \(range {NUMBER}-{NUMBER} over 2 rounds\)",
+                           rf"writer CPU {NUMBER} us/record", rf"longest stall beside it {NUMBER} ms \(",
+                           rf"disk {NUMBER} bytes/record"):
+                assert re.search(figure, writer.group(0)), (figure, writer.group(0))
         assert re.search(rf"^  {store}: checked 200 callbacks, 0 wrong", output, re.MULTILINE), output
         replies = re.search(rf"RESULT replies {store}\s+c=16 .*", output)
         assert replies, output
-        for label in ("req/s", "p50", "p99", "max"):
-            assert re.search(rf"{label} {NUMBER}( ms)? \({NUMBER}-{NUMBER}\)", replies.group(0)), replies.group(0)
+        for label in ("req/s", "p50", "p99", "max", "server CPU"):
+            assert re.search(rf"{label} {NUMBER}( ms| us/req)? \({NUMBER}-{NUMBER}\)", replies.group(0)), \
+                replies.group(0)
+        assert re.search(rf"database CPU {NUMBER} us/req", replies.group(0)), replies.group(0)
         assert "errors 0  over 2 rounds" in replies.group(0), replies.group(0)
         # Nothing answered is missing from either store once the servers have stopped.
         assert re.search(rf"RESULT stored {store}\s+{NUMBER} records for {NUMBER} replies .*: ok$", output,
