@@ -10,6 +10,7 @@ Both stores in the same run, alternating, so a disturbance on a shared machine h
    stored them all and retired its journal (`Recorder.close`), while a thread beside it (a stand-in
    for a reply thread) notes how long the writer kept it waiting for the GIL at most. With 1 writer
    (one worker) and with `--writers` processes at once (one instance: each worker has its own).
+   Then each store's `insert` alone, a batch of `batch_size` at a time: the thread CPU per batch.
 2. **Replies**: two gunicorn servers with configs/production.yaml (recording on), one per store,
    each first checked to answer the whole mix exactly as the in-process core does; then closed-loop
    runs at `--connections` (16) alternating between them (the order flipped each round), the
@@ -179,6 +180,35 @@ def writer_phase(args, settings: dict, records: list, db: ScratchDatabase, workd
     return figures
 
 
+def insert_phase(args, settings: dict, records: list, db: ScratchDatabase, workdir: Path) -> None:
+    """Each store's `insert` alone, one batch of `batch_size` records at a time, alternating: the
+    inserting thread's CPU per batch (what the writer takes from the reply threads) and wall time."""
+    from receiver.recording.pgstore import PgStore
+    from receiver.recording.store import Store
+
+    batch, batches = records[:settings["batch_size"]], max(3, args.rounds * 4)
+    cpu: dict[str, list[float]] = {store: [] for store in STORES}
+    wall: dict[str, list[float]] = {store: [] for store in STORES}
+    db.empty()
+    stores = {"sqlite": Store(workdir / "insert.sqlite"), "postgresql": PgStore(db.url)}
+    try:
+        for n in range(batches + 1):
+            for name in (STORES if n % 2 == 0 else STORES[::-1]):
+                keys = [f"insert-{n}-{i}" for i in range(len(batch))]
+                started, thread = time.perf_counter(), time.thread_time()
+                stores[name].insert(batch, keys)
+                if n:  # the first batch opens the connection and warms the caches
+                    cpu[name].append((time.thread_time() - thread) * 1000)
+                    wall[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        for store in stores.values():
+            store.close()
+    for name in STORES:
+        print(f"  RESULT insert {name:<10} batch of {len(batch)}: thread CPU {statistics.median(cpu[name]):.1f} ms "
+              f"({min(cpu[name]):.1f}-{max(cpu[name]):.1f}), wall {statistics.median(wall[name]):.1f} ms "
+              f"({min(wall[name]):.1f}-{max(wall[name]):.1f}) over {batches} batches", flush=True)
+
+
 # --- 2. reply latency over HTTP ----------------------------------------------------------------------
 
 def server_configs(args, words, db: ScratchDatabase, workdir: Path) -> dict[str, Path]:
@@ -332,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n1. writer: {len(records):,} records per writer per round, queued and journaled "
                       f"first, then timed from the writer's start until all are stored", flush=True)
                 writer_phase(args, settings, records, db, workdir)
+                print(f"\n1b. insert: each store's insert alone, a batch of {settings['batch_size']} at a time",
+                      flush=True)
+                insert_phase(args, settings, records, db, workdir)
             if "replies" in args.only:
                 print(f"\n2. replies: closed loop, {args.connections} connections, {args.seconds:g} s per run",
                       flush=True)
