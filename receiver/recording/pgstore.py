@@ -23,7 +23,6 @@ The URL may hold a password: it is shown only through `mask`, never logged as gi
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import sqlite3
@@ -45,7 +44,6 @@ RECONNECT_SECONDS = 10.0  # the pool's background reconnection gives up after th
 STATEMENT_TIMEOUT_MS = 30_000  # a batch insert or a retention chunk stuck longer is cancelled
 RETRY_SECONDS = 1.0  # after a failure: fail at once for this long, doubling...
 RETRY_MAX_SECONDS = 8.0  # ...up to this, until a try succeeds
-ROWS_PER_STATEMENT = 500  # x 19 values: far below PostgreSQL's 65,535 parameters
 READ_BATCH = 500  # rows per round trip of the server-side cursor
 
 _QUOTED = tuple(f'"{name}"' for name in _COLUMNS)
@@ -85,11 +83,8 @@ def _pg_row(record: Record, key: str | None) -> tuple:
     return tuple(_pg_text(value) for value in _row(record, key))
 
 
-@functools.lru_cache(maxsize=32)
-def _insert_rows(count: int) -> bytes:
-    row = f"({', '.join(['%s'] * (len(_COLUMNS) + 1))})"
-    return (f"INSERT INTO recordings ({', '.join(_QUOTED)}, key) VALUES {', '.join([row] * count)} "
-            "ON CONFLICT (key) DO NOTHING").encode("ascii")
+INSERT_ROW = (f"INSERT INTO recordings ({', '.join(_QUOTED)}, key) "
+              f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 1))}) ON CONFLICT (key) DO NOTHING").encode("ascii")
 
 
 def _connect_kwargs() -> dict:
@@ -203,13 +198,13 @@ class PgStore:
             return 0
         keys = [None] * len(records) if keys is None else list(keys)
         rows = [_pg_row(record, key) for record, key in zip(records, keys, strict=True)]
-        inserted = 0
         with self._connection() as conn, conn.cursor() as cur:
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                chunk = rows[start:start + ROWS_PER_STATEMENT]
-                cur.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
-                inserted += cur.rowcount
-        return inserted
+            # One short statement, many rows: psycopg sends them pipelined in one round trip and
+            # parses the statement once. A multi-row VALUES of 4,000 placeholders was re-parsed in
+            # Python on every batch (psycopg caches only small statements), holding the GIL the reply
+            # threads need: 3x the CPU per batch (benchmarks/stores.py).
+            cur.executemany(INSERT_ROW, rows)
+            return cur.rowcount  # psycopg sums it over the rows: those not skipped as already stored
 
     def count(self, filters: Filters = Filters()) -> int:
         where, args = filters.sql(mark="%s", user_column='"user"')
