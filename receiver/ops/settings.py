@@ -108,6 +108,12 @@ class TargetSection(_Section):
                 validate.URL(schemes={"http", "https"}, require_tld=False)(data["url"])
             except ValidationError as exc:
                 raise ValidationError(exc.messages, "url") from None
+        if kind != "http" and data.get("url"):  # from url_env / url_file: checked when read (events.py)
+            from .forward.brokerconf import url_problem
+
+            problem = url_problem(kind, data["url"])
+            if problem:
+                raise ValidationError(f"the {kind} URL {problem}", "url")
         if data.get("stream") is not None:
             self._check_stream(kind, data["stream"])
 
