@@ -111,11 +111,12 @@ def test_defaults_of_each_kind():
                                 "    - {kind: nats, url: 'nats://127.0.0.1:4222'}\n")
     assert (http.kind, http.broker, http.url) == ("http", None, "http://crm.example/in")
     assert (stream.name, stream.url) == ("127.0.0.1:6379", "")
-    assert stream.broker == brokerconf.BrokerOptions("redis_stream", "redis://127.0.0.1:6379/0", stream="imhook.{command}", maxlen=100_000,
-                                                     approximate=True, dedupe_ttl_seconds=86_400)
-    assert jet.broker == brokerconf.BrokerOptions("nats", "nats://127.0.0.1:4222", stream="IMHOOK", subject="imhook.events.{command}",
-                                                  create_stream=True, duplicate_window_seconds=600.0,
-                                                  max_msgs=1_000_000)
+    assert stream.broker == brokerconf.BrokerOptions(
+        "redis_stream", "redis://127.0.0.1:6379/0", stream="imhook.{command}", maxlen=100_000, approximate=True,
+        dedupe_ttl_seconds=86_400)
+    assert jet.broker == brokerconf.BrokerOptions(
+        "nats", "nats://127.0.0.1:4222", stream="IMHOOK", subject="imhook.events.{command}", create_stream=True,
+        duplicate_window_seconds=600.0, max_msgs=1_000_000)
 
 
 def test_the_url_comes_from_the_environment_or_a_file_and_never_shows(tmp_path):
@@ -131,7 +132,8 @@ def test_the_url_comes_from_the_environment_or_a_file_and_never_shows(tmp_path):
     ("- {url: 'http://x', maxlen: 5}", {}, ":4: forwarding.targets[0].maxlen: is an option of kind redis_stream"),
     ("- {kind: redis_stream, url: 'redis://x', subject: 'a.{command}'}", {},
      "forwarding.targets[0].subject: is an option of kind nats"),
-    ("- {kind: nats, url: 'nats://x', secret_env: S}", {}, "forwarding.targets[0].secret_env: is an option of kind http"),
+    ("- {kind: nats, url: 'nats://x', secret_env: S}", {},
+     "forwarding.targets[0].secret_env: is an option of kind http"),
     ("- {kind: redis_stream, url: 'redis://x', url_env: A}", {}, "url_env: give exactly one of url, url_env, url_file"),
     ("- {kind: redis_stream}", {}, "forwarding.targets[0].url: give exactly one"),
     ("- {url_env: A}", {}, "url_env: an http target takes its URL from `url`"),
@@ -142,7 +144,8 @@ def test_the_url_comes_from_the_environment_or_a_file_and_never_shows(tmp_path):
     ("- {kind: nats, url: 'nats://x', subject: 'a.{nope}'}", {}, "subject: unknown placeholder {nope}"),
     ("- {kind: redis_stream, url: 'redis://x', stream: 'a b'}", {}, "stream: outside placeholders"),
     ("- {kind: redis_stream, url: 'redis://x', maxlen: 0}", {}, "maxlen:"),
-    ("- {kind: redis_stream, url_env: NOPE}", {}, "forwarding.targets[0].url_env: environment variable NOPE is not set"),
+    ("- {kind: redis_stream, url_env: NOPE}", {},
+     "forwarding.targets[0].url_env: environment variable NOPE is not set"),
     ("- {kind: redis_stream, url_env: U}", {"U": "nats://u:hidden@x"}, "url_env: the redis_stream URL must start"),
     ("- {kind: nats, url_file: '/nonexistent/url'}", {}, "url_file: cannot read the URL file /nonexistent/url"),
 ])

@@ -129,7 +129,14 @@ class TargetSection(_Section):
 
     @post_load
     def _kind_defaults(self, data, **kwargs):
-        for option, default in _KIND_OPTIONS[data["kind"]].items():
+        """Fill the options of the target's kind; leave out the others' and the URL sources not used."""
+        mine = _KIND_OPTIONS[data["kind"]]
+        for option in [o for options in _KIND_OPTIONS.values() for o in options if o not in mine]:
+            data.pop(option, None)
+        for source in ("url_env", "url_file"):
+            if data.get(source) is None:
+                data.pop(source, None)
+        for option, default in mine.items():
             if data.get(option) is None:
                 data[option] = default
         return data
