@@ -140,6 +140,8 @@ def test_the_url_comes_from_the_environment_or_a_file_and_never_shows(tmp_path):
     ("- {kind: kafka, url: 'x'}", {}, "forwarding.targets[0].kind: Must be one of: http, redis_stream, nats"),
     ("- {kind: redis_stream, url: 'http://x'}", {}, "url: the redis_stream URL must start with redis://"),
     ("- {kind: nats, url: 'redis://x'}", {}, "url: the nats URL must start with nats://"),
+    ("- {kind: redis_stream, url: 'redis://x:port/0'}", {}, "url: the redis_stream URL is not a URL"),
+    ("- {kind: nats, url_env: U}", {"U": "nats://u:hidden@x:99999"}, "url_env: the nats URL is not a URL"),
     ("- {kind: nats, url: 'nats://x', stream: 'a.b'}", {}, "stream: a JetStream stream name"),
     ("- {kind: nats, url: 'nats://x', subject: 'a.{nope}'}", {}, "subject: unknown placeholder {nope}"),
     ("- {kind: redis_stream, url: 'redis://x', stream: 'a b'}", {}, "stream: outside placeholders"),

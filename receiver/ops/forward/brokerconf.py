@@ -147,8 +147,9 @@ def url_problem(kind: str, url: str) -> str | None:
     """Why this URL does not suit the kind (None: it does); the URL is not repeated."""
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port that is not a number or out of range
     except ValueError:
-        return "is not a URL"
+        return "is not a URL (or its port is not a number from 0 to 65535)"
     if parts.scheme not in URL_SCHEMES[kind]:
         return f"must start with {' or '.join(s + '://' for s in URL_SCHEMES[kind])}"
     if parts.scheme != "unix" and not parts.hostname:
