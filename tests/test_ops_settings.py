@@ -23,7 +23,7 @@ def test_defaults():
 def test_a_target_gets_its_defaults():
     config = load("forwarding:\n  targets:\n    - url: http://127.0.0.1:9000/events\n")
     (target,) = config.forwarding["targets"]
-    assert target == {"url": "http://127.0.0.1:9000/events", "name": None, "commands": ["*"],
+    assert target == {"kind": "http", "url": "http://127.0.0.1:9000/events", "name": None, "commands": ["*"],
                       "timeout_seconds": 2.0, "secret_env": None}
 
 

@@ -7,7 +7,9 @@ variable once, at import.
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -43,8 +45,34 @@ def _non_empty(value: str) -> None:
         raise ValidationError("must not be empty")
 
 
+# Options of one kind of target only, and their defaults (filled after validation).
+_KIND_OPTIONS = {
+    "http": {"secret_env": None},
+    "redis_stream": {"stream": "imhook.{command}", "maxlen": 100_000, "approximate": True,
+                     "dedupe_ttl_seconds": 86_400},
+    "nats": {"stream": "IMHOOK", "subject": "imhook.events.{command}", "create_stream": True,
+             "duplicate_window_seconds": 600.0, "max_msgs": 1_000_000},
+}
+_URL_SOURCES = ("url", "url_env", "url_file")
+_ENV_NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable")
+
+
+def _template(value: str) -> None:
+    from .forward.brokerconf import template_problem
+
+    problem = template_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 class TargetSection(_Section):
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    # http (POST), redis_stream (XADD) or nats (JetStream publish): receiver/ops/forward/brokers.py.
+    kind = fields.String(load_default="http", validate=validate.OneOf(("http", "redis_stream", "nats")))
+    # Exactly one of url, url_env (a variable holding it), url_file (a file holding it); the URL of a
+    # broker may hold its password: prefer url_env or url_file, it is never logged.
+    url = fields.String(load_default=None, validate=_non_empty)
+    url_env = fields.String(load_default=None, validate=_ENV_NAME)
+    url_file = fields.String(load_default=None, validate=_non_empty)
     name = fields.String(load_default=None, validate=validate.Regexp(
         r"^[A-Za-z0-9_.:-]{1,64}$", error="must be 1–64 letters, digits or _.:-"))
     # fnmatch globs over CallbackCommand, e.g. "C2C.CallbackAfter*"; only After*/notification
@@ -52,8 +80,66 @@ class TargetSection(_Section):
     commands = fields.List(fields.String(validate=_non_empty), load_default=lambda: ["*"],
                            validate=validate.Length(min=1, error="list at least one command or glob"))
     timeout_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0.1, max=60))
-    secret_env = fields.String(load_default=None, validate=validate.Regexp(
-        r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable"))
+    secret_env = fields.String(load_default=None, validate=_ENV_NAME)
+    # redis_stream: the key template; nats: the JetStream stream's name.
+    stream = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    subject = fields.String(load_default=None, validate=[validate.Length(min=1, max=200), _template])
+    maxlen = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10**9))
+    approximate = fields.Boolean(load_default=None)
+    dedupe_ttl_seconds = fields.Integer(load_default=None, validate=validate.Range(min=0, max=30 * 86_400))
+    create_stream = fields.Boolean(load_default=None)
+    duplicate_window_seconds = fields.Float(load_default=None, validate=validate.Range(min=1, max=7 * 86_400))
+    max_msgs = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10**12))
+
+    @validates_schema
+    def _options_of_kind(self, data, **kwargs):
+        kind = data.get("kind", "http")
+        for option, value in data.items():
+            owners = [k for k, options in _KIND_OPTIONS.items() if option in options]
+            if value is not None and owners and kind not in owners:
+                raise ValidationError(f"is an option of kind {owners[0]} targets, not of kind {kind}", option)
+        given = [source for source in _URL_SOURCES if data.get(source)]
+        if len(given) != 1:
+            raise ValidationError("give exactly one of url, url_env, url_file", given[1] if given else "url")
+        if kind == "http" and not data.get("url"):
+            raise ValidationError("an http target takes its URL from `url`", given[0])
+        if kind == "http":
+            try:
+                validate.URL(schemes={"http", "https"}, require_tld=False)(data["url"])
+            except ValidationError as exc:
+                raise ValidationError(exc.messages, "url") from None
+        if kind != "http" and data.get("url"):  # from url_env / url_file: checked when read (events.py)
+            from .forward.brokerconf import url_problem
+
+            problem = url_problem(kind, data["url"])
+            if problem:
+                raise ValidationError(f"the {kind} URL {problem}", "url")
+        if data.get("stream") is not None:
+            self._check_stream(kind, data["stream"])
+
+    @staticmethod
+    def _check_stream(kind: str, stream: str) -> None:
+        if kind == "nats" and not re.match(r"^[A-Za-z0-9_-]{1,64}$", stream):
+            raise ValidationError("a JetStream stream name: 1–64 letters, digits, _ or -", "stream")
+        if kind == "redis_stream":
+            try:
+                _template(stream)
+            except ValidationError as exc:
+                raise ValidationError(exc.messages, "stream") from None
+
+    @post_load
+    def _kind_defaults(self, data, **kwargs):
+        """Fill the options of the target's kind; leave out the others' and the URL sources not used."""
+        mine = _KIND_OPTIONS[data["kind"]]
+        for option in [o for options in _KIND_OPTIONS.values() for o in options if o not in mine]:
+            data.pop(option, None)
+        for source in ("url_env", "url_file"):
+            if data.get(source) is None:
+                data.pop(source, None)
+        for option, default in mine.items():
+            if data.get(option) is None:
+                data[option] = default
+        return data
 
 
 class ForwardingSection(_Section):

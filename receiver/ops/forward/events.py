@@ -37,15 +37,19 @@ class Target:
     commands: tuple[str, ...]
     timeout: float
     secret: bytes | None = None
+    kind: str = "http"  # or "redis_stream", "nats": see brokers.py
+    broker: Any = None  # brokerconf.BrokerOptions of a broker target (holds its URL: never log it)
 
     def wants(self, command: str) -> bool:
         return any(fnmatchcase(command, pattern) for pattern in self.commands)
 
 
 def target_name(config: Mapping[str, Any]) -> str:
-    """The configured name, else host[:port] of the URL: never the path or credentials."""
+    """The configured name, else host[:port] of the URL (else the kind): never the path or credentials."""
     if config.get("name"):
         return config["name"]
+    if not config.get("url"):
+        return config.get("kind") or "target"
     parts = urlsplit(config["url"])
     host = parts.hostname or "target"
     return f"{host}:{parts.port}" if parts.port else host
@@ -64,8 +68,14 @@ def resolve_targets(configs: Sequence[Mapping[str, Any]], env: Mapping[str, str]
                 raise ConfigError(f"environment variable {config['secret_env']} is not set",
                                   path=f"forwarding.targets[{index}].secret_env")
             secret = value.encode()
-        targets.append(Target(target_name(config), config["url"], tuple(config["commands"]),
-                              config["timeout_seconds"], secret))
+        kind = config.get("kind", "http")
+        broker = None
+        if kind != "http":
+            from .brokerconf import broker_options
+
+            broker = broker_options(config, env, f"forwarding.targets[{index}]")
+        targets.append(Target(target_name(config), config["url"] if kind == "http" else "",
+                              tuple(config["commands"]), config["timeout_seconds"], secret, kind, broker))
     return targets
 
 

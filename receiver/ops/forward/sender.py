@@ -133,7 +133,12 @@ class Forwarder:
         self.targets = {t.name: t for t in targets}
         self.settings = settings
         self.retry = settings["retry"]
-        self.deliver = deliver or Deliverer()
+        if deliver is None:  # by the target's kind: HTTP here, brokers in brokers.py
+            from .brokers import KindDeliverer
+
+            deliver = KindDeliverer()
+            deliver.check(targets)
+        self.deliver = deliver
         self.stats = stats  # receiver.ops.metrics.ForwardStats or None
         self.lock = LeaderLock(Path(f"{outbox.path}.lock"))
         self.stall_seconds = settings.get("stall_seconds", STALL_SECONDS)
