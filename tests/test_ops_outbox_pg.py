@@ -1,0 +1,224 @@
+"""The shared PostgreSQL outbox against the real server: claims, order, leases, the spool.
+
+Two PgOutbox objects on one scratch database stand for two instances' senders (each has its own
+claimant id and pools). A sender "dies mid-claim" by claiming and then never marking: its lease
+lapses on the fake clock and the other sender takes the row.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from receiver.errors import ConfigError
+from receiver.ops.forward import pgoutbox
+from receiver.ops.forward.events import Target
+from receiver.ops.forward.outbox import Outbox
+from receiver.ops.forward.pgoutbox import PgOutbox, outbox_url
+from receiver.ops.forward.sender import Forwarder, Result
+
+from .pgfixtures import create_database, drop_database, make_available, make_unavailable, pg_database, pg_server  # noqa: F401
+
+LEASE = 30.0
+
+
+@dataclass
+class Clock:
+    now: float = 2_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def pg_outbox_url(pg_database):
+    _, url = pg_database
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE outbox")
+    return url
+
+
+@pytest.fixture
+def make(pg_outbox_url, tmp_path):
+    made = []
+
+    def make(name: str = "a", clock=None, url: str | None = None) -> PgOutbox:
+        box = PgOutbox(url or pg_outbox_url, Outbox(tmp_path / f"spool-{name}.sqlite3"), lease_seconds=LEASE,
+                       clock=clock)
+        box.back.wait(timeout=5)
+        made.append(box)
+        return box
+
+    yield make
+    for box in made:
+        box.close()
+
+
+def add(box, conversation: str, seq: int, target: str = "t") -> list[str]:
+    body = f'{{"GroupId": "{conversation}", "MsgSeq": {seq}}}'.encode()
+    return box.add([target], dedupe=f"{conversation}|{seq}", conversation=f"group:{conversation}",
+                   command="Group.CallbackAfterSendMsg", app_id="1400000000", body=body)
+
+
+def test_the_migration_brings_the_outbox_table(pg_outbox_url):
+    with psycopg.connect(pg_outbox_url) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM imhook_schema_migrations ORDER BY version")]
+    assert names[:2] == ["records", "outbox"]
+
+
+def test_a_claimed_head_is_nobody_elses_and_its_conversation_waits(make):
+    clock = Clock()
+    a, b = make("a", clock), make("b", clock)
+    for seq in (1, 2):
+        assert add(a, "g1", seq) == ["t"]
+    assert add(b, "g1", 1) == []  # the same event through another instance: one row
+    add(b, "g2", 1)
+    got_a = a.claim(["t"], limit=10)
+    assert [r.dedupe for r in got_a] == ["g1|1", "g2|1"]
+    assert b.claim(["t"], limit=10) == []  # both heads held; g1|2 is not a head while g1|1 is pending
+    a.delivered(got_a[0].id)
+    assert [r.dedupe for r in b.claim(["t"], limit=10)] == ["g1|2"]
+
+
+def test_a_sender_that_stops_renewing_hands_its_claims_over_after_the_lease(make):
+    clock = Clock()
+    dying, other = make("dying", clock), make("other", clock)
+    add(dying, "g1", 1)
+    (row,) = dying.claim(["t"], limit=10)  # ...and never marks it
+    clock.now += LEASE - 0.5
+    assert other.claim(["t"], limit=10) == []  # just under the lease: still the dying sender's
+    clock.now += 1.0
+    (taken,) = other.claim(["t"], limit=10)  # just over: the other sender's
+    assert taken.id == row.id
+    dying.retry_later(row.id, 5.0, "late")  # a sender whose lease lapsed cannot undo the new claim
+    assert other.claim(["t"], limit=10) == []
+    other.delivered(taken.id)
+    assert other.counts() == {"delivered": 1}
+
+
+def test_two_live_senders_deliver_each_event_once_in_order_per_conversation(make):
+    boxes = [make("a"), make("b")]
+    for seq in range(1, 16):
+        for conversation in ("g1", "g2", "g3", "g4"):
+            add(boxes[seq % 2], conversation, seq)
+    delivered: list[tuple[str, str]] = []
+    in_flight: set[str] = set()
+    overlap = []
+    lock = threading.Lock()
+
+    def sender(box):
+        idle = 0
+        while idle < 3:
+            rows = box.claim(["t"], limit=2)
+            idle = 0 if rows else idle + 1
+            for row in rows:
+                with lock:
+                    if row.conversation in in_flight:
+                        overlap.append(row.dedupe)
+                    in_flight.add(row.conversation)
+                time.sleep(0.001)  # "sending": the other sender runs meanwhile
+                with lock:
+                    delivered.append((row.conversation, row.dedupe))
+                    in_flight.discard(row.conversation)
+                box.delivered(row.id)
+
+    threads = [threading.Thread(target=sender, args=(box,)) for box in boxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not overlap  # one conversation is never in flight on two senders at once
+    assert sorted(d for _, d in delivered) == sorted({d for _, d in delivered})  # once each
+    assert len(delivered) == 60
+    per = defaultdict(list)
+    for conversation, dedupe in delivered:
+        per[conversation].append(int(dedupe.split("|")[1]))
+    assert all(seqs == list(range(1, 16)) for seqs in per.values()), dict(per)
+
+
+def test_the_forwarder_sends_from_the_shared_outbox_without_a_lock_file(make, tmp_path):
+    box = make("a")
+    add(box, "g1", 1)
+    add(box, "g1", 2)
+    got = []
+    settings = {"concurrency": 2, "poll_seconds": 0.1, "keep_delivered_hours": 1.0, "lease_seconds": LEASE,
+                "retry": {"base_seconds": 1.0, "cap_seconds": 8.0, "max_attempts": 0}}
+    forwarder = Forwarder(box, [Target("t", "http://t", ("*",), 1.0)], settings,
+                          deliver=lambda target, row: got.append(row.dedupe) or Result(True))
+    assert forwarder.lock is None
+    while forwarder.step() == 0.0:
+        pass
+    assert got == ["g1|1", "g1|2"] and box.counts() == {"delivered": 2}
+    assert not list(tmp_path.glob("*.lock"))
+
+
+def test_text_postgresql_cannot_hold_is_escaped_not_refused(make):
+    box = make("a")
+    assert box.add(["t"], dedupe="d\x00", conversation="group:\x00", command="C", app_id="1", body=b"\x00") == ["t"]
+    (row,) = box.claim(["t"], limit=1)
+    assert row.conversation == "group:\\u0000" and row.body == b"\x00"
+
+
+@pytest.fixture
+def away_database(pg_server):
+    name = f"imhook_test_outbox_away_{os.getpid()}"
+    url = create_database(name)
+    yield name, url
+    drop_database(name)
+
+
+def test_with_the_database_away_events_wait_in_the_spool_and_follow_in_order(make, away_database):
+    name, url = away_database
+    box = make("a", url=url)
+    add(box, "g1", 1)  # straight to the database
+    make_unavailable(name)
+    try:
+        started = time.monotonic()
+        for seq in (2, 3):
+            assert add(box, "g1", seq) == ["t"]
+        # The figure the task names: the reply path never waits long on a database that is away.
+        assert time.monotonic() - started < 2 * pgoutbox.ENQUEUE_TIMEOUT_SECONDS + 0.5
+        assert box.problem() and "unavailable" in box.problem() and "***" not in url
+        assert box.claim(["t"], limit=5) == []  # the sender cannot reach it either: nothing, no error
+        assert [r.dedupe for r in box.spool.pending(10)] == ["g1|2", "g1|3"]
+    finally:
+        make_available(name)
+    box._closed_until = 0.0  # the breaker's backoff is over
+    add(box, "g1", 4)  # the spool is not empty: this one queues behind the spooled ones
+    assert [r.dedupe for r in box.spool.pending(10)] == ["g1|2", "g1|3", "g1|4"]
+    deadline, order = time.monotonic() + 15, []
+    while len(order) < 4 and time.monotonic() < deadline:
+        for row in box.claim(["t"], limit=5):
+            order.append(row.dedupe)
+            box.delivered(row.id)
+        time.sleep(0.1)
+    assert order == ["g1|1", "g1|2", "g1|3", "g1|4"]
+    assert box.problem() is None and not box.spool.has_pending()
+
+
+@pytest.mark.parametrize("settings, env, expected", [
+    ({"outbox": "/x/imhook-outbox.sqlite3"}, {}, None),
+    ({"outbox": "postgresql://u:secret@h/db"}, {}, "postgresql://u:secret@h/db"),
+    ({"outbox": "/x/o.sqlite3"}, {"IMHOOK_OUTBOX_DSN": "postgresql://h/e"}, "postgresql://h/e"),
+    ({"outbox": "/x/o.sqlite3", "outbox_env": "MY_DSN"}, {"MY_DSN": "postgres://h/m"}, "postgres://h/m"),
+])
+def test_the_outbox_url_comes_from_the_config_or_the_environment(settings, env, expected):
+    assert outbox_url(settings, env) == expected
+
+
+def test_a_dsn_variable_that_is_not_a_url_is_a_config_error_without_its_value():
+    with pytest.raises(ConfigError) as caught:
+        outbox_url({"outbox": "o.sqlite3"}, {"IMHOOK_OUTBOX_DSN": "host=h password=hunter2"})
+    assert "$IMHOOK_OUTBOX_DSN" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_an_outbox_file_gives_the_url(tmp_path):
+    secret = tmp_path / "dsn"
+    secret.write_text("postgresql://u:pw@h/db\n")
+    assert outbox_url({"outbox": "o.sqlite3", "outbox_file": str(secret)}, {}) == "postgresql://u:pw@h/db"
