@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import psycopg
@@ -48,9 +48,9 @@ def pg_outbox_url(pg_database):
 def make(pg_outbox_url, tmp_path):
     made = []
 
-    def make(name: str = "a", clock=None, url: str | None = None) -> PgOutbox:
+    def make(name: str = "a", clock=None, url: str | None = None, stats=None) -> PgOutbox:
         box = PgOutbox(url or pg_outbox_url, Outbox(tmp_path / f"spool-{name}.sqlite3"), lease_seconds=LEASE,
-                       clock=clock)
+                       clock=clock, stats=stats)
         box.back.wait(timeout=5)
         made.append(box)
         return box
@@ -165,6 +165,14 @@ def test_text_postgresql_cannot_hold_is_escaped_not_refused(make):
     assert row.conversation == "group:\\u0000" and row.body == b"\x00"
 
 
+class Stats:
+    def __init__(self):
+        self.counts = Counter()
+
+    def count(self, what, target, kind="", n=1):
+        self.counts[(what, target)] += n
+
+
 @pytest.fixture
 def away_database(pg_server):
     name = f"imhook_test_outbox_away_{os.getpid()}"
@@ -175,7 +183,8 @@ def away_database(pg_server):
 
 def test_with_the_database_away_events_wait_in_the_spool_and_follow_in_order(make, away_database):
     name, url = away_database
-    box = make("a", url=url)
+    stats = Stats()
+    box = make("a", url=url, stats=stats)
     add(box, "g1", 1)  # straight to the database
     make_unavailable(name)
     try:
@@ -187,6 +196,7 @@ def test_with_the_database_away_events_wait_in_the_spool_and_follow_in_order(mak
         assert box.problem() and "unavailable" in box.problem() and "***" not in url
         assert box.claim(["t"], limit=5) == []  # the sender cannot reach it either: nothing, no error
         assert [r.dedupe for r in box.spool.pending(10)] == ["g1|2", "g1|3"]
+        assert stats.counts == {("spooled", "t"): 2}  # counted: imhook_forward_spooled_total
     finally:
         make_available(name)
     box._closed_until = 0.0  # the breaker's backoff is over
@@ -222,3 +232,49 @@ def test_an_outbox_file_gives_the_url(tmp_path):
     secret = tmp_path / "dsn"
     secret.write_text("postgresql://u:pw@h/db\n")
     assert outbox_url({"outbox": "o.sqlite3", "outbox_file": str(secret)}, {}) == "postgresql://u:pw@h/db"
+
+
+def forwarding(**settings) -> dict:
+    from receiver.ops.settings import ForwardingSection
+
+    return ForwardingSection().load({"targets": [{"url": "http://d/e", "timeout_seconds": 5}], **settings})
+
+
+@pytest.mark.parametrize("lease, ok", [(5, False), (5.01, True), (0.5, False), (3600, True), (3600.5, False)])
+def test_lease_seconds_outlasts_every_target_timeout_and_stays_in_range(lease, ok):
+    from marshmallow import ValidationError
+
+    if ok:
+        assert forwarding(lease_seconds=lease)["lease_seconds"] == lease
+    else:
+        with pytest.raises(ValidationError) as caught:
+            forwarding(lease_seconds=lease)
+        assert "lease_seconds" in caught.value.messages
+
+
+def test_the_lease_defaults_to_30_seconds():
+    assert forwarding()["lease_seconds"] == 30.0
+
+
+def test_an_outbox_url_is_not_taken_for_a_path(tmp_path):
+    from receiver.config import parse_config
+
+    text = ("app_id: '1400000000'\nrules: []\nforwarding:\n  outbox: postgresql://u:pw@h/db\n"
+            "  targets: [{url: 'http://d/e'}]\n")
+    config = parse_config(text, "t.yaml", {"IMHOOK_APP_ID": "1400000000"}, base_dir=tmp_path)
+    assert config.forwarding["outbox"] == "postgresql://u:pw@h/db"
+    assert config.forwarding["spool"] == str(tmp_path / "imhook-outbox-spool.sqlite3")
+
+
+def test_start_stops_on_an_outbox_database_behind_the_schema_naming_db_upgrade(pg_server):
+    from receiver.errors import ImhookError
+
+    name = f"imhook_test_outbox_behind_{os.getpid()}"
+    url = create_database(name, upgrade=False).replace("postgres@", "postgres:pw@")
+    try:
+        with pytest.raises(ImhookError) as caught:
+            pgoutbox.check_at_start({"targets": [{}], "outbox": url}, env={})
+    finally:
+        drop_database(name)
+    assert "imhook db upgrade" in str(caught.value) and ":***@" in str(caught.value) and "pw@" not in str(caught.value)
+    pgoutbox.check_at_start({"targets": [{}], "outbox": "imhook-outbox.sqlite3"}, env={})  # SQLite: nothing to check

@@ -100,7 +100,8 @@ class PgOutbox:
 
     shared = True  # every worker of every instance sends: no leader lock (sender.py)
 
-    def __init__(self, url: str, spool: Outbox, *, lease_seconds: float, clock=None, pool_size: int = 4):
+    def __init__(self, url: str, spool: Outbox, *, lease_seconds: float, clock=None, pool_size: int = 4,
+                 stats=None):
         from psycopg_pool import ConnectionPool
 
         from .sender import LeaderLock
@@ -108,6 +109,7 @@ class PgOutbox:
         self.url, self.where, self.spool = url, mask(url), spool
         self.path = spool.path  # the Enqueuer's quarantine file sits beside the spool
         self.lease_seconds = lease_seconds
+        self.stats = stats  # receiver.ops.metrics.ForwardStats or None: counts "spooled"
         self._clock = clock  # None: the database's clock (tests pass one)
         self.me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._relay_lock = LeaderLock(Path(f"{spool.path}.relay.lock"))
@@ -115,13 +117,16 @@ class PgOutbox:
         self.last_error: str | None = None
         self.down_since: float | None = None
         self._closed_until, self._backoff = 0.0, RETRY_SECONDS
-        common = {"check": ConnectionPool.check_connection, "reconnect_timeout": 10.0, "num_workers": 1}
+        common = {"reconnect_timeout": 10.0, "num_workers": 1}
         # Two pools: a sender's long statement never holds the connection a reply is waiting for.
+        # The reply's pool does not test a connection before lending it (a round trip per event):
+        # one the database ended fails that event's INSERT, which goes to the spool like any failure.
         self.front = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=ENQUEUE_TIMEOUT_SECONDS,
                                     name="imhook-outbox-enqueue", kwargs=_kwargs(int(ENQUEUE_TIMEOUT_SECONDS * 1000)),
                                     **common)
         self.back = ConnectionPool(url, min_size=1, max_size=1, open=False, timeout=CONNECT_TIMEOUT_SECONDS,
-                                   name="imhook-outbox-sender", kwargs=_kwargs(SENDER_STATEMENT_MS), **common)
+                                   name="imhook-outbox-sender", kwargs=_kwargs(SENDER_STATEMENT_MS),
+                                   check=ConnectionPool.check_connection, **common)
         self.front.open(wait=False)  # a database down at start must not stop the workers
         self.back.open(wait=False)
 
@@ -138,7 +143,7 @@ class PgOutbox:
         from psycopg_pool import PoolTimeout
 
         try:
-            with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:  # one transaction
                 if many:
                     cur.executemany(sql, params, returning=fetch)
                     rows = []
@@ -192,9 +197,13 @@ class PgOutbox:
             try:
                 return [row[0] for row in self._run(self.front, sql, params, many=True)]
             except StoreUnavailable:
-                pass  # counted in down_since; the event goes to the spool below
-        return self.spool.add(targets, dedupe=dedupe, conversation=conversation, command=command,
-                              app_id=app_id, body=body)
+                pass  # the event goes to the spool below; /readyz shows down_since
+        added = self.spool.add(targets, dedupe=dedupe, conversation=conversation, command=command,
+                               app_id=app_id, body=body)
+        for target in added:
+            if self.stats is not None:
+                self.stats.count("spooled", target)
+        return added
 
     # --- the sender's side ----------------------------------------------------------------------------
 
