@@ -278,3 +278,25 @@ def test_start_stops_on_an_outbox_database_behind_the_schema_naming_db_upgrade(p
         drop_database(name)
     assert "imhook db upgrade" in str(caught.value) and ":***@" in str(caught.value) and "pw@" not in str(caught.value)
     pgoutbox.check_at_start({"targets": [{}], "outbox": "imhook-outbox.sqlite3"}, env={})  # SQLite: nothing to check
+
+
+@pytest.mark.parametrize("group, msg_key", [
+    ("g" * 10**6, "k"),  # a million-character GroupId: the conversation key is its digest
+    ("g", "k" * 10**6),  # and MsgKey: the dedupe key is
+    ("g\ud800", "k\x00"),  # a lone surrogate, a NUL
+    ("g" * (pgoutbox.KEY_MAX_BYTES - 6), "k"),  # "group:" + this: just at the limit, stored as is
+])
+def test_hostile_keys_are_stored_claimed_and_recognised_again(make, group, msg_key):
+    from receiver.ops.forward import events
+
+    box = make("a")
+    body = {"GroupId": group, "MsgKey": msg_key}
+    keys = {"dedupe": events.dedupe_key("Group.CallbackAfterSendMsg", body),
+            "conversation": events.conversation_key(body)}
+    raw = b'{"GroupId": "..."}'
+    assert box.add(["t"], **keys, command="Group.CallbackAfterSendMsg", app_id="1", body=raw) == ["t"]
+    assert box.add(["t"], **keys, command="Group.CallbackAfterSendMsg", app_id="1", body=raw) == []  # a repeat
+    (row,) = box.claim(["t"], limit=5)
+    assert row.body == raw and len(row.conversation.encode()) <= pgoutbox.KEY_MAX_BYTES
+    if len(keys["conversation"].encode()) <= pgoutbox.KEY_MAX_BYTES and "\x00" not in keys["conversation"]:
+        assert row.conversation == keys["conversation"]

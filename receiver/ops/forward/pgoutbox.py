@@ -45,6 +45,10 @@ SENDER_STATEMENT_MS = 10_000  # a claim or a mark stuck longer is cancelled
 CONNECT_TIMEOUT_SECONDS = 5
 RETRY_SECONDS, RETRY_MAX_SECONDS = 1.0, 8.0  # the breaker after a failure: doubling, capped
 RELAY_BATCH = 500  # spooled rows moved per transaction
+# A dedupe or conversation key longer than this is stored as its digest: PostgreSQL's btree index
+# takes at most ~2,700 bytes a row, and the sender (a GroupId or MsgKey of a million characters)
+# must not make an event that no instance can ever store. The digest is as stable as the key.
+KEY_MAX_BYTES = 512
 _NOW = "COALESCE(%(now)s::float8, extract(epoch FROM clock_timestamp()))"
 _COLUMNS = "id, target, dedupe, conversation, command, app_id, body, attempts, created_at"
 _INSERT = ("INSERT INTO outbox (target, dedupe, conversation, command, app_id, body, created_at, next_at) "
@@ -65,6 +69,20 @@ UPDATE outbox SET claimed_by = %(me)s, lease_until = (SELECT now FROM clock) + %
 FROM picked WHERE outbox.id = picked.id
 RETURNING outbox.id, target, dedupe, conversation, command, app_id, body, attempts, created_at
 """
+
+
+def _key(value: str) -> str:
+    """A key as stored: itself with NUL escaped, or `sha256:<hex>` of it past KEY_MAX_BYTES."""
+    import hashlib
+
+    from ...jsonout import storable_bytes
+
+    raw = storable_bytes(value)
+    return _pg_text(value) if len(raw) <= KEY_MAX_BYTES else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _values(dedupe: str, conversation: str, command: str, app_id: str) -> tuple[str, str, str, str]:
+    return _key(dedupe), _key(conversation), _pg_text(command), _pg_text(app_id)
 
 
 def outbox_url(settings, env=None) -> str | None:
@@ -155,7 +173,7 @@ class PgOutbox:
                 else:
                     cur.execute(sql, params)
                     rows = cur.fetchall() if fetch and cur.description else []
-        except psycopg.DataError:
+        except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded):
             raise  # the event's value: its caller sets it aside
         except (psycopg.Error, PoolTimeout) as exc:
             text = str(exc).strip()
@@ -189,11 +207,10 @@ class PgOutbox:
             body: bytes) -> list[str]:
         """Straight to PostgreSQL while it answers and nothing is spooled; else to the spool."""
         targets = list(targets)
-        values = (dedupe, conversation, command, app_id)
         if time.monotonic() >= self._closed_until and not self.spool.has_pending():
             sql = _INSERT.format(now=_NOW.replace("%(now)s", "%s"))
             now = self._now()
-            params = [(target, *map(_pg_text, values), body, now, now) for target in targets]
+            params = [(target, *_values(dedupe, conversation, command, app_id), body, now, now) for target in targets]
             try:
                 return [row[0] for row in self._run(self.front, sql, params, many=True)]
             except StoreUnavailable:
@@ -230,22 +247,25 @@ class PgOutbox:
         sql = (f"INSERT INTO outbox (target, dedupe, conversation, command, app_id, body, created_at, next_at) "
                f"VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW.replace('%(now)s', '%s')}) "
                f"ON CONFLICT (target, dedupe) DO NOTHING")
-        params = [(r.target, *map(_pg_text, (r.dedupe, r.conversation, r.command, r.app_id)), r.body,
+        params = [(r.target, *_values(r.dedupe, r.conversation, r.command, r.app_id), r.body,
                    r.created_at, self._now()) for r in rows]
         try:
             self._run(self.back, sql, params, many=True, fetch=False)
-        except psycopg.DataError:  # one row PostgreSQL refuses: set it aside in the spool, move the rest
-            for row, one in zip(rows, params):
+        except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded):  # a row PostgreSQL refuses:
+            for row, one in zip(rows, params):  # set it aside in the spool, move the rest
                 try:
                     self._run(self.back, sql, [one], many=True, fetch=False)
-                except psycopg.DataError as exc:
+                except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
                     self.spool.quarantine(row.id, f"PostgreSQL refused it: {str(exc).strip()[:300]}")
                     log.error("forwarding: spooled row %d (%s) refused by %s; quarantined in %s",
                               row.id, row.command, self.where, self.spool.path)
             raise StoreUnavailable("retry the batch without the refused rows") from None
 
     def claim(self, targets: Iterable[str], limit: int) -> list[Row]:
-        """Relay the spool, then claim up to `limit` due heads for this sender; [] when the database fails."""
+        """Relay the spool, then claim up to `limit` due heads for this sender; [] when the database fails
+        (and, after a failure, without trying until the breaker's backoff is over)."""
+        if self.down_since is not None and time.monotonic() < self._closed_until:
+            return []
         try:
             self.relay()
             rows = self._run(self.back, _CLAIM, {"now": self._now(), "targets": list(targets), "limit": limit,
@@ -281,8 +301,8 @@ class PgOutbox:
 
     def next_due(self, targets: Iterable[str]) -> float | None:
         """When the earliest unclaimed pending row becomes due, on this host's clock (None: nothing)."""
-        if self.spool.has_pending():
-            return self.clock()
+        if self.spool.has_pending() and self.down_since is None:
+            return self.clock()  # move it now
         try:
             rows = self._run(self.back, f"SELECT MIN(GREATEST(next_at, COALESCE(lease_until, 0))) - {_NOW} "
                              "FROM outbox WHERE status = 'pending' AND target = ANY(%(targets)s)",
@@ -305,12 +325,15 @@ class PgOutbox:
         return dict(self._run(self.back, "SELECT status, COUNT(*) FROM outbox GROUP BY status", None))
 
     def purge(self, older_than_seconds: float, chunk: int = 1000) -> int:
-        """Forget delivered rows older than this, a chunk per transaction."""
+        """Forget delivered rows older than this, a chunk per transaction (0 while the database fails)."""
         deleted = 0
         while True:
-            rows = self._run(self.back, f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = "
-                             f"'delivered' AND done_at < {_NOW} - %(age)s LIMIT %(chunk)s) RETURNING id",
-                             {"now": self._now(), "age": older_than_seconds, "chunk": chunk})
+            try:
+                rows = self._run(self.back, f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = "
+                                 f"'delivered' AND done_at < {_NOW} - %(age)s LIMIT %(chunk)s) RETURNING id",
+                                 {"now": self._now(), "age": older_than_seconds, "chunk": chunk})
+            except StoreUnavailable:
+                return deleted
             deleted += len(rows)
             if len(rows) < chunk:
                 return deleted
