@@ -48,10 +48,10 @@ def pg_outbox_url(pg_database):
 def make(pg_outbox_url, tmp_path):
     made = []
 
-    def make(name: str = "a", clock=None, url: str | None = None, stats=None) -> PgOutbox:
+    def make(name: str = "a", clock=None, url: str | None = None, stats=None, settle: float = 0.0) -> PgOutbox:
         box = PgOutbox(url or pg_outbox_url, Outbox(tmp_path / f"spool-{name}.sqlite3"), lease_seconds=LEASE,
-                       clock=clock, stats=stats)
-        box.back.wait(timeout=5)
+                       settle_seconds=settle, clock=clock, stats=stats)
+        box.front.wait(timeout=5)
         made.append(box)
         return box
 
@@ -100,6 +100,24 @@ def test_a_sender_that_stops_renewing_hands_its_claims_over_after_the_lease(make
     assert other.claim(["t"], limit=10) == []
     other.delivered(taken.id)
     assert other.counts() == {"delivered": 1}
+
+
+def test_an_event_spooled_on_another_instance_keeps_its_place_in_its_conversation(make, tmp_path):
+    clock = Clock()
+    a, b = make("a", clock, settle=1.0), make("b", clock, settle=1.0)
+    b.spool.clock = clock
+    b._closed_until = float("inf")  # b cannot reach the database just now: its event is spooled
+    add(b, "g1", 25)
+    clock.now += 0.5
+    add(a, "g1", 26)  # a received the next event and wrote it straight to the database
+    clock.now += 0.1
+    assert a.claim(["t"], limit=5) == []  # not yet settled: b's spool may still hold an earlier one
+    assert b.relay() == 1
+    clock.now += 1.0
+    (first,) = a.claim(["t"], limit=5)
+    assert first.dedupe == "g1|25" and b.claim(["t"], limit=5) == []  # 26 waits while 25 is out
+    a.delivered(first.id)
+    assert [r.dedupe for r in b.claim(["t"], limit=5)] == ["g1|26"]
 
 
 def test_two_live_senders_deliver_each_event_once_in_order_per_conversation(make):

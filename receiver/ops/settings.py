@@ -76,6 +76,10 @@ class ForwardingSection(_Section):
     # With PostgreSQL: a sender claims an event for this long; if its instance dies, another
     # instance's sender takes the event after it. Longer than every target's timeout_seconds.
     lease_seconds = fields.Float(load_default=LEASE_SECONDS, validate=validate.Range(min=1, max=LEASE_MAX_SECONDS))
+    # With PostgreSQL: an event is sent this long after it was received at the earliest, so that an
+    # earlier event of its conversation still in another instance's spool (the database just back)
+    # can take its place in line. 0: send at once, order across instances only while all are healthy.
+    settle_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=60))
     concurrency = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
     poll_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.05, max=60))
     keep_delivered_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))

@@ -100,7 +100,8 @@ def _install_forwarding(app: Flask, receiver, checks: dict, stats=None):
         problem = lambda: _sqlite_writable(outbox.path)  # noqa: E731
     else:  # one outbox for every instance; this instance's spool holds what the database cannot take now
         spool = Outbox(_resolve(receiver.config.base_dir, settings["spool"]))
-        outbox = PgOutbox(url, spool, lease_seconds=settings["lease_seconds"], stats=stats)
+        outbox = PgOutbox(url, spool, lease_seconds=settings["lease_seconds"],
+                          settle_seconds=settings["settle_seconds"], stats=stats)
         problem = outbox.problem
     forwarder = Forwarder(outbox, targets, settings, stats=stats).start()
     RUNNING.append(forwarder)

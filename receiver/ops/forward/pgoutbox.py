@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 from ...recording import pgschema
@@ -45,6 +46,7 @@ SENDER_STATEMENT_MS = 10_000  # a claim or a mark stuck longer is cancelled
 CONNECT_TIMEOUT_SECONDS = 5
 RETRY_SECONDS, RETRY_MAX_SECONDS = 1.0, 8.0  # the breaker after a failure: doubling, capped
 RELAY_BATCH = 500  # spooled rows moved per transaction
+SETTLE_SECONDS = 1.0  # default of forwarding.settle_seconds
 # A dedupe or conversation key longer than this is stored as its digest: PostgreSQL's btree index
 # takes at most ~2,700 bytes a row, and the sender (a GroupId or MsgKey of a million characters)
 # must not make an event that no instance can ever store. The digest is as stable as the key.
@@ -56,14 +58,21 @@ _INSERT = ("INSERT INTO outbox (target, dedupe, conversation, command, app_id, b
 
 # Heads nobody holds, locked as they are picked (SKIP LOCKED: a head another sender is claiming
 # this instant is left to it), claimed in the same statement. `status = 'pending'` and the lease
-# are checked again on the locked row, so a head delivered or claimed meanwhile is not taken.
+# are checked again on the locked row, so a head delivered or claimed meanwhile is not taken. A head
+# is the oldest pending event of its conversation by the time an instance received it (an event
+# spooled during an outage is relayed late but keeps its place), taken only `settle` seconds after
+# it was received (time for the spools of instances that just got the database back to move) and
+# only while no other event of its conversation is claimed.
 _CLAIM = f"""
 WITH clock AS (SELECT {_NOW} AS now),
 heads AS (SELECT DISTINCT ON (target, conversation) id FROM outbox
-          WHERE status = 'pending' AND target = ANY(%(targets)s) ORDER BY target, conversation, id),
+          WHERE status = 'pending' AND target = ANY(%(targets)s) ORDER BY target, conversation, created_at, id),
 picked AS (SELECT o.id FROM outbox AS o, clock
            WHERE o.id IN (SELECT id FROM heads) AND o.status = 'pending' AND o.next_at <= clock.now
+             AND o.created_at <= clock.now - %(settle)s
              AND (o.lease_until IS NULL OR o.lease_until < clock.now)
+             AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.status = 'pending' AND p.target = o.target
+                             AND p.conversation = o.conversation AND p.lease_until >= clock.now)
            ORDER BY o.id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED)
 UPDATE outbox SET claimed_by = %(me)s, lease_until = (SELECT now FROM clock) + %(lease)s
 FROM picked WHERE outbox.id = picked.id
@@ -118,15 +127,15 @@ class PgOutbox:
 
     shared = True  # every worker of every instance sends: no leader lock (sender.py)
 
-    def __init__(self, url: str, spool: Outbox, *, lease_seconds: float, clock=None, pool_size: int = 4,
-                 stats=None):
+    def __init__(self, url: str, spool: Outbox, *, lease_seconds: float, settle_seconds: float = SETTLE_SECONDS,
+                 clock=None, pool_size: int = 4, stats=None):
         from psycopg_pool import ConnectionPool
 
         from .sender import LeaderLock
 
         self.url, self.where, self.spool = url, mask(url), spool
         self.path = spool.path  # the Enqueuer's quarantine file sits beside the spool
-        self.lease_seconds = lease_seconds
+        self.lease_seconds, self.settle_seconds = lease_seconds, settle_seconds
         self.stats = stats  # receiver.ops.metrics.ForwardStats or None: counts "spooled"
         self._clock = clock  # None: the database's clock (tests pass one)
         self.me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -142,11 +151,20 @@ class PgOutbox:
         self.front = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=ENQUEUE_TIMEOUT_SECONDS,
                                     name="imhook-outbox-enqueue", kwargs=_kwargs(int(ENQUEUE_TIMEOUT_SECONDS * 1000)),
                                     **common)
-        self.back = ConnectionPool(url, min_size=1, max_size=1, open=False, timeout=CONNECT_TIMEOUT_SECONDS,
-                                   name="imhook-outbox-sender", kwargs=_kwargs(SENDER_STATEMENT_MS),
-                                   check=ConnectionPool.check_connection, **common)
         self.front.open(wait=False)  # a database down at start must not stop the workers
-        self.back.open(wait=False)
+        # The sender's one connection, opened again at its next call once lost: no pool backoff (1 s
+        # doubling), so the spool moves within poll_seconds of the database coming back.
+        self._back_conn = None
+        self._back_lock = threading.Lock()
+
+    @contextmanager
+    def back(self):
+        import psycopg
+
+        with self._back_lock:
+            if self._back_conn is None or self._back_conn.closed or self._back_conn.broken:
+                self._back_conn = psycopg.connect(self.url, **_kwargs(SENDER_STATEMENT_MS))
+            yield self._back_conn
 
     def clock(self) -> float:
         return self._clock() if self._clock else time.time()
@@ -161,7 +179,7 @@ class PgOutbox:
         from psycopg_pool import PoolTimeout
 
         try:
-            with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:  # one transaction
+            with pool() as conn, conn.transaction(), conn.cursor() as cur:  # one transaction
                 if many:
                     cur.executemany(sql, params, returning=fetch)
                     rows = []
@@ -182,7 +200,8 @@ class PgOutbox:
             raise StoreUnavailable(f"the outbox {self.where} unavailable: {why}") from None
         if self.down_since is not None:
             log.warning("forwarding: the outbox %s is available again", self.where)
-        self.down_since, self.last_error, self._backoff = None, None, RETRY_SECONDS
+        # Any success closes the breaker: the reply path may write straight again (once the spool is empty).
+        self.down_since, self.last_error, self._backoff, self._closed_until = None, None, RETRY_SECONDS, 0.0
         return rows
 
     def _failed(self, why: str) -> None:
@@ -212,7 +231,7 @@ class PgOutbox:
             now = self._now()
             params = [(target, *_values(dedupe, conversation, command, app_id), body, now, now) for target in targets]
             try:
-                return [row[0] for row in self._run(self.front, sql, params, many=True)]
+                return [row[0] for row in self._run(self.front.connection, sql, params, many=True)]
             except StoreUnavailable:
                 pass  # the event goes to the spool below; /readyz shows down_since
         added = self.spool.add(targets, dedupe=dedupe, conversation=conversation, command=command,
@@ -263,13 +282,12 @@ class PgOutbox:
 
     def claim(self, targets: Iterable[str], limit: int) -> list[Row]:
         """Relay the spool, then claim up to `limit` due heads for this sender; [] when the database fails
-        (and, after a failure, without trying until the breaker's backoff is over)."""
-        if self.down_since is not None and time.monotonic() < self._closed_until:
-            return []
+        (the sender's thread is not the reply path: it tries at every round, the breaker is the Enqueuer's)."""
         try:
             self.relay()
             rows = self._run(self.back, _CLAIM, {"now": self._now(), "targets": list(targets), "limit": limit,
-                                                 "me": self.me, "lease": self.lease_seconds})
+                                                 "me": self.me, "lease": self.lease_seconds,
+                                                 "settle": self.settle_seconds})
         except StoreUnavailable:
             return []
         return sorted((Row(*r) for r in rows), key=lambda row: row.id)
@@ -340,7 +358,9 @@ class PgOutbox:
 
     def close(self) -> None:
         self.front.close(timeout=1.0)
-        self.back.close(timeout=1.0)
+        with self._back_lock:
+            if self._back_conn is not None:
+                self._back_conn.close()
         self.spool.close()
 
 

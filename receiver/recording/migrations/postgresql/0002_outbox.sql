@@ -22,6 +22,7 @@ CREATE TABLE outbox (
     -- A callback the IM sends twice, to one instance or two, is one row per target.
     UNIQUE (target, dedupe)
 );
--- The heads of conversations: the oldest pending row per (target, conversation).
-CREATE INDEX outbox_heads ON outbox (target, conversation, id) WHERE status = 'pending';
+-- The heads of conversations: the oldest pending row per (target, conversation), by the time an
+-- instance received it (an event spooled during an outage is relayed late but keeps its place).
+CREATE INDEX outbox_heads ON outbox (target, conversation, created_at, id) WHERE status = 'pending';
 CREATE INDEX outbox_done ON outbox (done_at) WHERE status = 'delivered';
