@@ -17,8 +17,9 @@ and only while the instance's spool is empty. Any failure opens a breaker for a 
 doubling to 8 s): meanwhile, and until the spool is drained, events go to the spool, the SQLite
 outbox file of outbox.py (forwarding.spool, a local INSERT, crash-safe like today's outbox), and
 the sender moves them to PostgreSQL in their order (`relay`) before it claims. A spool kept while
-anything waits in it keeps an instance's events in order; events of one conversation that two
-instances both spooled during an outage reach the shared outbox in the order their spools drain.
+anything waits in it keeps an instance's events in order; across instances, heads are ordered by
+receive time and claimed forwarding.settle_seconds after it, so an event relayed late from a spool
+still goes before the later events of its conversation (docs/operations.md, "Order across instances").
 """
 
 from __future__ import annotations
