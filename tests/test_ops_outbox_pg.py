@@ -318,3 +318,17 @@ def test_hostile_keys_are_stored_claimed_and_recognised_again(make, group, msg_k
     assert row.body == raw and len(row.conversation.encode()) <= pgoutbox.KEY_MAX_BYTES
     if len(keys["conversation"].encode()) <= pgoutbox.KEY_MAX_BYTES and "\x00" not in keys["conversation"]:
         assert row.conversation == keys["conversation"]
+
+
+def test_the_sender_waits_for_what_time_releases_and_polls_for_the_rest(make):
+    clock = Clock()
+    a, b = make("a", clock, settle=1.0), make("b", clock, settle=1.0)
+    add(a, "g1", 1)
+    assert a.claim(["t"], limit=5) == [] and a.next_due(["t"]) == pytest.approx(clock.now + 1.0)  # settling
+    clock.now += 1.0
+    add(a, "g1", 2)
+    (head,) = a.claim(["t"], limit=5)
+    # b: g1|1 is a's until the lease lapses; g1|2 settles in 1 s but waits behind g1|1 after that
+    assert b.claim(["t"], limit=5) == [] and b.next_due(["t"]) == pytest.approx(clock.now + 1.0)
+    clock.now += 1.0
+    assert b.next_due(["t"]) == pytest.approx(clock.now + LEASE - 1.0)  # not "now": no spinning

@@ -215,7 +215,7 @@ class PgOutbox:
         self._backoff = min(self._backoff * 2, RETRY_MAX_SECONDS)
 
     def problem(self) -> str | None:
-        """Why forwarding is degraded (for /readyz): the database failing, or events in the spool."""
+        """Why forwarding is degraded (for /readyz): the database failing since when, and why."""
         if self.down_since is not None:
             return (f"the outbox {self.where} unavailable for {time.time() - self.down_since:.0f} s "
                     f"({self.last_error}); events wait in {self.spool.path}")
@@ -319,13 +319,19 @@ class PgOutbox:
         self._run(self.back, sql, {"now": self._now(), "id": row_id, "me": self.me, **values}, fetch=False)
 
     def next_due(self, targets: Iterable[str]) -> float | None:
-        """When the earliest unclaimed pending row becomes due, on this host's clock (None: nothing)."""
+        """When a pending row next becomes claimable by time (its retry, its settling, a lease
+        lapsing), on this host's clock; None: no such moment ahead (the sender polls).
+
+        Rows due already but not claimed are held by another sender or behind their conversation's
+        head: they become claimable by a mark, not by time, so they do not make the sender spin.
+        """
         if self.spool.has_pending() and self.down_since is None:
             return self.clock()  # move it now
         try:
-            rows = self._run(self.back, f"SELECT MIN(GREATEST(next_at, COALESCE(lease_until, 0))) - {_NOW} "
-                             "FROM outbox WHERE status = 'pending' AND target = ANY(%(targets)s)",
-                             {"now": self._now(), "targets": list(targets)})
+            rows = self._run(self.back, f"SELECT MIN(t) - {_NOW} FROM (SELECT GREATEST(next_at, created_at + "
+                             "%(settle)s, COALESCE(lease_until, 0)) AS t FROM outbox WHERE status = 'pending' "
+                             f"AND target = ANY(%(targets)s)) AS due WHERE t > {_NOW}",
+                             {"now": self._now(), "targets": list(targets), "settle": self.settle_seconds})
         except StoreUnavailable:
             return None
         return None if rows[0][0] is None else self.clock() + rows[0][0]
