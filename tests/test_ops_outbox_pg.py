@@ -332,3 +332,18 @@ def test_the_sender_waits_for_what_time_releases_and_polls_for_the_rest(make):
     assert b.claim(["t"], limit=5) == [] and b.next_due(["t"]) == pytest.approx(clock.now + 1.0)
     clock.now += 1.0
     assert b.next_due(["t"]) == pytest.approx(clock.now + LEASE - 1.0)  # not "now": no spinning
+
+
+def test_a_database_that_hangs_costs_a_reply_at_most_the_enqueue_timeout_and_the_event_is_spooled(
+        make, pg_outbox_url):
+    box = make("a")
+    add(box, "g1", 1)  # the pool's connection is open
+    with psycopg.connect(pg_outbox_url) as blocker:
+        blocker.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")  # every INSERT waits behind it
+        started = time.monotonic()
+        assert add(box, "g1", 2) == ["t"]
+        waited = time.monotonic() - started
+        assert add(box, "g1", 3) == ["t"]  # the breaker is open: straight to the spool
+        assert time.monotonic() - started - waited < pgoutbox.ENQUEUE_TIMEOUT_SECONDS
+    assert waited < pgoutbox.ENQUEUE_TIMEOUT_SECONDS + 0.5  # the task's figure: never near the IM's 2 s
+    assert [r.dedupe for r in box.spool.pending(10)] == ["g1|2", "g1|3"]
