@@ -347,3 +347,26 @@ def test_a_database_that_hangs_costs_a_reply_at_most_the_enqueue_timeout_and_the
         assert time.monotonic() - started - waited < pgoutbox.ENQUEUE_TIMEOUT_SECONDS
     assert waited < pgoutbox.ENQUEUE_TIMEOUT_SECONDS + 0.5  # the task's figure: never near the IM's 2 s
     assert [r.dedupe for r in box.spool.pending(10)] == ["g1|2", "g1|3"]
+
+
+def test_db_upgrade_finds_the_outbox_database_of_a_config_without_a_recordings_database(pg_server, tmp_path):
+    from click.testing import CliRunner
+
+    from receiver.cli import main
+
+    name = f"imhook_test_outbox_upgrade_{os.getpid()}"
+    url = create_database(name, upgrade=False)
+    config = tmp_path / "imhook.yaml"
+    config.write_text("app_id: '1400000000'\nrules: []\nrecording: {enabled: false}\n"
+                      f"forwarding:\n  outbox: {url.replace('postgres@', 'postgres:pw@')}\n"
+                      "  targets: [{url: 'http://d/e'}]\n", encoding="utf-8")
+    try:
+        result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)],
+                                    env={"IMHOOK_RECORDING_DSN": "", "IMHOOK_OUTBOX_DSN": ""})
+        with psycopg.connect(url) as conn:
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    finally:
+        drop_database(name)
+    assert result.exit_code == 0, result.output
+    assert "applied 0002_outbox" in result.output and "pw@" not in result.output and ":***@" in result.output
+    assert {"outbox", "recordings"} <= tables
