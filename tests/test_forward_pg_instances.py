@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import time
 from collections import Counter, defaultdict
@@ -65,7 +66,7 @@ def event(conversation: int, seq: int) -> dict:
 
 
 def test_two_instances_share_the_outbox_through_a_kill_and_a_database_outage(tmp_path, pg_server):
-    name = f"imhook_test_{os.getpid()}_instances"
+    name = f"imhook_test_{os.getpid()}_instances_{secrets.token_hex(3)}"
     url = create_database(name).replace("postgres@", f"postgres:{PASSWORD}@")
     # Slow to answer: the senders hold claims while the instance is killed (their events are
     # handed over after the lease, some already received: the repeat the event id is for).

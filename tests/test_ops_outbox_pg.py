@@ -8,6 +8,7 @@ lapses on the fake clock and the other sender takes the row.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from collections import Counter, defaultdict
@@ -193,7 +194,7 @@ class Stats:
 
 @pytest.fixture
 def away_database(pg_server):
-    name = f"imhook_test_outbox_away_{os.getpid()}"
+    name = f"imhook_test_outbox_away_{os.getpid()}_{secrets.token_hex(3)}"
     url = create_database(name)
     yield name, url
     drop_database(name)
@@ -287,7 +288,7 @@ def test_an_outbox_url_is_not_taken_for_a_path(tmp_path):
 def test_start_stops_on_an_outbox_database_behind_the_schema_naming_db_upgrade(pg_server):
     from receiver.errors import ImhookError
 
-    name = f"imhook_test_outbox_behind_{os.getpid()}"
+    name = f"imhook_test_outbox_behind_{os.getpid()}_{secrets.token_hex(3)}"
     url = create_database(name, upgrade=False).replace("postgres@", "postgres:pw@")
     try:
         with pytest.raises(ImhookError) as caught:
@@ -354,7 +355,7 @@ def test_db_upgrade_finds_the_outbox_database_of_a_config_without_a_recordings_d
 
     from receiver.cli import main
 
-    name = f"imhook_test_outbox_upgrade_{os.getpid()}"
+    name = f"imhook_test_outbox_upgrade_{os.getpid()}_{secrets.token_hex(3)}"
     url = create_database(name, upgrade=False)
     config = tmp_path / "imhook.yaml"
     config.write_text("app_id: '1400000000'\nrules: []\nrecording: {enabled: false}\n"
