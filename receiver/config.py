@@ -266,6 +266,8 @@ def resolve_paths(sections: dict[str, dict[str, Any]], folder: Path, doc: YamlDo
             value = values.get(key)
             if not (field_.metadata.get("path") and isinstance(value, str) and value):
                 continue
+            if value.startswith(("postgresql://", "postgres://")):
+                continue  # forwarding.outbox may name a database instead of a file
             problem = path_problem(value)
             if problem:
                 raise (doc.error((name, key), problem) if doc else ConfigError(problem, path=f"{name}.{key}"))
@@ -297,7 +299,11 @@ def output_paths(config: Config) -> list[tuple[tuple, Path, bool]]:
             out.append((("recording", "journal_dir"), Path(recording["journal_dir"]), True))
     forwarding = config.sections.get("forwarding") or {}
     if forwarding.get("targets"):
-        out.append((("forwarding", "outbox"), Path(forwarding["outbox"]), False))
+        from .ops.forward.pgoutbox import outbox_url
+
+        shared = outbox_url(forwarding) is not None  # PostgreSQL: the spool is the file written here
+        key = "spool" if shared else "outbox"
+        out.append((("forwarding", key), Path(forwarding[key]), False))
     return out
 
 

@@ -83,6 +83,9 @@ def check_start_up(path: Path | None = None):
         from .recording.pgschema import check_at_start
 
         check_at_start(config.sections.get("recording") or {})  # a PostgreSQL store behind the code's schema
+        from .ops.forward.pgoutbox import check_at_start as check_outbox_at_start
+
+        check_outbox_at_start(config.sections.get("forwarding") or {})  # and a PostgreSQL outbox
     except ImhookError:
         chain.close()
         raise

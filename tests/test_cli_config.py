@@ -303,7 +303,7 @@ def test_every_help_default_is_the_real_default():
         ("recordings import-samples", "--app-id"): ("$IMHOOK_APP_ID, else 0", True),
         ("explain", "--command"): ("the body's own", True),
         ("sign", "--time"): ("now", True),
-        ("db upgrade", "--db"): ("the config's recording.store, store_env or store_file", True),
+        ("db upgrade", "--db"): ("the config's recording store, else its outbox URL", True),
         ("sign", "--body"): ("an empty body", True),
         ("send", "--app-key"): ("$IMHOOK_NETEASE_APP_KEY", True),
     }

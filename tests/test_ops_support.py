@@ -108,9 +108,10 @@ class Downstream:
     the same port brings it back. `status` is what it answers.
     """
 
-    def __init__(self, port: int, status: int = 200):
+    def __init__(self, port: int, status: int = 200, delay: float = 0.0):
         self.port = port
         self.status = status
+        self.delay = delay  # seconds between taking an event and answering: a sender holds it that long
         self.received: list[tuple[dict, bytes]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -129,6 +130,7 @@ class Downstream:
                 if status == 200:
                     with owner._lock:
                         owner.received.append((dict(self.headers), body))
+                time.sleep(owner.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -68,6 +68,9 @@ RECORDING_WRITER_RESTARTS = Counter("imhook_recording_writer_restarts", "Recordi
 RECORDING_UNDRAINED = Gauge("imhook_recording_undrained_seconds",
                             "Age of the oldest answered callback not recorded yet (0: drained).",
                             multiprocess_mode="livemax")
+FORWARD_SPOOLED = Counter("imhook_forward_spooled",
+                          "After-callbacks the PostgreSQL outbox could not take at once, kept in the local spool.",
+                          ["target"])
 FORWARD_QUARANTINED = Counter("imhook_forward_quarantined",
                               "After-callbacks that could not be put in the outbox or sent, kept aside.",
                               ["target"])
@@ -249,7 +252,8 @@ class ForwardStats:
     """The sender's and the enqueuer's counters, behind one small interface."""
 
     _COUNTERS = {"delivered": FORWARD_DELIVERED, "dead": FORWARD_DEAD, "enqueued": FORWARD_ENQUEUED,
-                 "duplicate": FORWARD_DUPLICATES, "quarantined": FORWARD_QUARANTINED}
+                 "duplicate": FORWARD_DUPLICATES, "quarantined": FORWARD_QUARANTINED,
+                 "spooled": FORWARD_SPOOLED}
 
     def count(self, what: str, target: str, kind: str = "", n: int = 1) -> None:
         if what == "failed":

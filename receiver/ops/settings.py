@@ -142,10 +142,30 @@ class TargetSection(_Section):
         return data
 
 
+LEASE_SECONDS = 30.0  # default of forwarding.lease_seconds
+LEASE_MAX_SECONDS = 3600.0
+
+
 class ForwardingSection(_Section):
     targets = fields.List(fields.Nested(TargetSection), load_default=list)
-    # Relative: to the config file's folder (the "path" mark: receiver/config.py resolves it).
+    # A SQLite file, relative to the config file's folder (the "path" mark: receiver/config.py
+    # resolves it), or a postgresql:// URL: one outbox shared by every instance (pgoutbox.py). The
+    # URL, with its password, may instead come from the variable named by outbox_env, or the first
+    # line of outbox_file; the environment wins, then the file, then `outbox`.
     outbox = fields.String(load_default="imhook-outbox.sqlite3", validate=_non_empty, metadata={"path": True})
+    outbox_env = fields.String(load_default="IMHOOK_OUTBOX_DSN", validate=validate.Regexp(
+        r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable"))
+    outbox_file = fields.String(load_default=None, allow_none=True, validate=_non_empty, metadata={"path": True})
+    # With PostgreSQL: each instance's SQLite file where events wait while the database cannot take
+    # them (down, or slower than the reply may wait); the sender moves them on when it is back.
+    spool = fields.String(load_default="imhook-outbox-spool.sqlite3", validate=_non_empty, metadata={"path": True})
+    # With PostgreSQL: a sender claims an event for this long; if its instance dies, another
+    # instance's sender takes the event after it. Longer than every target's timeout_seconds.
+    lease_seconds = fields.Float(load_default=LEASE_SECONDS, validate=validate.Range(min=1, max=LEASE_MAX_SECONDS))
+    # With PostgreSQL: an event is sent this long after it was received at the earliest, so that an
+    # earlier event of its conversation still in another instance's spool (the database just back)
+    # can take its place in line. 0: send at once, order across instances only while all are healthy.
+    settle_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=60))
     concurrency = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
     poll_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.05, max=60))
     keep_delivered_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0))
@@ -154,6 +174,13 @@ class ForwardingSection(_Section):
     # timeout_seconds of a target. A downstream that is down is not a stall: see the backlog gauges.
     stall_seconds = fields.Float(load_default=120.0, validate=validate.Range(min=1, max=86400))
     retry = fields.Nested(RetrySection, load_default=lambda: RetrySection().load({}))
+
+    @validates_schema
+    def _lease_outlasts_a_delivery(self, data, **kwargs):
+        longest = max((t["timeout_seconds"] for t in data.get("targets", [])), default=0.0)
+        if "lease_seconds" in data and data["lease_seconds"] <= longest:
+            raise ValidationError(f"must be longer than the longest target timeout_seconds ({longest:g}): a "
+                                  "sender must be able to finish a delivery before its claim lapses", "lease_seconds")
 
     @validates_schema
     def _unique_names(self, data, **kwargs):

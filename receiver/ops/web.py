@@ -91,13 +91,23 @@ def _install_forwarding(app: Flask, receiver, checks: dict, stats=None):
     from .forward.outbox import Outbox
     from .forward.sender import RUNNING, Forwarder
 
+    from .forward.pgoutbox import PgOutbox, outbox_url
+
     targets = resolve_targets(settings["targets"], os.environ)
-    outbox = Outbox(_resolve(receiver.config.base_dir, settings["outbox"]))
+    url = outbox_url(settings)
+    if url is None:
+        outbox = Outbox(_resolve(receiver.config.base_dir, settings["outbox"]))
+        problem = lambda: _sqlite_writable(outbox.path)  # noqa: E731
+    else:  # one outbox for every instance; this instance's spool holds what the database cannot take now
+        spool = Outbox(_resolve(receiver.config.base_dir, settings["spool"]))
+        outbox = PgOutbox(url, spool, lease_seconds=settings["lease_seconds"],
+                          settle_seconds=settings["settle_seconds"], stats=stats)
+        problem = outbox.problem
     forwarder = Forwarder(outbox, targets, settings, stats=stats).start()
     RUNNING.append(forwarder)
     receiver.observers.append(Enqueuer(outbox, targets, wake=forwarder.wake, stats=stats,
                                        before_commands=receiver.platform.before_commands))
-    checks["outbox"] = lambda: forwarder.supervise() or _sqlite_writable(outbox.path)
+    checks["outbox"] = lambda: forwarder.supervise() or problem()
     app.extensions["imhook.forwarder"] = forwarder
     return forwarder
 

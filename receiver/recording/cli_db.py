@@ -16,7 +16,8 @@ def db() -> None:
 @db.command("upgrade")
 @config_option()
 @click.option("--db", "url", default=None, metavar="URL",
-              help="A postgresql:// URL [default: the config's recording.store, store_env or store_file].")
+              help="A postgresql:// URL: recording.store, store_env or store_file, else the forwarding outbox's "
+                   "[default: the config's recording store, else its outbox URL].")
 def db_upgrade_command(config_file, url):
     """Bring the PostgreSQL recordings database to this imhook's schema version (safe to run again)."""
     from ..config import load_config
@@ -24,11 +25,16 @@ def db_upgrade_command(config_file, url):
     from .locations import store_url
     from .pgstore import connect, is_url, mask
 
-    url = url or store_url(load_config(config_file, require_app_id=False).recording)
+    if url is None:
+        from ..ops.forward.pgoutbox import outbox_url
+
+        config = load_config(config_file, require_app_id=False)
+        # The recordings database, else the forwarding outbox's (one migration list for both).
+        url = store_url(config.recording) or outbox_url(config.sections.get("forwarding") or {})
     if not is_url(url):
         raise click.UsageError("no PostgreSQL store: set recording.store (or $IMHOOK_RECORDING_DSN, or "
-                               "recording.store_file) to a postgresql:// URL, or pass --db URL; a SQLite "
-                               "recording upgrades itself")
+                               "recording.store_file) or forwarding.outbox (or $IMHOOK_OUTBOX_DSN) to a "
+                               "postgresql:// URL, or pass --db URL; a SQLite recording upgrades itself")
     conn = connect(url)
     try:
         before = pgschema.applied_version(conn)

@@ -18,19 +18,29 @@ JOURNAL_MAX_BYTES = 1024**3  # per worker: a database down for long must not fil
 URL_SCHEMES = ("postgresql://", "postgres://")
 
 
-def store_url(settings: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str | None:
-    """The PostgreSQL URL the recording uses, or None for SQLite (see `store` above)."""
+def store_url(settings: Mapping[str, Any], env: Mapping[str, str] | None = None, *, section: str = "recording",
+              keys: tuple[str, str, str] = ("store", "store_env", "store_file"),
+              default_env: str = DEFAULT_STORE_ENV) -> str | None:
+    """The PostgreSQL URL the recording uses, or None for SQLite (see `store` above).
+
+    `section`, `keys` (the URL, its variable's name, its file) and `default_env` let the forwarding
+    outbox find its URL the same way (receiver/ops/forward/pgoutbox.py); in that section the URL key
+    may also hold a SQLite path, which is not an error but "no PostgreSQL".
+    """
     env = os.environ if env is None else env
-    url = env.get(settings.get("store_env") or DEFAULT_STORE_ENV, "").strip()
-    origin = f"${settings.get('store_env') or DEFAULT_STORE_ENV}"
-    if not url and settings.get("store_file"):
-        origin = f"recording.store_file {settings['store_file']}"
+    url_key, env_key, file_key = keys
+    variable = settings.get(env_key) or default_env
+    url, origin = env.get(variable, "").strip(), f"${variable}"
+    if not url and settings.get(file_key):
+        origin = f"{section}.{file_key} {settings[file_key]}"
         try:
-            url = Path(settings["store_file"]).read_text(encoding="utf-8").strip().partition("\n")[0].strip()
+            url = Path(settings[file_key]).read_text(encoding="utf-8").strip().partition("\n")[0].strip()
         except (OSError, UnicodeDecodeError) as exc:  # name the file, never its content
             raise ConfigError(f"cannot read {origin}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
     if not url:
-        url, origin = settings.get("store") or "", "recording.store"
+        url, origin = settings.get(url_key) or "", f"{section}.{url_key}"
+        if section != "recording" and not url.startswith(URL_SCHEMES):
+            return None  # forwarding.outbox: a SQLite path
     if not url:
         return None
     if not url.startswith(URL_SCHEMES):

@@ -28,7 +28,8 @@ class Enqueuer:
     """A Receiver observer: one outbox row per interested target, duplicates ignored.
 
     Runs before the reply is sent, so an accepted (HTTP 200) callback is on disk before the IM
-    hears back; the only cost on the reply path is one local SQLite INSERT.
+    hears back; the only cost on the reply path is one local SQLite INSERT, or with a PostgreSQL
+    outbox one INSERT bounded by pgoutbox.ENQUEUE_TIMEOUT_SECONDS, else a local one (the spool).
     """
 
     def __init__(self, outbox: Outbox, targets: Sequence[Target], *, wake=None, stats=None,

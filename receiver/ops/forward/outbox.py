@@ -73,7 +73,13 @@ class Row:
 
 
 class Outbox:
-    """Thread-safe access to the outbox file: one connection per thread, short transactions."""
+    """Thread-safe access to the outbox file: one connection per thread, short transactions.
+
+    With a PostgreSQL outbox (pgoutbox.py) the same file is each instance's spool: events wait here
+    while the database cannot take them, and `pending` / `remove` move them on.
+    """
+
+    shared = False  # one sender per host, elected by a lock file (sender.py)
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 1.0, clock=time.time):
         self.path = Path(path)
@@ -142,6 +148,31 @@ class Outbox:
         sql = _HEADS.format(targets=",".join("?" * len(names)))
         cursor = self._connect().execute(sql, (self.clock(), *names, limit))
         return [Row(*r) for r in cursor.fetchall()]
+
+    def claim(self, targets: Iterable[str], limit: int) -> list[Row]:
+        """The rows to send now: the due heads (the leader lock already makes this sender the only one)."""
+        return self.heads(targets, limit)
+
+    def has_pending(self) -> bool:
+        return self._connect().execute("SELECT 1 FROM outbox WHERE status = 'pending' LIMIT 1").fetchone() is not None
+
+    def pending(self, limit: int) -> list[Row]:
+        """The oldest pending rows, in the order they were added (the spool's order)."""
+        cursor = self._connect().execute(
+            "SELECT id, target, dedupe, conversation, command, app_id, body, attempts, created_at FROM outbox"
+            " WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,))
+        return [Row(*r) for r in cursor.fetchall()]
+
+    def remove(self, row_ids: Iterable[int]) -> None:
+        """Forget rows (moved to the shared outbox) in one transaction."""
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def delivered(self, row_id: int) -> None:
         self._finish(row_id, DELIVERED, "")

@@ -10,6 +10,9 @@ conversation for ever; a thread that died, or that has made no progress for `sta
 delivery hanging past every timeout), is replaced by a new thread with a new pool, and the old one
 ends when it returns. The replacement may send again what the old thread had in flight: delivery
 is at least once, and the event id header lets the downstream drop a repeat.
+
+With a PostgreSQL outbox (pgoutbox.py, `outbox.shared`) there is no lock file: every worker of
+every instance sends, each claiming the heads it sends for `forwarding.lease_seconds`.
 """
 
 from __future__ import annotations
@@ -140,7 +143,8 @@ class Forwarder:
             deliver.check(targets)
         self.deliver = deliver
         self.stats = stats  # receiver.ops.metrics.ForwardStats or None
-        self.lock = LeaderLock(Path(f"{outbox.path}.lock"))
+        # A shared outbox hands out claims itself: every sender sends, no leader to elect.
+        self.lock = None if outbox.shared else LeaderLock(Path(f"{outbox.path}.lock"))
         self.stall_seconds = settings.get("stall_seconds", STALL_SECONDS)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -208,14 +212,15 @@ class Forwarder:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
 
     def _run(self, generation: int = 0, pool: ThreadPoolExecutor | None = None) -> None:
         poll = self.settings["poll_seconds"]
         while not self._stop.is_set() and generation == self._generation:
             self._beat = time.monotonic()
             try:
-                wait = self.step(pool) if self.lock.try_acquire() else poll
+                wait = self.step(pool) if self.lock is None or self.lock.try_acquire() else poll
             except Exception:  # a broken file or a bug must not kill the thread for good
                 if generation != self._generation:
                     return  # replaced meanwhile (its pool's futures were cancelled): end quietly
@@ -227,7 +232,10 @@ class Forwarder:
     def step(self, pool: ThreadPoolExecutor | None = None) -> float:
         """Send one round of due heads; return how long to wait before the next round."""
         poll = self.settings["poll_seconds"]
-        heads = self.outbox.heads(self.targets, limit=self.settings["concurrency"] * 4)
+        # A shared outbox's claims are leases that run while rows wait for a pool thread: claim no
+        # more than the pool starts at once. The leader of a SQLite outbox may read ahead.
+        batch = self.settings["concurrency"] * (1 if self.outbox.shared else 4)
+        heads = self.outbox.claim(self.targets, limit=batch)
         rows = [row for row in heads if row.id not in self._in_flight]
         if rows:
             list((pool or self._pool).map(self._send_or_set_aside, rows))
