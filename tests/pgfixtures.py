@@ -9,6 +9,7 @@ scratch database whose connections are refused and terminated (`make_unavailable
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 
@@ -79,7 +80,7 @@ def pg_server():
 @pytest.fixture(scope="session")
 def pg_database(pg_server):
     """(name, url) of a scratch database for this session, at the current schema."""
-    name = f"imhook_test_{os.getpid()}"
+    name = f"imhook_test_{os.getpid()}_{secrets.token_hex(3)}"  # unique across sessions sharing the server
     url = create_database(name)
     yield name, url
     drop_database(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 
 import psycopg
@@ -53,7 +54,7 @@ def without_id(record: Record) -> dict:
 
 
 def test_a_fresh_database_is_refused_until_db_upgrade_then_upgrade_is_idempotent(pg_server):
-    name = f"imhook_test_{os.getpid()}_schema"
+    name = f"imhook_test_{os.getpid()}_{secrets.token_hex(3)}_schema"
     url = create_database(name, upgrade=False)
     try:
         with psycopg.connect(url) as conn:
@@ -87,7 +88,7 @@ def test_schema_versions_just_under_at_and_over_the_codes(version, expected):
 def test_start_up_stops_on_a_database_behind_the_schema_and_names_db_upgrade(pg_server, tmp_path):
     from receiver.reload import check_start_up
 
-    name = f"imhook_test_{os.getpid()}_start"
+    name = f"imhook_test_{os.getpid()}_{secrets.token_hex(3)}_start"
     url = create_database(name, upgrade=False)
     config = tmp_path / "imhook.yaml"
     config.write_text(f"app_id: 1400000000\nrecording:\n  store: {url}\n", encoding="utf-8")

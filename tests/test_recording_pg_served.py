@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -111,7 +112,7 @@ def test_replies_stay_fast_while_postgresql_is_away_and_every_answered_callback_
 
 def test_gunicorn_stops_at_start_with_one_line_naming_db_upgrade_when_the_database_is_behind(
         serve, tmp_path, pg_server):
-    name = f"imhook_test_{os.getpid()}_behind"
+    name = f"imhook_test_{os.getpid()}_{secrets.token_hex(3)}_behind"
     url = create_database(name, upgrade=False).replace("postgres@", f"postgres:{PASSWORD}@")
     try:
         with pytest.raises(RuntimeError) as caught:
