@@ -63,10 +63,9 @@ def is_cjk(ch: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)  # ~1,500 distinct toned readings
 def _toneless(reading: str) -> str:
-    # "lǘ" -> "lv" (pypinyin's own toneless spelling keeps ü apart from u as v).
-    reading = reading.replace("ü", "v")
-    return "".join(c for c in unicodedata.normalize("NFD", reading)
-                   if not unicodedata.combining(c)).replace("ü", "v")
+    # "lǜ" -> "lv": pypinyin's own toneless spelling, which keeps ü apart from u.
+    decomposed = unicodedata.normalize("NFD", reading).replace("u\u0308", "v")
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @functools.cache
@@ -161,11 +160,12 @@ def symbol_leet(leet: tuple[tuple[str, str], ...], base_codes: np.ndarray,
                  and base_codes[ord(s)] == drop_value)
 
 
-def pinyin_keys(key: str) -> list[str]:
+def pinyin_keys(key: str, mixed_up_to: int = MAX_MIXED_CHARS) -> list[str]:
     """Return the extra keys of a normalised word: each run of its chars in pinyin.
 
     "诈骗" gives "zhapian", "zha骗", "诈pian"; a word of n Chinese chars gives n(n+1)/2 - 1
-    keys up to MAX_MIXED_CHARS chars, and only the all-pinyin one beyond.
+    keys up to ``mixed_up_to`` chars, and only the all-pinyin one beyond (allow entries,
+    few and often long, get every run up to MAX_PINYIN_CHARS).
     """
     reading = _canon_syllable()
     cjk = [i for i, c in enumerate(key) if c in reading]
@@ -176,7 +176,7 @@ def pinyin_keys(key: str) -> list[str]:
     def spelled(run: list[int]) -> str:
         return "".join(reading[c] if i in run else c for i, c in enumerate(chars))
 
-    if len(cjk) > MAX_MIXED_CHARS:
+    if len(cjk) > mixed_up_to:
         return [spelled(cjk)]
     return [spelled(cjk[first:last]) for first in range(len(cjk))
             for last in range(first + 1, len(cjk) + 1)]

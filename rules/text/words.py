@@ -21,7 +21,8 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import DEFAULT_LEET, Transforms, classify, pinyin_keys, symbol_leet
+from .variants import (DEFAULT_LEET, MAX_MIXED_CHARS, MAX_PINYIN_CHARS, Transforms, classify,
+                       pinyin_keys, symbol_leet)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -239,7 +240,7 @@ class WordMatcher:
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
         if pinyin:
             for key, pattern in list(by_key.items()):
-                for extra in pinyin_keys(key):
+                for extra in pinyin_keys(key, MAX_PINYIN_CHARS if pattern.allowed else MAX_MIXED_CHARS):
                     by_key.setdefault(extra, pattern._replace(latin_only=_is_latin_word(extra)))
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
