@@ -14,7 +14,7 @@ from .helpers import handle, make_receiver, rules_yaml, sample
 from .test_rules_text import c2c, reply
 
 ALL_ON = ("use: sensitive_words, config: {words: ['诈骗', scam, paypal], allow: [scampi, 炸片], "
-          "pinyin: true, leet: true, confusables: true")
+          "pinyin: true, homophones: true, leet: true, confusables: true")
 
 
 def texts(got) -> list[str]:

@@ -12,7 +12,7 @@ from rules.text.variants import (DEFAULT_LEET, MAX_MIXED_CHARS, MAX_PINYIN_CHARS
                                  homophone_map, pinyin_keys, syllables)
 from rules.text.words import WordMatcher
 
-ALL_ON = dict(pinyin=True, leet=True, confusables=True)
+ALL_ON = dict(pinyin=True, homophones=True, leet=True, confusables=True)
 WORDS = ["诈骗", "代开发票", "scam", "paypal", "hate", "ass"]
 ALLOW = ["scampi", "class", "诈骗犯罪举报"]
 

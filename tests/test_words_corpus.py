@@ -13,7 +13,7 @@ import pytest
 from rules.text.words import WordMatcher, load_word_file
 
 DATA = Path(__file__).parent / "data" / "words"
-ALL_ON = dict(pinyin=True, leet=True, confusables=True, fold_repeats=True)
+ALL_ON = dict(pinyin=True, homophones=True, leet=True, confusables=True, fold_repeats=True)
 
 
 def _lines(name: str) -> list[str]:

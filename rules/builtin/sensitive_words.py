@@ -26,6 +26,7 @@ class SensitiveWordsConfig(TextScanConfig):
     skip_noise = fields.Boolean(load_default=True)
     traditional = fields.Boolean(load_default=True)
     pinyin = fields.Boolean(load_default=False)
+    homophones = fields.Boolean(load_default=False)
     leet = fields.Boolean(load_default=False)
     leet_table = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
                              values=fields.String(validate=validate.Regexp("^[A-Za-z]$")),
@@ -57,6 +58,7 @@ class SensitiveWords(TextScanRule):
             words, allow=allow, whole_word_latin=config["whole_word_latin"],
             fold_repeats=config["fold_repeats"], skip_noise=config["skip_noise"],
             traditional=config["traditional"], pinyin=config["pinyin"],
+            homophones=config["homophones"],
             leet=(config["leet_table"] or True) if config["leet"] else False,
             confusables=config["confusables"])
         self.file_count = len(files)

@@ -52,6 +52,8 @@ ESCAPE = 0xFFFFFFFF
 DROPPED = 0
 # Per-character cache above this size stops growing, so hostile input cannot balloon memory.
 _MAX_CACHED_CHARS = 200_000
+# Texts up to this many chars normalise faster char by char than through numpy.
+_SHORT = 48
 
 
 @functools.cache
@@ -237,6 +239,16 @@ class CharNormalizer:
             return self.compress(text, self._codes)[0].decode("utf-32-le")
         except UnicodeDecodeError:  # an ESCAPE: expanding or beyond-table char (rare)
             return self.per_char(text)[0]
+
+    def normalize_short(self, text: str) -> str:
+        """:meth:`normalize` for a word-sized text: per char, cheaper than numpy's set-up."""
+        if len(text) > _SHORT:
+            return self.normalize(text)
+        chars = self._chars
+        out = "".join([chars[c] for c in text])
+        if self.fold_repeats and out:
+            out = "".join([c for i, c in enumerate(out) if not i or c != out[i - 1]])
+        return out
 
     def normalize_many(self, texts: list[str]) -> list[str]:
         """Return :meth:`normalize` of each text, all in one vectorised pass (word lists)."""

@@ -182,16 +182,16 @@ def pinyin_keys(key: str, mixed_up_to: int = MAX_MIXED_CHARS) -> list[str]:
             for last in range(first + 1, len(cjk) + 1)]
 
 
-def classify(span: str, word: str, plain: "callable", transforms: Transforms) -> str | None:
+def classify(span: str, seen: str, wanted: str, word: str, transforms: Transforms) -> str | None:
     """Say which transformation finds ``word`` in ``span``; None if the hit is not believed.
 
-    ``plain`` normalises without overlays.  Returns "" for a match that needed none.
-    Rules (each costs a little recall for a lot fewer false positives):
-    leet and confusables need a real Latin letter in the span (a year or a price is not
-    leet, a wholly Cyrillic word is Russian, not disguise); a homophone-only match needs a
-    word of 2+ Chinese characters and one of them kept as written, unless the word has 3+.
+    ``seen`` and ``wanted`` are ``span`` and ``word`` normalised without overlays.
+    Returns "" for a match that needed none.  Rules (each costs a little recall for a lot
+    fewer false positives): leet and confusables need a real Latin letter in the span (a
+    year or a price is not leet, a wholly Cyrillic word is Russian, not disguise); a
+    homophone-only match needs a word of 2+ Chinese characters and one of them kept as
+    written (or in pinyin), unless the word has 3+.
     """
-    seen, wanted = plain(span), plain(word)
     if seen == wanted:
         return ""
     kinds: list[str] = []

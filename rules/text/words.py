@@ -198,12 +198,14 @@ class WordMatcher:
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
               whole_word_latin: bool = True, fold_repeats: bool = False,
               skip_noise: bool = True, traditional: bool = True, pinyin: bool = False,
-              leet: bool | dict[str, str] = False, confusables: bool = False,
+              homophones: bool = False, leet: bool | dict[str, str] = False,
+              confusables: bool = False,
               _latin_symbols: tuple[tuple[str, str], ...] = ()) -> "WordMatcher":
         """Normalise the words and allow-list once and compile them into one automaton.
 
-        ``pinyin``, ``leet`` (True for DEFAULT_LEET, or a table) and ``confusables`` turn
-        on the overlays of ``rules.text.variants``; hits that needed one are checked.
+        ``pinyin`` (extra keys), ``homophones``, ``leet`` (True for DEFAULT_LEET, or a table)
+        and ``confusables`` (overlays) are the options of ``rules.text.variants``; hits
+        that needed one are checked.
         """
         options = dict(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold_repeats)
         table = (dict(DEFAULT_LEET) if leet is True else dict(leet or {}))
@@ -212,7 +214,7 @@ class WordMatcher:
                 raise ValueError(f"leet table: {source!r} -> {target!r}: expected one char to one"
                                  " ASCII letter")
         leet_pairs = tuple(sorted((s, t.lower()) for s, t in table.items()))
-        transforms = Transforms(pinyin, leet_pairs, confusables)
+        transforms = Transforms(homophones, leet_pairs, confusables)
         base = get_normalizer(**options)
         symbols = symbol_leet(leet_pairs, base.codes, DROPPED)
         # Symbols that are noise stay noise in the main pass ("傻@逼" still reads 傻逼); a
@@ -251,9 +253,9 @@ class WordMatcher:
                 encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
         longest = max(map(len, encoded), default=0)
         matcher = cls(automaton, list(by_key.values()), encoding, whole_word_latin, longest)
-        if transforms:
+        if transforms or pinyin:
             matcher._check = (base, transforms)
-            matcher._allowed = frozenset(filter(None, base.normalize_many(allow)))
+            matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
         if symbols and not _latin_symbols:
             matcher._symbols = tuple(s for s, _ in symbols)
             matcher._symbol_pass = cls.build(
@@ -269,7 +271,8 @@ class WordMatcher:
         """Which transformation finds ``word`` in ``span`` ("" if none was needed)."""
         if self._check is None:
             return ""
-        return classify(span, word, self._check[0].normalize, self._check[1]) or ""
+        plain = self._check[0].normalize_short
+        return classify(span, plain(span), plain(word), word, self._check[1]) or ""
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
@@ -277,7 +280,7 @@ class WordMatcher:
             return []
         data, mapped, differs = self._encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
-        if self._symbol_pass is not None and any(s in text for s in self._symbols):
+        if self._symbol_pass is not None and _symbol_at_letter(text, self._symbols):
             extra = self._symbol_pass.find(text)
             if extra:
                 found = self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs)
@@ -319,11 +322,13 @@ class WordMatcher:
                 while last < len(text) and unicodedata.combining(text[last]):
                     last += 1
                 via = ""
-                if self._check is not None:
-                    if self._check[0].normalize(text[first:last]) in self._allowed:
+                if self._check is not None and text[first:last] != word:
+                    span = text[first:last]
+                    plain = self._check[0].normalize_short
+                    seen = plain(span)
+                    if seen in self._allowed:
                         continue  # an allowed word that an overlay made look like a listed one
-                    via = classify(text[first:last], word, self._check[0].normalize,
-                                   self._check[1])
+                    via = classify(span, seen, plain(word), word, self._check[1])
                     if via is None:
                         continue  # an overlay's false positive (see variants.classify)
                 found.append(Match(first, last, word, category, via))
@@ -374,6 +379,28 @@ class WordMatcher:
 # Full re-searches per text after a rejected Latin hit; beyond this, hidden words are missed.
 _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
+# Leet symbols looked at per text before the symbol pass simply runs.
+_MAX_SYMBOL_LOOKS = 32
+
+
+def _symbol_at_letter(text: str, symbols: tuple[str, ...]) -> bool:
+    """True if one of these symbols touches an ASCII letter or digit ("$cam", "h@te").
+
+    str.find per symbol: most texts hold none, and a regex scanning for "letter next to
+    symbol" would start at every letter.
+    """
+    looked = 0
+    for symbol in symbols:
+        at = text.find(symbol)
+        while at >= 0:
+            if (at and text[at - 1].isascii() and text[at - 1].isalnum()) or (
+                    at + 1 < len(text) and text[at + 1].isascii() and text[at + 1].isalnum()):
+                return True
+            looked += 1
+            if looked > _MAX_SYMBOL_LOOKS:
+                return True  # a text full of symbols: one more pass beats a long Python loop
+            at = text.find(symbol, at + 1)
+    return False
 
 
 def _merge(first: list[Match], second: list[Match]) -> list[Match]:
