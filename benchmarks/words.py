@@ -6,8 +6,8 @@ Generates (seeded, so every run sees the same data) a mixed Chinese/English word
 200-character chat messages, some carrying listed words plainly or disguised (full-width,
 Traditional, noise between letters, repeated letters, pinyin, leet, Cyrillic look-alikes),
 then reports messages/s for WordMatcher.find + mask with every normalisation on, the raw
-automaton baseline, their ratio, the cost of each of the pinyin / leet / confusables
-options alone and all together, and how long a 100,000-word list takes to build (also
+automaton baseline, their ratio, the cost of each of the pinyin / homophones / leet /
+confusables options alone and all together, and how long a 100,000-word list takes to build (also
 with pinyin on).  --breakdown adds where the time
 of find+mask goes, step by step, in µs per message.
 """
@@ -33,9 +33,10 @@ TARGET_MSGS_PER_S = 60_000
 TARGET_BUILD_100K_S = 2.0
 TARGET_BUILD_100K_PINYIN_S = 3.0
 # The second-wave options, each timed alone and all together (issue 15).
-OPTIONS = {"pinyin": {"pinyin": True}, "leet": {"leet": True},
-           "confusables": {"confusables": True},
-           "every option": {"pinyin": True, "leet": True, "confusables": True}}
+OPTIONS = {"pinyin": {"pinyin": True}, "homophones": {"homophones": True},
+           "leet": {"leet": True}, "confusables": {"confusables": True},
+           "pinyin+leet+confusables": {"pinyin": True, "leet": True, "confusables": True},
+           "every option": {"pinyin": True, "homophones": True, "leet": True, "confusables": True}}
 MESSAGE_CHARS = 200
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 ENGLISH = ("the and you this that have with for not are but what all were when we there can "
