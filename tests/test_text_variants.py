@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.text.variants import (DEFAULT_LEET, MAX_MIXED_CHARS, MAX_PINYIN_CHARS, confusable_map,
+from rules.text.variants import (DEFAULT_LEET, MAX_PINYIN_CHARS, confusable_map,
                                  homophone_map, pinyin_keys, syllables)
 from rules.text.words import WordMatcher
 
@@ -47,8 +47,8 @@ def test_pinyin_keys(key, expected):
 
 
 def test_pinyin_keys_are_bounded():
-    assert len(pinyin_keys("诈" * MAX_MIXED_CHARS)) == MAX_MIXED_CHARS * (MAX_MIXED_CHARS + 1) // 2
-    assert len(pinyin_keys("诈" * (MAX_MIXED_CHARS + 1))) == 1
+    assert len(pinyin_keys("诈骗诈骗")) == 3  # whole, first char, last char: a fast build
+    assert len(pinyin_keys("诈骗诈骗", every_run=True)) == 10  # allow entries: every run
     assert pinyin_keys("诈" * (MAX_PINYIN_CHARS + 1)) == []
 
 

@@ -40,9 +40,6 @@ DEFAULT_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8":
 # Pinyin keys are made for words of 2 to this many Chinese characters: one-character
 # words in pinyin ("pi", "ma") would hit ordinary Latin text, and long words would multiply keys.
 MAX_PINYIN_CHARS = 8
-# Mixed keys (a run of characters in pinyin, the rest as written) only up to this length;
-# beyond it, the word fully in pinyin only.
-MAX_MIXED_CHARS = 4
 
 
 class Transforms(NamedTuple):
@@ -160,26 +157,29 @@ def symbol_leet(leet: tuple[tuple[str, str], ...], base_codes: np.ndarray,
                  and base_codes[ord(s)] == drop_value)
 
 
-def pinyin_keys(key: str, mixed_up_to: int = MAX_MIXED_CHARS) -> list[str]:
-    """Return the extra keys of a normalised word: each run of its chars in pinyin.
+def pinyin_keys(key: str, every_run: bool = False) -> list[str]:
+    """Return the extra keys of a normalised word in pinyin: whole, and partly.
 
-    "诈骗" gives "zhapian", "zha骗", "诈pian"; a word of n Chinese chars gives n(n+1)/2 - 1
-    keys up to ``mixed_up_to`` chars, and only the all-pinyin one beyond (allow entries,
-    few and often long, get every run up to MAX_PINYIN_CHARS).
+    "诈骗" gives "zhapian", "zha骗", "诈pian": the whole word, its first char and its last
+    char in pinyin (three keys a word keep a 100,000-word build fast; every run of chars
+    would be n(n+1)/2).  ``every_run`` (allow entries: few, often long) gives every run.
     """
     reading = _canon_syllable()
-    cjk = [i for i, c in enumerate(key) if c in reading]
+    spelled = [reading.get(c) for c in key]
+    cjk = [i for i, s in enumerate(spelled) if s is not None]
     if not 2 <= len(cjk) <= MAX_PINYIN_CHARS:
         return []
-    chars = list(key)
-
-    def spelled(run: list[int]) -> str:
-        return "".join(reading[c] if i in run else c for i, c in enumerate(chars))
-
-    if len(cjk) > mixed_up_to:
-        return [spelled(cjk)]
-    return [spelled(cjk[first:last]) for first in range(len(cjk))
-            for last in range(first + 1, len(cjk) + 1)]
+    if len(cjk) == len(key):  # the common case: a word of Chinese chars only
+        full = "".join(spelled)
+        if every_run:
+            return [key[:a] + "".join(spelled[a:b]) + key[b:]
+                    for a in range(len(key)) for b in range(a + 1, len(key) + 1)]
+        return [full, spelled[0] + key[1:], key[:-1] + spelled[-1]]
+    runs = ([(cjk[a], cjk[b - 1] + 1) for a in range(len(cjk)) for b in range(a + 1, len(cjk) + 1)]
+            if every_run else [(cjk[0], cjk[-1] + 1), (cjk[0], cjk[0] + 1), (cjk[-1], cjk[-1] + 1)])
+    return list(dict.fromkeys(
+        "".join(s if s is not None and a <= i < b else c
+                for i, (c, s) in enumerate(zip(key, spelled))) for a, b in runs))
 
 
 def classify(span: str, seen: str, wanted: str, word: str, transforms: Transforms) -> str | None:

@@ -21,8 +21,7 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import (DEFAULT_LEET, MAX_MIXED_CHARS, MAX_PINYIN_CHARS, Transforms, classify,
-                       pinyin_keys, symbol_leet)
+from .variants import DEFAULT_LEET, Transforms, classify, pinyin_keys, symbol_leet
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -242,8 +241,16 @@ class WordMatcher:
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
         if pinyin:
             for key, pattern in list(by_key.items()):
-                for extra in pinyin_keys(key, MAX_PINYIN_CHARS if pattern.allowed else MAX_MIXED_CHARS):
-                    by_key.setdefault(extra, pattern._replace(latin_only=_is_latin_word(extra)))
+                extras = pinyin_keys(key, every_run=pattern.allowed)
+                if not extras:
+                    continue
+                # Fully in pinyin a word of Chinese chars is Latin (whole-word matching);
+                # partly, it is not.
+                latin = pattern._replace(latin_only=True)
+                mixed = pattern._replace(latin_only=False)
+                for extra in extras:
+                    if extra not in by_key:
+                        by_key[extra] = latin if extra.isascii() and _is_latin_word(extra) else mixed
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
