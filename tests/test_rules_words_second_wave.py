@@ -66,9 +66,10 @@ def test_group_names_and_friend_wordings_when_scoped():
 
 
 def test_the_reason_says_which_transformation_found_it():
-    outcome = handle(make_receiver(rules_yaml("{" + ALL_ON + "}}")), c2c("小心 ZHA-PIAN", "p4ypal"))
+    outcome = handle(make_receiver(rules_yaml("{" + ALL_ON + "}}")), c2c("小心 ZHA-PIAN", "p4ypal $cam"))
     reason = outcome.decision.verdict.reason
     assert "pinyin: ZHA-PIAN → 诈骗" in reason and "leet: p4ypal → paypal" in reason
+    assert "leet: $cam → scam" in reason
     plain = handle(make_receiver(rules_yaml("{" + ALL_ON + "}}")), c2c("诈骗"))
     assert "via" not in plain.decision.verdict.reason
 

@@ -278,8 +278,11 @@ class WordMatcher:
         """Which transformation finds ``word`` in ``span`` ("" if none was needed)."""
         if self._check is None:
             return ""
-        plain = self._check[0].normalize_short
-        return classify(span, plain(span), plain(word), word, self._check[1]) or ""
+        plain, transforms = self._check
+        if self._symbol_pass is not None:  # a span may be the symbol pass's find ("$cam")
+            transforms = self._symbol_pass._check[1]
+        return classify(span, plain.normalize_short(span), plain.normalize_short(word), word,
+                        transforms) or ""
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
