@@ -30,7 +30,8 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DEFAULT_LEET", "Transforms", "apply_overlay", "pinyin_keys", "classify",
-           "homophone_map", "syllables", "confusable_map", "is_cjk"]
+           "homophone_map", "syllables", "confusable_map", "is_cjk", "leet_table",
+           "symbol_leet", "symbol_at_letter", "merge_matches"]
 
 # What leet writers put for a letter.  One reading per symbol: "1" could be i or l, and
 # reads i here (override with ``leet_table``).  Symbols that are noise without leet ("@",
@@ -51,6 +52,16 @@ class Transforms(NamedTuple):
 
     def __bool__(self) -> bool:
         return self.homophones or bool(self.leet) or self.confusables
+
+
+def leet_table(leet: bool | dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """Return the (symbol, letter) pairs of a ``leet`` option: True for DEFAULT_LEET."""
+    table = dict(DEFAULT_LEET) if leet is True else dict(leet or {})
+    for source, target in table.items():
+        if len(source) != 1 or len(target) != 1 or not target.isascii() or not target.isalpha():
+            raise ValueError(f"leet table: {source!r} -> {target!r}: expected one char to one"
+                             " ASCII letter")
+    return tuple(sorted((s, t.lower()) for s, t in table.items()))
 
 
 def is_cjk(ch: str) -> bool:
@@ -219,3 +230,36 @@ def classify(span: str, seen: str, wanted: str, word: str, transforms: Transform
     if not kinds:
         return ""  # differences the base normalisation already reads through
     return f"{'+'.join(kinds)}: {' '.join(span.split())} → {word}"
+
+
+# Leet symbols looked at per text before the symbol pass simply runs.
+_MAX_SYMBOL_LOOKS = 32
+
+
+def symbol_at_letter(text: str, symbols: tuple[str, ...]) -> bool:
+    """True if one of these symbols touches an ASCII letter or digit ("$cam", "h@te").
+
+    str.find per symbol: most texts hold none, and a regex scanning for "letter next to
+    symbol" would start at every letter.
+    """
+    looked = 0
+    for symbol in symbols:
+        at = text.find(symbol)
+        while at >= 0:
+            if (at and text[at - 1].isascii() and text[at - 1].isalnum()) or (
+                    at + 1 < len(text) and text[at + 1].isascii() and text[at + 1].isalnum()):
+                return True
+            looked += 1
+            if looked > _MAX_SYMBOL_LOOKS:
+                return True  # a text full of symbols: one more pass beats a long Python loop
+            at = text.find(symbol, at + 1)
+    return False
+
+
+def merge_matches(first: list, second: list) -> list:
+    """Both passes' matches in order; where they overlap, the earlier (then longer) wins."""
+    merged: list = []
+    for match in sorted(first + second, key=lambda m: (m.start, -m.end)):
+        if not merged or match.start >= merged[-1].end:
+            merged.append(match)
+    return merged

@@ -21,7 +21,8 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import DEFAULT_LEET, Transforms, classify, pinyin_keys, symbol_leet
+from .variants import (Transforms, classify, leet_table, merge_matches, pinyin_keys,
+                       symbol_at_letter, symbol_leet)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -207,12 +208,7 @@ class WordMatcher:
         that needed one are checked.
         """
         options = dict(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold_repeats)
-        table = (dict(DEFAULT_LEET) if leet is True else dict(leet or {}))
-        for source, target in table.items():
-            if len(source) != 1 or len(target) != 1 or not target.isascii() or not target.isalpha():
-                raise ValueError(f"leet table: {source!r} -> {target!r}: expected one char to one"
-                                 " ASCII letter")
-        leet_pairs = tuple(sorted((s, t.lower()) for s, t in table.items()))
+        leet_pairs = leet_table(leet)
         transforms = Transforms(homophones, leet_pairs, confusables)
         base = get_normalizer(**options)
         symbols = symbol_leet(leet_pairs, base.codes, DROPPED)
@@ -290,12 +286,12 @@ class WordMatcher:
             return []
         data, mapped, differs = self._encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
-        if self._symbol_pass is not None and _symbol_at_letter(text, self._symbols):
+        if self._symbol_pass is not None and symbol_at_letter(text, self._symbols):
             extra = self._symbol_pass.find(text)
             if extra:
                 found = self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs)
                                       ) if hits else []
-                return _merge(found, extra)
+                return merge_matches(found, extra)
         if not hits:
             return []  # the common case: offsets are never computed
         return self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs))
@@ -329,7 +325,7 @@ class WordMatcher:
                     continue
                 first, last = offsets.span(start, end)
                 # Combining marks after the last matched char belong to it ("m̶"): mask them.
-                while last < len(text) and unicodedata.combining(text[last]):
+                while last < len(text) and unicodedata.category(text[last]) in _MARKS:
                     last += 1
                 via = ""
                 if self._check is not None and text[first:last] != word:
@@ -389,39 +385,8 @@ class WordMatcher:
 # Full re-searches per text after a rejected Latin hit; beyond this, hidden words are missed.
 _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
-# Leet symbols looked at per text before the symbol pass simply runs.
-_MAX_SYMBOL_LOOKS = 32
-
-
-def _symbol_at_letter(text: str, symbols: tuple[str, ...]) -> bool:
-    """True if one of these symbols touches an ASCII letter or digit ("$cam", "h@te").
-
-    str.find per symbol: most texts hold none, and a regex scanning for "letter next to
-    symbol" would start at every letter.
-    """
-    looked = 0
-    for symbol in symbols:
-        at = text.find(symbol)
-        while at >= 0:
-            if (at and text[at - 1].isascii() and text[at - 1].isalnum()) or (
-                    at + 1 < len(text) and text[at + 1].isascii() and text[at + 1].isalnum()):
-                return True
-            looked += 1
-            if looked > _MAX_SYMBOL_LOOKS:
-                return True  # a text full of symbols: one more pass beats a long Python loop
-            at = text.find(symbol, at + 1)
-    return False
-
-
-def _merge(first: list[Match], second: list[Match]) -> list[Match]:
-    """Both passes' matches in order; where they overlap, the earlier (then longer) wins."""
-    merged: list[Match] = []
-    for match in sorted(first + second, key=lambda m: (m.start, -m.end)):
-        if not merged or match.start >= merged[-1].end:
-            merged.append(match)
-    return merged
-
-
+# Marks that attach to the char before them: a mask covers them with it.
+_MARKS = ("Mn", "Me")
 def _is_latin_word(key: str) -> bool:
     return all(is_latin_alnum(c) for c in key)
 
