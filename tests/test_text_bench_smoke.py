@@ -21,4 +21,8 @@ def test_benchmark_smoke_prints_figures():
         # name, msg/s, Mchar/s, ratio to raw
         assert re.search(re.escape(row) + r"\s+[\d,]+\s+[\d.]+\s+[\d.]+\n", out), out
     assert re.search(r"build 5,000 words\s+[\d.]+ s", out), out
-    assert len(re.findall(r"^target .* (PASS|MISS)$", out, flags=re.MULTILINE)) == 2, out
+    assert re.search(r"build 5,000 words, pinyin on\s+[\d.]+ s", out), out
+    for option in ("pinyin", "homophones", "leet", "confusables", "every option"):
+        # the second-wave options, each alone and together: msg/s and µs added per message
+        assert re.search(r"^  " + option + r"\s+[\d,]+\s+-?[\d.]+$", out, flags=re.MULTILINE), out
+    assert len(re.findall(r"^target .* (PASS|MISS)$", out, flags=re.MULTILINE)) == 4, out

@@ -36,7 +36,7 @@ MASK_CASES = [
     (ABUSE, {}, "f.u.c.k off", "******* off"),
     (ABUSE, {}, "f u c k you", "******* you"),
     (ABUSE, {}, "fu\u200bck", "*****"),  # zero-width space
-    (ABUSE, {}, "f\u0336u\u0336c\u0336k\u0336", "*******\u0336"),  # combining strike-through
+    (ABUSE, {}, "f\u0336u\u0336c\u0336k\u0336", "********"),  # combining strike-through, the last mark too
     (ABUSE, {}, "傻😀逼", "***"),
     (ABUSE, {"skip_noise": False}, "傻@逼", "傻@逼"),
     (ABUSE, {"skip_noise": False}, "FUCK", "****"),

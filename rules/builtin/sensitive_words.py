@@ -25,6 +25,13 @@ class SensitiveWordsConfig(TextScanConfig):
     fold_repeats = fields.Boolean(load_default=False)
     skip_noise = fields.Boolean(load_default=True)
     traditional = fields.Boolean(load_default=True)
+    pinyin = fields.Boolean(load_default=False)
+    homophones = fields.Boolean(load_default=False)
+    leet = fields.Boolean(load_default=False)
+    leet_table = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
+                             values=fields.String(validate=validate.Regexp("^[A-Za-z]$")),
+                             load_default=None, allow_none=True)
+    confusables = fields.Boolean(load_default=False)
 
 
 # Stronger actions win when words of several categories match one message.
@@ -50,7 +57,10 @@ class SensitiveWords(TextScanRule):
         self.matcher = WordMatcher.build(
             words, allow=allow, whole_word_latin=config["whole_word_latin"],
             fold_repeats=config["fold_repeats"], skip_noise=config["skip_noise"],
-            traditional=config["traditional"])
+            traditional=config["traditional"], pinyin=config["pinyin"],
+            homophones=config["homophones"],
+            leet=(config["leet_table"] or True) if config["leet"] else False,
+            confusables=config["confusables"])
         self.file_count = len(files)
 
     @staticmethod
@@ -71,6 +81,14 @@ class SensitiveWords(TextScanRule):
     def find(self, text: str) -> list[Span]:
         hits = self.matcher.find(text)
         return [Span(hit.start, hit.end, hit.word, hit.category) for hit in hits] if hits else hits
+
+    def describe_hits(self, hits) -> str:
+        # Say which transformation found each disguised word ("pinyin: zha pian → 诈骗").
+        vias = list(dict.fromkeys(via for f, spans in hits for s in spans
+                                  if (via := self.matcher.explain(f.text[s.start:s.end], s.label))))
+        found = super().describe_hits(hits)
+        more = f" and {len(vias) - 3} more" if len(vias) > 3 else ""
+        return f"{found} (via {'; '.join(vias[:3])}{more})" if vias else found
 
     def action_for(self, spans: Iterable[Span]) -> str:
         overrides = self.config["categories"]

@@ -29,6 +29,8 @@ import unicodedata
 
 import numpy as np
 
+from .variants import Transforms, apply_overlay
+
 __all__ = ["CharNormalizer", "OffsetMap", "get_normalizer", "DROPPED", "ESCAPE",
            "normalize_char", "t2s_char_map", "is_latin_alnum"]
 
@@ -50,6 +52,8 @@ ESCAPE = 0xFFFFFFFF
 DROPPED = 0
 # Per-character cache above this size stops growing, so hostile input cannot balloon memory.
 _MAX_CACHED_CHARS = 200_000
+# Texts up to this many chars normalise faster char by char than through numpy.
+_SHORT = 48
 
 
 @functools.cache
@@ -138,13 +142,23 @@ class _CharCache(dict):
 
 
 @functools.lru_cache(maxsize=8)
-def _tables(skip_noise: bool, traditional: bool) -> tuple[np.ndarray, _CharCache]:
+def _base_strings(skip_noise: bool, traditional: bool) -> tuple[str, ...]:
+    return tuple(normalize_char(chr(cp), skip_noise=skip_noise, traditional=traditional)
+                 for cp in range(_TABLE_SIZE))
+
+
+@functools.lru_cache(maxsize=16)
+def _tables(skip_noise: bool, traditional: bool,
+            transforms: Transforms = Transforms()) -> tuple[np.ndarray, _CharCache]:
     """Return (code table for the hot path, char -> string lookup for the per-char path)."""
-    strings = [normalize_char(chr(cp), skip_noise=skip_noise, traditional=traditional)
-               for cp in range(_TABLE_SIZE)]
+    strings = list(_base_strings(skip_noise, traditional))
     codes = np.fromiter(
         (ord(out) if len(out) == 1 else DROPPED if not out else ESCAPE for out in strings),
         dtype=np.uint32, count=_TABLE_SIZE)
+    if transforms:
+        # Overlays map single-char outputs onward (see rules.text.variants); chars past
+        # the table (planes 2+) are left as the base normalisation reads them.
+        apply_overlay(codes, strings, transforms, DROPPED)
     # One extra slot: lookups clip code points past the table onto it, so they escape too.
     codes = np.append(codes, np.uint32(ESCAPE))
     codes.flags.writeable = False
@@ -181,14 +195,15 @@ class OffsetMap:
 class CharNormalizer:
     """Applies the per-character normalisation to whole texts, with or without offsets."""
 
-    __slots__ = ("skip_noise", "traditional", "fold_repeats", "_codes", "_chars")
+    __slots__ = ("skip_noise", "traditional", "fold_repeats", "transforms", "_codes", "_chars")
 
     def __init__(self, *, skip_noise: bool = True, traditional: bool = True,
-                 fold_repeats: bool = False) -> None:
+                 fold_repeats: bool = False, transforms: Transforms = Transforms()) -> None:
         self.skip_noise = skip_noise
         self.traditional = traditional
         self.fold_repeats = fold_repeats
-        self._codes, self._chars = _tables(skip_noise, traditional)
+        self.transforms = transforms
+        self._codes, self._chars = _tables(skip_noise, traditional, transforms)
 
     @property
     def codes(self) -> np.ndarray:
@@ -224,6 +239,16 @@ class CharNormalizer:
             return self.compress(text, self._codes)[0].decode("utf-32-le")
         except UnicodeDecodeError:  # an ESCAPE: expanding or beyond-table char (rare)
             return self.per_char(text)[0]
+
+    def normalize_short(self, text: str) -> str:
+        """:meth:`normalize` for a word-sized text: per char, cheaper than numpy's set-up."""
+        if len(text) > _SHORT:
+            return self.normalize(text)
+        chars = self._chars
+        out = "".join([chars[c] for c in text])
+        if self.fold_repeats and out:
+            out = "".join([c for i, c in enumerate(out) if not i or c != out[i - 1]])
+        return out
 
     def normalize_many(self, texts: list[str]) -> list[str]:
         """Return :meth:`normalize` of each text, all in one vectorised pass (word lists)."""
@@ -298,7 +323,8 @@ class CharNormalizer:
 
 @functools.lru_cache(maxsize=16)
 def get_normalizer(*, skip_noise: bool = True, traditional: bool = True,
-                   fold_repeats: bool = False) -> CharNormalizer:
+                   fold_repeats: bool = False,
+                   transforms: Transforms = Transforms()) -> CharNormalizer:
     """Return a shared normaliser for these options (tables are built once per process)."""
     return CharNormalizer(skip_noise=skip_noise, traditional=traditional,
-                          fold_repeats=fold_repeats)
+                          fold_repeats=fold_repeats, transforms=transforms)

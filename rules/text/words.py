@@ -13,6 +13,7 @@ import functools
 import itertools
 import operator
 import os
+import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
@@ -20,6 +21,8 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
+from .variants import (Transforms, classify, leet_table, merge_matches, pinyin_keys,
+                       symbol_at_letter, symbol_leet)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -39,6 +42,7 @@ class Match(NamedTuple):
     end: int
     word: str
     category: str
+    via: str = ""  # the transformation that found it, e.g. "pinyin: zha pian → 诈骗"
 
 
 class _Pattern(NamedTuple):
@@ -173,7 +177,7 @@ class WordMatcher:
     """Finds and masks sensitive words; immutable and safe to share between threads."""
 
     __slots__ = ("_automaton", "_patterns", "_encoding", "_whole_word_latin", "_longest",
-                 "word_count")
+                 "word_count", "_check", "_symbols", "_symbol_pass", "_allowed")
 
     def __init__(self, automaton: ahocorasick_rs.BytesAhoCorasick | None,
                  patterns: Sequence[_Pattern], encoding: SearchEncoding,
@@ -185,24 +189,64 @@ class WordMatcher:
         self._whole_word_latin = whole_word_latin
         self._longest = longest  # longest encoded pattern in bytes, bounds the re-check window
         self.word_count = sum(not p.allowed for p in self._patterns)
+        self._check = None  # with overlays: (plain normaliser, transforms) to check hits by
+        self._symbols: tuple[str, ...] = ()  # leet symbols that are noise without leet
+        self._symbol_pass: WordMatcher | None = None  # Latin words with those read as letters
+        self._allowed: frozenset[str] = frozenset()  # allow entries, normalised without overlays
 
     @classmethod
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
               whole_word_latin: bool = True, fold_repeats: bool = False,
-              skip_noise: bool = True, traditional: bool = True) -> "WordMatcher":
-        """Normalise the words and allow-list once and compile them into one automaton."""
-        normalizer = get_normalizer(skip_noise=skip_noise, traditional=traditional,
-                                    fold_repeats=fold_repeats)
+              skip_noise: bool = True, traditional: bool = True, pinyin: bool = False,
+              homophones: bool = False, leet: bool | dict[str, str] = False,
+              confusables: bool = False,
+              _latin_symbols: tuple[tuple[str, str], ...] = ()) -> "WordMatcher":
+        """Normalise the words and allow-list once and compile them into one automaton.
+
+        ``pinyin`` (extra keys), ``homophones``, ``leet`` (True for DEFAULT_LEET, or a table)
+        and ``confusables`` (overlays) are the options of ``rules.text.variants``; hits
+        that needed one are checked.
+        """
+        options = dict(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold_repeats)
+        leet_pairs = leet_table(leet)
+        transforms = Transforms(homophones, leet_pairs, confusables)
+        base = get_normalizer(**options)
+        symbols = symbol_leet(leet_pairs, base.codes, DROPPED)
+        # Symbols that are noise stay noise in the main pass ("傻@逼" still reads 傻逼); a
+        # second pass reads them as letters, for Latin words only.
+        transforms = transforms._replace(leet=tuple(p for p in leet_pairs if p not in symbols)
+                                         + _latin_symbols)
+        normalizer = get_normalizer(**options, transforms=transforms)
         words = [Word(word) if isinstance(word, str) else word for word in words]
         allow = list(allow)
         normalised = normalizer.normalize_many([word.text for word in words] + allow)
         by_key: dict[str, _Pattern] = {}
         for word, key in zip(words, normalised):
+            if _latin_symbols and not _is_latin_word(key):
+                continue
             if key and key not in by_key:  # first spelling/category of a duplicate wins
                 by_key[key] = _Pattern(word.text, word.category, False, _is_latin_word(key))
         for text, key in zip(allow, normalised[len(words):]):
-            if key:  # an allow entry beats a sensitive word that normalises the same
+            if not key:
+                continue
+            # An allow entry beats a sensitive word that normalises the same, unless only
+            # an overlay made them the same (an allowed homophone of a listed word).
+            other = by_key.get(key)
+            if other is None or other.allowed or not transforms or (
+                    base.normalize(other.word) == base.normalize(text)):
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
+        if pinyin:
+            for key, pattern in list(by_key.items()):
+                extras = pinyin_keys(key, every_run=pattern.allowed)
+                if not extras:
+                    continue
+                # Fully in pinyin a word of Chinese chars is Latin (whole-word matching);
+                # partly, it is not.
+                latin = pattern._replace(latin_only=True)
+                mixed = pattern._replace(latin_only=False)
+                for extra in extras:
+                    if extra not in by_key:
+                        by_key[extra] = latin if extra.isascii() and _is_latin_word(extra) else mixed
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
@@ -211,10 +255,30 @@ class WordMatcher:
             automaton = ahocorasick_rs.BytesAhoCorasick(
                 encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
         longest = max(map(len, encoded), default=0)
-        return cls(automaton, list(by_key.values()), encoding, whole_word_latin, longest)
+        matcher = cls(automaton, list(by_key.values()), encoding, whole_word_latin, longest)
+        if transforms or pinyin:
+            matcher._check = (base, transforms)
+            matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
+        if symbols and not _latin_symbols:
+            matcher._symbols = tuple(s for s, _ in symbols)
+            matcher._symbol_pass = cls.build(
+                words, allow=allow, whole_word_latin=whole_word_latin, confusables=confusables,
+                leet=dict(p for p in leet_pairs if p not in symbols), **options,
+                _latin_symbols=symbols)
+        return matcher
 
     def __len__(self) -> int:
         return self.word_count
+
+    def explain(self, span: str, word: str) -> str:
+        """Which transformation finds ``word`` in ``span`` ("" if none was needed)."""
+        if self._check is None:
+            return ""
+        plain, transforms = self._check
+        if self._symbol_pass is not None:  # a span may be the symbol pass's find ("$cam")
+            transforms = self._symbol_pass._check[1]
+        return classify(span, plain.normalize_short(span), plain.normalize_short(word), word,
+                        transforms) or ""
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
@@ -222,11 +286,17 @@ class WordMatcher:
             return []
         data, mapped, differs = self._encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
+        if self._symbol_pass is not None and symbol_at_letter(text, self._symbols):
+            extra = self._symbol_pass.find(text)
+            if extra:
+                found = self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs)
+                                      ) if hits else []
+                return merge_matches(found, extra)
         if not hits:
             return []  # the common case: offsets are never computed
-        return self._resolve(data, hits, self._encoding.offset_map(mapped, differs))
+        return self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs))
 
-    def _resolve(self, data: bytes, hits: list[tuple[int, int, int]],
+    def _resolve(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
                  offsets: OffsetMap) -> list[Match]:
         # Hits are byte offsets into the encoded stream, ``width`` bytes a char; offsets
         # maps char positions back to the original text.
@@ -253,7 +323,21 @@ class WordMatcher:
                         restart = (start + 1) * width
                         break
                     continue
-                found.append(Match(*offsets.span(start, end), word, category))
+                first, last = offsets.span(start, end)
+                # Combining marks after the last matched char belong to it ("m̶"): mask them.
+                while last < len(text) and unicodedata.category(text[last]) in _MARKS:
+                    last += 1
+                via = ""
+                if self._check is not None and text[first:last] != word:
+                    span = text[first:last]
+                    plain = self._check[0].normalize_short
+                    seen = plain(span)
+                    if seen in self._allowed:
+                        continue  # an allowed word that an overlay made look like a listed one
+                    via = classify(span, seen, plain(word), word, self._check[1])
+                    if via is None:
+                        continue  # an overlay's false positive (see variants.classify)
+                found.append(Match(first, last, word, category, via))
             if restart < 0:
                 return found
             base = restart
@@ -301,8 +385,8 @@ class WordMatcher:
 # Full re-searches per text after a rejected Latin hit; beyond this, hidden words are missed.
 _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
-
-
+# Marks that attach to the char before them: a mask covers them with it.
+_MARKS = ("Mn", "Me")
 def _is_latin_word(key: str) -> bool:
     return all(is_latin_alnum(c) for c in key)
 
