@@ -83,8 +83,13 @@ def _pg_row(record: Record, key: str | None) -> tuple:
     return tuple(_pg_text(value) for value in _row(record, key))
 
 
-INSERT_ROW = (f"INSERT INTO recordings ({', '.join(_QUOTED)}, key) "
-              f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 1))}) ON CONFLICT (key) DO NOTHING").encode("ascii")
+_STAGED = f"{', '.join(_QUOTED)}, key"
+# Column types from the table itself, no constraints or defaults; emptied at each commit.
+CREATE_STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS recordings_staged ON COMMIT DELETE ROWS AS "
+                  f"SELECT {_STAGED} FROM recordings WITH NO DATA").encode("ascii")
+COPY_STAGING = f"COPY recordings_staged ({_STAGED}) FROM STDIN".encode("ascii")
+INSERT_STAGED = (f"INSERT INTO recordings ({_STAGED}) SELECT {_STAGED} FROM recordings_staged "
+                 "ON CONFLICT (key) DO NOTHING").encode("ascii")
 
 
 def _connect_kwargs() -> dict:
@@ -199,12 +204,16 @@ class PgStore:
         keys = [None] * len(records) if keys is None else list(keys)
         rows = [_pg_row(record, key) for record, key in zip(records, keys, strict=True)]
         with self._connection() as conn, conn.cursor() as cur:
-            # One short statement, many rows: psycopg sends them pipelined in one round trip and
-            # parses the statement once. A multi-row VALUES of 4,000 placeholders was re-parsed in
-            # Python on every batch (psycopg caches only small statements), holding the GIL the reply
-            # threads need: 3x the CPU per batch (benchmarks/stores.py).
-            cur.executemany(INSERT_ROW, rows)
-            return cur.rowcount  # psycopg sums it over the rows: those not skipped as already stored
+            # COPY into a session-local staging table, then one INSERT … ON CONFLICT: rows travel in
+            # COPY's stream (adapted in psycopg's C code), not as bound parameters. A multi-row VALUES
+            # of 4,000 placeholders was re-parsed in Python on every batch, holding the GIL the reply
+            # threads need (benchmarks/stores.py measures the insert's CPU per batch).
+            cur.execute(CREATE_STAGING)
+            with cur.copy(COPY_STAGING) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(INSERT_STAGED)
+            return cur.rowcount  # those not skipped as already stored
 
     def count(self, filters: Filters = Filters()) -> int:
         where, args = filters.sql(mark="%s", user_column='"user"')
