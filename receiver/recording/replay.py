@@ -166,39 +166,35 @@ class HttpReplay:
         platform = split_record_query(record.query)[0]
         if platform:
             return self._netease(record, platform)
-        self.limiter.wait()
         query = self.query_for(record)
-        try:
-            result = post_callback(self.url, record.body, app_id=query.get("SdkAppid", ""), query=query,
-                                   session=self._session(), timeout=self.timeout)
-        except requests.RequestException as exc:
-            return error_case(record, f"HTTP request failed: {describe_failure(exc, self.url, self.timeout)}")
-        with self._count_lock:
-            self.answered += 1
-            if not result.ok and result.status != record.status:
-                self.turned_away[result.status] += 1
-        # Over HTTP only the reply is seen: the outcome is read back from it, the rule is unknown.
-        outcome = classify_reply(record.command, result.status, result.reply, self.before_commands)
-        return compare(record, Side(result.status, result.reply, outcome, None, None))
+        return self._post(record, self.url, lambda: post_callback(
+            self.url, record.body, app_id=query.get("SdkAppid", ""), query=query, session=self._session(),
+            timeout=self.timeout), lambda result: classify_reply(record.command, result.status, result.reply,
+                                                                 self.before_commands))
 
     def _netease(self, record: Record, platform: str) -> Case:
         """Re-post a NetEase record to the receiver's NetEase path, signed anew (headers, not query)."""
         if not self.netease_key:
             return error_case(record, "a NetEase record needs the AppKey: set IMHOOK_NETEASE_APP_KEY "
                                       "(and IMHOOK_NETEASE_APP_SECRET) to what the receiver checks")
-        self.limiter.wait()
         url = netease_url(self.url, platform)
+        return self._post(record, url, lambda: post_netease(
+            url, record.body, app_key=self.netease_key, secret=self.netease_secret, session=self._session(),
+            timeout=self.timeout), lambda result: classify_netease_reply(platform, result.status, result.reply))
+
+    def _post(self, record: Record, url: str, post, classify) -> Case:
+        """Send one record (at the rate limit), count the reply, compare it with the recorded one."""
+        self.limiter.wait()
         try:
-            result = post_netease(url, record.body, app_key=self.netease_key, secret=self.netease_secret,
-                                  session=self._session(), timeout=self.timeout)
+            result = post()
         except requests.RequestException as exc:
             return error_case(record, f"HTTP request failed: {describe_failure(exc, url, self.timeout)}")
         with self._count_lock:
             self.answered += 1
             if not result.ok and result.status != record.status:
                 self.turned_away[result.status] += 1
-        outcome = classify_netease_reply(platform, result.status, result.reply)
-        return compare(record, Side(result.status, result.reply, outcome, None, None))
+        # Over HTTP only the reply is seen: the outcome is read back from it, the rule is unknown.
+        return compare(record, Side(result.status, result.reply, classify(result), None, None))
 
     def close(self) -> None:
         pass
