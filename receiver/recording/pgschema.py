@@ -107,29 +107,36 @@ def check_at_start(recording: dict, env=None) -> None:
     A database that cannot be reached is no reason to refuse callbacks: the workers start, their
     journals keep every record until it is back (logged here, and /readyz says so if it lasts).
     """
-    from .pgstore import connect
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
     from .locations import store_url
+    from .pgstore import mask
 
     if not recording or not recording.get("enabled"):
         return
     url = store_url(recording, env)
     if url is None:
         return
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
-    from .pgstore import mask
 
     try:
         conninfo_to_dict(url)  # a malformed URL is a config error, not a database that is away
     except ProgrammingError as exc:
         raise ImhookError(f"the recording store {mask(url)} is not a valid PostgreSQL URL: "
                           f"{mask(str(exc)).strip()}") from None
+    check_reachable(url, part="recording", waiting="records wait in the journal")
+
+
+def check_reachable(url: str, *, part: str, waiting: str) -> None:
+    """`check` the database at `url` if it answers now; one that does not is logged, not refused:
+    what `part` holds waits locally (`waiting`) until it is back."""
+    from .pgstore import connect, mask
+
     try:
         conn = connect(url)
     except ImhookError as exc:
-        log.warning("recording: cannot check the schema of %s now (%s); starting anyway: records wait in the "
-                    "journal until it can be reached", mask(url), exc)
+        log.warning("%s: cannot check the schema of %s now (%s); starting anyway: %s until it can be reached",
+                    part, mask(url), exc, waiting)
         return
     try:
         check(conn, mask(url))

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ...recording import pgschema
 from ...recording.locations import store_url
-from ...recording.pgstore import StoreUnavailable, _pg_text, connect, mask
+from ...recording.pgstore import StoreUnavailable, _pg_text, mask
 from .outbox import DEAD, DELIVERED, QUARANTINED, Outbox, Row
 
 log = logging.getLogger("imhook.forward")
@@ -104,23 +104,11 @@ def outbox_url(settings, env=None) -> str | None:
 def check_at_start(forwarding: dict, env=None) -> None:
     """Before any worker starts: a PostgreSQL outbox must be at this imhook's schema version
     (ImhookError naming `imhook db upgrade`); one that cannot be reached is only logged."""
-    from ...errors import ImhookError
-
     if not forwarding or not forwarding.get("targets"):
         return
     url = outbox_url(forwarding, env)
-    if url is None:
-        return
-    try:
-        conn = connect(url)
-    except ImhookError as exc:
-        log.warning("forwarding: cannot check the schema of %s now (%s); starting anyway: events wait in "
-                    "the spool until it can be reached", mask(url), exc)
-        return
-    try:
-        pgschema.check(conn, mask(url))
-    finally:
-        conn.close()
+    if url is not None:
+        pgschema.check_reachable(url, part="forwarding", waiting="events wait in the spool")
 
 
 class PgOutbox:
