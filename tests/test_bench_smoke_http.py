@@ -32,3 +32,15 @@ def test_http_benchmark_smoke_run_exits_0_and_prints_figures():
             assert re.search(r"[\d,]+ req/s\s+p50\s+[\d.]+\s+p99\s+[\d.]+", line.group(0)), line.group(0)
             assert "non-2xx 0  socket errors 0  timeouts 0" in line.group(0), line.group(0)
     assert re.search(r"production throughput\s+[\d.]+x", output), output
+
+
+@pytest.mark.integration
+def test_soak_benchmark_smoke_run_reports_errors_rss_growth_and_disk():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--smoke"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert re.search(r"RESULT soak [\d.]+ min, [\d,]+ callbacks at 50/s: errors 0, over 2 s 0", output), output
+    growth = re.search(r"RESULT rss growth over the second half .*: (.*)", output)
+    assert growth and len(re.findall(r"worker \d+ [+-][\d.]+ MB", growth.group(1))) == 2, output
+    assert re.search(r"RESULT disk [\d.]+ MB for [\d,]+ callbacks: [\d.]+ MB per 10,000 callbacks", output), output
