@@ -86,6 +86,7 @@ def build(text: str, running: Config) -> tuple[Any, list[str]]:
         backend = item.get("config", {}).get("backend")
         if backend not in (None, "memory"):
             item["config"]["backend"] = "memory"
+            item["config"].pop("redis_url", None)  # only valid with the redis backend
             notes.append(f"rules[{index}] ({item.get('name') or item['use']}): backend {backend} counts in memory "
                          "here, so the live counters are not touched")
     platform = Platforms()
