@@ -27,14 +27,14 @@ def message(text: str, user: str = "alice", to: str = "bob") -> dict:
 
 
 def record_callbacks(path: Path, bodies: list[dict], *, keep_sign: bool = False, store_text: bool = True,
-                     when: float | None = None) -> None:
+                     when: float | None = None, rules: str = RULES) -> None:
     """Run `bodies` through a real receiver and store them as the recorder would (capture.py)."""
     from receiver.core import HttpRequest
     from receiver.recording.capture import record_from_outcome
     from receiver.recording.privacy import Policy
     from receiver.recording.store import Store
 
-    receiver = make_receiver(rules_yaml(RULES))
+    receiver = make_receiver(rules_yaml(rules))
     policy = Policy(keep_sign=keep_sign, store_text=store_text)
     records = []
     for i, body in enumerate(bodies):
