@@ -135,21 +135,19 @@ def row_view(record: Record | Problem, policy: Policy) -> dict[str, Any]:
 
 
 def minute_chart(counts: dict[int, dict[str, int]], *, now: float, minutes: int) -> str:
-    """Counts per minute as stacked bars, an inline SVG scaled by its viewBox (any width)."""
+    """Counts per minute as stacked bars, an inline SVG scaled by its viewBox to any width. The axis
+    labels are HTML beside it (chart_axis): text inside a scaled SVG would be unreadable on a phone."""
     last = int(now // 60)
     first = last - minutes + 1
-    width, height, left, bottom = 800, 170, 34, 18
-    bar_w = (width - left) / minutes
+    width, height = 800, 150
+    bar_w = width / minutes
     top = max([sum(c.values()) for c in counts.values()] + [1])
-    scale = (height - bottom - 6) / top
+    scale = (height - 4) / top
     parts = [f"<svg class='chart' viewBox='0 0 {width} {height}' role='img' aria-label='decisions per minute, "
              f"last {minutes} minutes' xmlns='http://www.w3.org/2000/svg'>",
-             f"<text x='{left - 4}' y='12' text-anchor='end' class='axis'>{top}</text>",
-             f"<text x='{left - 4}' y='{height - bottom}' text-anchor='end' class='axis'>0</text>",
-             f"<line x1='{left}' y1='{height - bottom}' x2='{width}' y2='{height - bottom}' class='base'/>"]
+             f"<line x1='0' y1='{height - 0.5}' x2='{width}' y2='{height - 0.5}' class='base'/>"]
     for minute in range(first, last + 1):
-        x = left + (minute - first) * bar_w
-        y = height - bottom
+        x, y = (minute - first) * bar_w, float(height)
         for outcome in OUTCOMES + ("?",):
             n = counts.get(minute, {}).get(outcome, 0)
             if not n:
@@ -159,10 +157,13 @@ def minute_chart(counts: dict[int, dict[str, int]], *, now: float, minutes: int)
             label = f"{datetime.fromtimestamp(minute * 60).strftime('%H:%M')}: {n} {outcome}"
             parts.append(f"<rect x='{x + 1:.1f}' y='{y:.1f}' width='{max(bar_w - 2, 1):.1f}' height='{h:.1f}' "
                          f"fill='{COLOURS[outcome]}'><title>{escape(label)}</title></rect>")
-        if (minute - first) % 10 == 0 or minute == last:
-            anchor = "end" if minute == last else "middle"
-            parts.append(f"<text x='{x + bar_w / 2 if minute != last else width:.1f}' y='{height - 4}' "
-                         f"text-anchor='{anchor}' class='axis'>"
-                         f"{datetime.fromtimestamp(minute * 60).strftime('%H:%M')}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def chart_axis(counts: dict[int, dict[str, int]], *, now: float, minutes: int) -> dict[str, Any]:
+    """The chart's labels: its first, middle and last minute, and the tallest bar's count."""
+    last = int(now // 60)
+    label = lambda minute: datetime.fromtimestamp(minute * 60).strftime("%H:%M")  # noqa: E731
+    return {"first": label(last - minutes + 1), "middle": label(last - minutes // 2), "last": label(last),
+            "top": max([sum(c.values()) for c in counts.values()] + [0])}

@@ -77,11 +77,12 @@ def _feed(search: Search) -> dict:
         return {"problem": str(exc), "rows": [], "chart": "", "total": 0, "minutes": CHART_MINUTES,
                 "updated": present.when(now, short=True)}
     chart = present.minute_chart(counts, now=now, minutes=CHART_MINUTES)
+    axis = present.chart_axis(counts, now=now, minutes=CHART_MINUTES)
     totals: dict[str, int] = {}
     for per_outcome in counts.values():
         for outcome, n in per_outcome.items():
             totals[outcome] = totals.get(outcome, 0) + n
-    return {"problem": "", "rows": _rows(page.records), "chart": chart, "totals": totals,
+    return {"problem": "", "rows": _rows(page.records), "chart": chart, "axis": axis, "totals": totals,
             "colours": present.COLOURS, "total": sum(totals.values()), "minutes": CHART_MINUTES,
             "updated": present.when(now, short=True)}
 
