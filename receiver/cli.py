@@ -222,7 +222,7 @@ def _register_more() -> None:
     from . import cli_rules
 
     cli_rules.register(main)
-    for module in ("receiver.recording.cli", "emulator.cli"):
+    for module in ("receiver.recording.cli", "receiver.console.cli", "emulator.cli"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# Order matters: operations look for the recorder that the recording part installs.
-PARTS = ("receiver.recording", "receiver.ops")
+# Order matters: operations look for the recorder that the recording part installs; the console,
+# mounted last, wraps the app the others built.
+PARTS = ("receiver.recording", "receiver.ops", "receiver.console")
 
 
 def modules(kind: str) -> list[ModuleType]:

@@ -86,6 +86,9 @@ def check_start_up(path: Path | None = None):
         from .ops.forward.pgoutbox import check_at_start as check_outbox_at_start
 
         check_outbox_at_start(config.sections.get("forwarding") or {})  # and a PostgreSQL outbox
+        from .console.web import check_at_start as check_console_at_start
+
+        check_console_at_start(config)  # a console mounted without a password
     except ImhookError:
         chain.close()
         raise

@@ -17,6 +17,8 @@ DOC = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 def _leaf_commands(group: click.Group, prefix: str = ""):
     for name, command in sorted(group.commands.items()):
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # `imhook console` runs alone too: its own options count
+                yield f"{prefix}{name}", command
             yield from _leaf_commands(command, f"{prefix}{name} ")
         else:
             yield f"{prefix}{name}", command

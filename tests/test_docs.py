@@ -127,6 +127,8 @@ def _command_paths() -> list[str]:
     def walk(group: click.Group, prefix: str):
         for name, command in sorted(group.commands.items()):
             if isinstance(command, click.Group):
+                if command.invoke_without_command:  # a group that is a command too (`imhook console`)
+                    yield f"{prefix} {name}"
                 yield from walk(command, f"{prefix} {name}")
             else:
                 yield f"{prefix} {name}"

@@ -1,0 +1,254 @@
+"""The console's reads over the recording store, SQLite or PostgreSQL, each served by an index.
+
+Every list is newest first (`received_at DESC`) under at most one equality filter that an index
+orders (store.py `_SEARCH_INDEXES`, migration 0003): user, rule, command or outcome, else the time
+index. The other filters are checked on the rows that index yields. SQLite chooses among indexes
+without statistics, so the chosen one is made explicit by writing the others as `+column` (which no
+index serves); PostgreSQL's planner has statistics and is left alone.
+
+A text is not indexed (a message body is a blob, maybe hashed): a text search reads at most
+`console.text_search_rows` of the newest rows the other filters select, and says so when it stopped
+there. Pages go back in time with `until`, the time of the last row shown.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import ImhookError
+from ..recording.privacy import hash_id, hash_text
+from ..recording.record import Problem, Record
+from ..recording.store import _COLUMNS, _decode, _text
+
+PAGE_SIZE = 50
+CHART_MINUTES = 30
+STATEMENT_TIMEOUT_MS = 5_000  # PostgreSQL: a console query never holds a connection longer
+# Most selective first: the first filter present picks the index (SQLite).
+_INDEX_ORDER = ("user", "rule", "command", "outcome")
+
+
+class StoreMissing(ImhookError):
+    """Nothing recorded yet where the config says, or the store cannot be read now."""
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the person asked for; empty means "any"."""
+
+    since: float | None = None
+    until: float | None = None
+    command: str = ""
+    user: str = ""
+    rule: str = ""
+    outcome: str = ""
+    text: str = ""
+
+    @property
+    def active(self) -> bool:
+        return any((self.since, self.until, self.command, self.user, self.rule, self.outcome, self.text))
+
+
+@dataclass
+class Page:
+    records: list[Record | Problem]
+    more: bool  # an older page exists (`until` = the last row's time)
+    scanned_limit: bool = False  # a text search stopped at text_search_rows
+
+
+@dataclass(frozen=True)
+class Dialect:
+    mark: str
+    user_column: str
+    hints: bool  # SQLite: steer the index with `+column`
+    minute: str  # integer minute of received_at
+    contains: str  # body contains a byte string
+    # Order the text search's outer query again. SQLite streams the ordered subquery as it is, and an
+    # outer ORDER BY would make it read the whole bound before the first row even when the text is
+    # common; PostgreSQL knows the order is kept and streams either way.
+    reorder_outer: bool
+
+
+SQLITE = Dialect("?", "user", True, "CAST(received_at / 60 AS INTEGER)", "instr(body, ?) > 0", False)
+POSTGRES = Dialect("%s", '"user"', False, "floor(received_at / 60)::bigint", "position(%s::bytea in body) > 0",
+                   True)
+
+
+@dataclass
+class Query:
+    sql: str
+    args: list = field(default_factory=list)
+
+
+def where(search: Search, dialect: Dialect, *, user_salt: bytes | None = None) -> Query:
+    """The WHERE clause (with its leading " WHERE ") of every filter but the text."""
+    m, clauses, args = dialect.mark, [], []
+    columns = {"user": dialect.user_column, "rule": "rule", "command": "command", "outcome": "outcome"}
+    values = {"user": search.user, "rule": search.rule, "command": search.command, "outcome": search.outcome}
+    indexed = next((name for name in _INDEX_ORDER if values[name]), None)
+    for name in _INDEX_ORDER:
+        if not values[name]:
+            continue
+        column = columns[name] if (name == indexed or not dialect.hints) else f"+{columns[name]}"
+        if name == "user" and user_salt:  # ids hashed when recorded: the typed id matches its hash too
+            clauses.append(f"{column} IN ({m}, {m})")
+            args += [values[name], hash_id(values[name], user_salt)]
+        else:
+            clauses.append(f"{column} = {m}")
+            args.append(values[name])
+    if search.since is not None:
+        clauses.append(f"received_at >= {m}")
+        args.append(search.since)
+    if search.until is not None:
+        clauses.append(f"received_at < {m}")
+        args.append(search.until)
+    return Query(" WHERE " + " AND ".join(clauses) if clauses else "", args)
+
+
+def text_needles(text: str) -> list[bytes]:
+    """How a text can appear in a stored body: as UTF-8, JSON-escaped (\\uXXXX), or (a whole text kept
+    only as its hash, recording.store_text: false) as its hash."""
+    needles = [text.encode("utf-8", "surrogatepass")]
+    escaped = json.dumps(text)[1:-1].encode("ascii")
+    if escaped not in needles:
+        needles.append(escaped)
+    needles.append(hash_text(text).encode("ascii"))
+    return needles
+
+
+def search_query(search: Search, dialect: Dialect, *, limit: int, scan_rows: int,
+                 user_salt: bytes | None = None, columns: str | None = None) -> Query:
+    """The SELECT of one page (`limit` rows) of `search`."""
+    cols = columns or "id, " + ", ".join(f'"{c}"' if c == "user" else c for c in _COLUMNS)
+    q = where(search, dialect, user_salt=user_salt)
+    order = " ORDER BY received_at DESC, id DESC"
+    if not search.text:
+        return Query(f"SELECT {cols} FROM recordings{q.sql}{order} LIMIT {int(limit)}", q.args)
+    needles = text_needles(search.text)
+    match = " OR ".join([dialect.contains] * len(needles))
+    # The inner LIMIT bounds the rows whose body is read, whatever the text.
+    inner = f"SELECT {cols} FROM recordings{q.sql}{order} LIMIT {int(scan_rows)}"
+    outer_order = order if dialect.reorder_outer else ""
+    return Query(f"SELECT * FROM ({inner}) AS newest WHERE {match}{outer_order} LIMIT {int(limit)}",
+                 q.args + needles)
+
+
+def chart_query(search: Search, dialect: Dialect, *, since: float, user_salt: bytes | None = None) -> Query:
+    """(minute, outcome, count) since `since`, under the filters but the text and time range."""
+    q = where(replace(search, text="", since=since, until=None), dialect, user_salt=user_salt)
+    return Query(f"SELECT {dialect.minute} AS minute, outcome, COUNT(*) FROM recordings{q.sql} "
+                 f"GROUP BY minute, outcome ORDER BY minute", q.args)
+
+
+class Reader:
+    """Reads the store a recording section names: its SQLite file (read-only, a connection per
+    thread) or its PostgreSQL database (a small pool, statements cut at STATEMENT_TIMEOUT_MS)."""
+
+    def __init__(self, url: str | None, path: str | Path):
+        self.url, self.path = url, Path(path)
+        self.dialect = POSTGRES if url else SQLITE
+        self._local = threading.local()
+        self._pool = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        from ..recording.pgstore import mask
+
+        return mask(self.url) if self.url else str(self.path)
+
+    @contextmanager
+    def cursor(self) -> Iterator:
+        if self.url:
+            yield from self._pg_cursor()
+        else:
+            yield self._sqlite()
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if not self.path.is_file():
+                raise StoreMissing(f"nothing recorded yet: no recordings database at {self.path}")
+            try:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5,
+                                       check_same_thread=False)
+                conn.text_factory = _text
+                conn.execute("PRAGMA busy_timeout = 5000")
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recordings'"
+                                ).fetchone() is None:
+                    raise StoreMissing(f"{self.path} holds no recordings table yet")
+            except sqlite3.Error as exc:
+                raise StoreMissing(f"cannot read {self.path}: {exc}") from None
+            self._local.conn = conn
+        return conn
+
+    def _pg_cursor(self):
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        from ..recording.pgstore import mask
+
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(self.url, min_size=1, max_size=4, open=True, timeout=5,
+                                            kwargs={"connect_timeout": 5, "application_name": "imhook-console",
+                                                    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"},
+                                            name="imhook-console")
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield cur
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreMissing(f"cannot read {self.where}: {mask(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}") from None
+
+    def _run(self, query: Query) -> list[tuple]:
+        with self.cursor() as cur:
+            try:
+                return list(cur.execute(query.sql, query.args).fetchall())
+            except sqlite3.Error as exc:
+                raise StoreMissing(f"cannot read {self.path}: {exc}") from None
+
+    def search(self, search: Search, *, limit: int = PAGE_SIZE, scan_rows: int = 100_000,
+               user_salt: bytes | None = None) -> Page:
+        rows = self._run(search_query(search, self.dialect, limit=limit + 1, scan_rows=scan_rows,
+                                      user_salt=user_salt))
+        records = [_decode(tuple(row)) for row in rows[:limit]]
+        scanned_limit = False
+        if search.text and len(rows) <= limit:
+            # Fewer matches than a page: did the text search stop at its bound, with older rows unread?
+            probe = search_query(replace(search, text=""), self.dialect, limit=1, scan_rows=0, columns="id",
+                                 user_salt=user_salt)
+            probe.sql = probe.sql.replace(" LIMIT 1", f" LIMIT 1 OFFSET {int(scan_rows)}")
+            scanned_limit = bool(self._run(probe))
+        return Page(records, more=len(rows) > limit, scanned_limit=scanned_limit)
+
+    def record(self, record_id: int) -> Record | Problem | None:
+        cols = "id, " + ", ".join(f'"{c}"' if c == "user" else c for c in _COLUMNS)
+        rows = self._run(Query(f"SELECT {cols} FROM recordings WHERE id = {self.dialect.mark}", [record_id]))
+        return _decode(tuple(rows[0])) if rows else None
+
+    def newest(self, since: float, *, limit: int) -> list[Record | Problem]:
+        """For the playground's replay: the newest `limit` records since `since`, oldest first."""
+        return list(reversed(self.search(Search(since=since), limit=limit).records))
+
+    def per_minute(self, search: Search, *, now: float, minutes: int = CHART_MINUTES,
+                   user_salt: bytes | None = None) -> dict[int, dict[str, int]]:
+        """{minute: {outcome: count}} for the last `minutes` minutes."""
+        start = (int(now // 60) - minutes + 1) * 60
+        counts: dict[int, dict[str, int]] = {}
+        for minute, outcome, n in self._run(chart_query(search, self.dialect, since=start, user_salt=user_salt)):
+            counts.setdefault(int(minute), {})[outcome or "?"] = n
+        return counts
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
