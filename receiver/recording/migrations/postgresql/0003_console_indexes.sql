@@ -4,3 +4,5 @@
 CREATE INDEX recordings_outcome_time ON recordings (outcome, received_at);
 CREATE INDEX recordings_rule_time ON recordings (rule, received_at);
 CREATE INDEX recordings_user_time ON recordings ("user", received_at);
+-- ("user", received_at) serves every lookup the old ("user") index did: one index less per insert.
+DROP INDEX recordings_user;
