@@ -111,6 +111,37 @@ def check_at_start(forwarding: dict, env=None) -> None:
         pgschema.check_reachable(url, part="forwarding", waiting="events wait in the spool")
 
 
+@contextmanager
+def _command_line(url: str):
+    """One connection for `imhook recordings quarantine --outbox URL`, at this imhook's schema;
+    any database error ends the command in one line naming the masked URL."""
+    import psycopg
+
+    from ...errors import ImhookError
+
+    try:
+        with psycopg.connect(url, **_kwargs(SENDER_STATEMENT_MS)) as conn:
+            pgschema.check(conn, mask(url))
+            yield conn
+    except psycopg.Error as exc:
+        why = " ".join(mask(str(exc)).split())
+        raise ImhookError(f"the outbox {mask(url)}: {why}") from None
+
+
+def quarantined_rows(url: str) -> list[tuple[int, str, str, str, float]]:
+    """(id, target, command, last_error, created_at) of the rows the senders set aside, oldest first."""
+    with _command_line(url) as conn:
+        return conn.execute("SELECT id, target, command, last_error, created_at FROM outbox WHERE status = %s "
+                            "ORDER BY id", (QUARANTINED,)).fetchall()
+
+
+def release_quarantined(url: str) -> int:
+    """Make every quarantined row pending again, due now (after a fix); return how many."""
+    with _command_line(url) as conn:
+        return conn.execute("UPDATE outbox SET status = 'pending', next_at = extract(epoch FROM clock_timestamp()), "
+                            "claimed_by = NULL, lease_until = NULL WHERE status = %s", (QUARANTINED,)).rowcount
+
+
 class PgOutbox:
     """The shared outbox: the Outbox calls the Enqueuer and the Forwarder make, on PostgreSQL."""
 
