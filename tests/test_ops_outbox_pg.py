@@ -413,3 +413,37 @@ def test_the_quarantine_command_names_an_outbox_it_cannot_reach_in_one_line(tmp_
                                 env={"IMHOOK_RECORDING_DSN": "", "IMHOOK_OUTBOX_DSN": ""})
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "the outbox postgresql://postgres:***@127.0.0.1:1/nowhere" in result.output and "pw" not in result.output
+
+
+def test_a_delivery_that_outlasts_the_lease_keeps_its_claim(pg_outbox_url, tmp_path):
+    """The sender renews the claims it is still sending every third of the lease: another
+    instance's sender does not take (and send again) an event whose delivery is merely slow."""
+    lease = 1.0
+    a, b = (PgOutbox(pg_outbox_url, Outbox(tmp_path / f"spool-{n}.sqlite3"), lease_seconds=lease, settle_seconds=0.0)
+            for n in ("a", "b"))
+    try:
+        add(a, "g1", 1)
+        sending, sent = threading.Event(), []
+
+        def slow(target, row):
+            sending.set()
+            time.sleep(3 * lease)  # a downstream trickling its answer
+            sent.append(row.dedupe)
+            return Result(True)
+
+        settings = {"concurrency": 1, "poll_seconds": 0.1, "keep_delivered_hours": 1.0, "lease_seconds": lease,
+                    "retry": {"base_seconds": 1.0, "cap_seconds": 8.0, "max_attempts": 0}}
+        forwarder = Forwarder(a, [Target("t", "http://t", ("*",), 1.0)], settings, deliver=slow)
+        stepping = threading.Thread(target=forwarder.step)
+        stepping.start()
+        assert sending.wait(5)
+        taken = []
+        while stepping.is_alive():
+            taken += b.claim(["t"], limit=1)
+            time.sleep(0.1)
+        stepping.join()
+        assert sent == ["g1|1"] and taken == []
+        assert a.counts() == {"delivered": 1}
+    finally:
+        a.close()
+        b.close()

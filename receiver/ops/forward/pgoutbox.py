@@ -325,6 +325,17 @@ class PgOutbox:
     def quarantine(self, row_id: int, error: str) -> None:
         self._mark("status = %(status)s, last_error = %(error)s", row_id, status=QUARANTINED, error=error)
 
+    def renew(self, row_ids: list[int]) -> None:
+        """Extend this sender's claims on rows it is still sending by another lease; a database that
+        fails now is logged by the breaker, and the claims may lapse (the documented repeat)."""
+        try:
+            self._run(self.back, f"UPDATE outbox SET lease_until = {_NOW} + %(lease)s WHERE id = ANY(%(ids)s) "
+                      "AND claimed_by = %(me)s AND status = 'pending'",
+                      {"now": self._now(), "lease": self.lease_seconds, "ids": list(row_ids), "me": self.me},
+                      fetch=False)
+        except StoreUnavailable:
+            pass
+
     def retry_later(self, row_id: int, delay: float, error: str) -> None:
         self._mark("attempts = attempts + 1, next_at = {now} + %(delay)s, last_error = %(error)s",
                    row_id, delay=delay, error=error)
