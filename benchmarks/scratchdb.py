@@ -53,12 +53,10 @@ class ScratchDatabase:
             return conn.execute("SELECT COUNT(*) FROM recordings").fetchone()[0]
 
 
-def backend_seconds(database: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends serving `database` (their process title is
-    `postgres: [cluster: ]user database host(port) state`). A lower bound of what the database
-    spends: the server's WAL writer and checkpointer are shared with everything else on it. 0 when
-    the server is not on this machine (or not visible from it)."""
-    total = 0
+def _backends(database: str) -> list[tuple[int, str]]:
+    """(pid, /proc/<pid>/stat) of each PostgreSQL backend serving `database` on this machine (their
+    process title is `postgres: [cluster: ]user database host(port) state`)."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -66,9 +64,31 @@ def backend_seconds(database: str) -> float:
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
             if not title.startswith("postgres:") or f" {database} " not in title:
                 continue
-            stat = (entry / "stat").read_text()
+            found.append((int(entry.name), (entry / "stat").read_text()))
         except OSError:
             continue
+    return found
+
+
+def backend_seconds(database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving `database`. A lower bound of what
+    the database spends: the server's WAL writer and checkpointer are shared with everything else
+    on it. 0 when the server is not on this machine (or not visible from it)."""
+    total = 0
+    for _, stat in _backends(database):
         rest = stat[stat.rindex(")") + 2:].split()
         total += int(rest[11]) + int(rest[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def renice_backends(database: str, niceness: int) -> int:
+    """Set the niceness of the backends serving `database` (only those: the server's other
+    processes and other databases' backends are left alone); return how many were changed."""
+    changed = 0
+    for pid, _ in _backends(database):
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, niceness)
+            changed += 1
+        except OSError:  # ended meanwhile, or not ours to change
+            continue
+    return changed

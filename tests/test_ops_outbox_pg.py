@@ -371,3 +371,79 @@ def test_db_upgrade_finds_the_outbox_database_of_a_config_without_a_recordings_d
     assert result.exit_code == 0, result.output
     assert "applied 0002_outbox" in result.output and "pw@" not in result.output and ":***@" in result.output
     assert {"outbox", "recordings"} <= tables
+
+
+def test_the_quarantine_command_lists_and_releases_the_shared_outbox_rows(make, pg_outbox_url):
+    from click.testing import CliRunner
+
+    from receiver.cli import main
+
+    box = make("a", Clock())
+    add(box, "g1", 1)
+    add(box, "g2", 1)
+    [head, _] = box.claim(["t"], 2)
+    box.quarantine(head.id, "no header can carry this")
+    secret_url = pg_outbox_url.replace("postgres@", "postgres:pw@")
+    env = {"IMHOOK_RECORDING_DSN": "", "IMHOOK_OUTBOX_DSN": ""}
+
+    listed = CliRunner().invoke(main, ["recordings", "quarantine", "--db", "none.sqlite", "--outbox", secret_url],
+                                env=env)
+    assert listed.exit_code == 0, listed.output
+    assert ":***@" in listed.output and "pw@" not in listed.output
+    assert "1 quarantined rows" in listed.output
+    assert f"row {head.id} Group.CallbackAfterSendMsg to t: no header can carry this" in listed.output
+
+    released = CliRunner().invoke(main, ["recordings", "quarantine", "--db", "none.sqlite", "--outbox", secret_url,
+                                         "--import"], env=env)
+    assert released.exit_code == 0, released.output
+    assert "1 quarantined rows pending again" in released.output
+    with psycopg.connect(pg_outbox_url) as conn:
+        assert conn.execute("SELECT status, claimed_by FROM outbox WHERE id = %s", (head.id,)).fetchone() == \
+            ("pending", None)
+    assert pgoutbox.quarantined_rows(pg_outbox_url) == []
+
+
+def test_the_quarantine_command_names_an_outbox_it_cannot_reach_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from receiver.cli import main
+
+    result = CliRunner().invoke(main, ["recordings", "quarantine", "--db", str(tmp_path / "none.sqlite"), "--outbox",
+                                       "postgresql://postgres:pw@127.0.0.1:1/nowhere"],
+                                env={"IMHOOK_RECORDING_DSN": "", "IMHOOK_OUTBOX_DSN": ""})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the outbox postgresql://postgres:***@127.0.0.1:1/nowhere" in result.output and "pw" not in result.output
+
+
+def test_a_delivery_that_outlasts_the_lease_keeps_its_claim(pg_outbox_url, tmp_path):
+    """The sender renews the claims it is still sending every third of the lease: another
+    instance's sender does not take (and send again) an event whose delivery is merely slow."""
+    lease = 1.0
+    a, b = (PgOutbox(pg_outbox_url, Outbox(tmp_path / f"spool-{n}.sqlite3"), lease_seconds=lease, settle_seconds=0.0)
+            for n in ("a", "b"))
+    try:
+        add(a, "g1", 1)
+        sending, sent = threading.Event(), []
+
+        def slow(target, row):
+            sending.set()
+            time.sleep(3 * lease)  # a downstream trickling its answer
+            sent.append(row.dedupe)
+            return Result(True)
+
+        settings = {"concurrency": 1, "poll_seconds": 0.1, "keep_delivered_hours": 1.0, "lease_seconds": lease,
+                    "retry": {"base_seconds": 1.0, "cap_seconds": 8.0, "max_attempts": 0}}
+        forwarder = Forwarder(a, [Target("t", "http://t", ("*",), 1.0)], settings, deliver=slow)
+        stepping = threading.Thread(target=forwarder.step)
+        stepping.start()
+        assert sending.wait(5)
+        taken = []
+        while stepping.is_alive():
+            taken += b.claim(["t"], limit=1)
+            time.sleep(0.1)
+        stepping.join()
+        assert sent == ["g1|1"] and taken == []
+        assert a.counts() == {"delivered": 1}
+    finally:
+        a.close()
+        b.close()

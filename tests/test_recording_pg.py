@@ -159,6 +159,31 @@ def test_a_record_replayed_twice_is_stored_once(pg_url):
         store.close()
 
 
+def test_the_writers_store_copies_fresh_batches_straight_in_and_replays_through_the_fallback(pg_url):
+    """The pooled store (the writer's): a batch of new keys goes by one COPY into the table; a batch
+    holding a stored key (a journal replayed) fails that COPY as a whole and goes again through the
+    staging table with ON CONFLICT, in a fresh transaction: each key stored once, nothing half-done."""
+    store = PgStore(pg_url)
+    try:
+        records, keys = [a_record(i) for i in range(6)], [f"fb:{i}" for i in range(6)]
+        assert store.insert(records[:3], keys[:3]) == 3
+        with store.pool.connection() as conn:  # the fast path never made the staging table
+            assert conn.execute("SELECT to_regclass('pg_temp.recordings_staged')").fetchone() == (None,)
+        assert store.replays_total == 0
+        # Two stored keys among new ones, and one new key twice in the batch itself.
+        assert store.insert(records[1:] + [a_record(6)], keys[1:] + ["fb:5"]) == 3
+        assert store.replays_total == 1
+        assert store.insert([a_record(7)], ["fb:7"]) == 1 and store.replays_total == 1  # fast again
+        stored = read_all(store)
+        assert sorted(r.request_id for r in stored) == [f"rid-{i}" for i in (0, 1, 2, 3, 4, 5, 7)]
+        with store.pool.connection() as conn:
+            assert conn.execute("SELECT key, COUNT(*) FROM recordings GROUP BY key HAVING COUNT(*) > 1"
+                                ).fetchall() == []
+        assert store.problem() is None  # a replay is not the database failing
+    finally:
+        store.close()
+
+
 FILTERS = [Filters(), Filters(commands=("C2C.CallbackBeforeSendMsg",)), Filters(commands=("State.StateChange", "x")),
            Filters(since=1_700_000_003.0), Filters(until=1_700_000_003.0), Filters(since=1_700_000_002.0,
            until=1_700_000_005.0), Filters(user="user1"), Filters(include_rejected=False),

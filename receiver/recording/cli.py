@@ -343,8 +343,9 @@ def hash_id_command(account, config_file):
 @recordings.command("quarantine")
 @click.option("--db", default=None, metavar="FILE", help=DB_HELP)
 @config_option()
-@click.option("--outbox", "outbox_path", default=None, type=click.Path(dir_okay=False),
-              help="Also the forwarding outbox: its quarantine file and its quarantined rows.")
+@click.option("--outbox", "outbox_path", default=None, metavar="FILE|URL",
+              help="Also the forwarding outbox: a SQLite outbox or spool file (its quarantine file and quarantined "
+                   "rows), or a postgresql:// URL (the rows every instance's senders set aside).")
 @click.option("--import", "reimport", is_flag=True,
               help="Store (enqueue) what can be stored now; what still fails stays, with its new error.")
 def quarantine_command(db, config_file, outbox_path, reimport):
@@ -368,7 +369,9 @@ def quarantine_command(db, config_file, outbox_path, reimport):
         click.echo(f"{quarantine.path}: {len(entries)} quarantined")
         _echo_entries(entries)
     if outbox_path:
-        _outbox_quarantine(Path(outbox_path), reimport)
+        from ..ops.forward.quarantine_cli import outbox_quarantine
+
+        outbox_quarantine(outbox_path, reimport)
 
 
 def _quarantine_path(db: str | None, config_file: str | None) -> Path:
@@ -392,33 +395,6 @@ def _shown(spec) -> str:
 def _echo_entries(entries) -> None:
     for entry in entries:
         click.echo("  " + entry.summary)
-
-
-def _outbox_quarantine(path: Path, reimport: bool) -> None:
-    from ..ops.forward.observer import requeue
-    from ..ops.forward.outbox import Outbox, quarantine_path
-    from .quarantine import Quarantine
-
-    if not path.exists():
-        raise click.UsageError(f"no outbox at {path}")
-    outbox, events = Outbox(path), Quarantine(quarantine_path(path))
-    try:
-        if reimport:
-            stored, kept = events.reimport(lambda entry: requeue(outbox, entry), read=lambda data: (data,))
-            released = outbox.release_quarantined()
-            click.echo(f"{events.path}: {stored} events enqueued, {len(kept)} kept")
-            _echo_entries(kept)
-            click.echo(f"{path}: {released} quarantined rows pending again")
-            return
-        entries = events.entries()
-        click.echo(f"{events.path}: {len(entries)} quarantined")
-        _echo_entries(entries)
-        rows = outbox.quarantined()
-        click.echo(f"{path}: {len(rows)} quarantined rows")
-        for row_id, target, command, error, _created in rows:
-            click.echo(f"  row {row_id} {command} to {target}: {error}")
-    finally:
-        outbox.close()
 
 
 @recordings.command("copy")

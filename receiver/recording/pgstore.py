@@ -80,16 +80,35 @@ def _pg_text(value):
 
 
 def _pg_row(record: Record, key: str | None) -> tuple:
-    return tuple(_pg_text(value) for value in _row(record, key))
+    row = _row(record, key)
+    for at in _TEXT_AT:  # a NUL is rare: the row is rebuilt only when one is there
+        value = row[at]
+        if value is not None and _TEXT_NUL in value:
+            return tuple(_pg_text(value) for value in row)
+    return row
 
 
 _STAGED = f"{', '.join(_QUOTED)}, key"
+# The types of _STAGED's columns (migrations/postgresql/0001_records.sql), for COPY's binary format:
+# psycopg's C code writes each value as the server stores it, so neither side formats or parses
+# text (a BYTEA body in text format is hex-escaped byte by byte on both ends).
+_TYPES = ("float8", "text", "text", "text", "text", "text", "int4", "int4", "float8", "text", "bytea", "int4",
+          "text", "text", "text", "text", "text", "text", "text")
+_TEXT_AT = tuple(at for at, name in enumerate(_TYPES) if name == "text")
+COPY_RECORDINGS = f"COPY recordings ({_STAGED}) FROM STDIN (FORMAT BINARY)".encode("ascii")
 # Column types from the table itself, no constraints or defaults; emptied at each commit.
 CREATE_STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS recordings_staged ON COMMIT DELETE ROWS AS "
                   f"SELECT {_STAGED} FROM recordings WITH NO DATA").encode("ascii")
-COPY_STAGING = f"COPY recordings_staged ({_STAGED}) FROM STDIN".encode("ascii")
+COPY_STAGING = f"COPY recordings_staged ({_STAGED}) FROM STDIN (FORMAT BINARY)".encode("ascii")
 INSERT_STAGED = (f"INSERT INTO recordings ({_STAGED}) SELECT {_STAGED} FROM recordings_staged "
                  "ON CONFLICT (key) DO NOTHING").encode("ascii")
+
+
+def _copy(cur, statement: bytes, rows: list[tuple]) -> None:
+    with cur.copy(statement) as copy:
+        copy.set_types(_TYPES)
+        for row in rows:
+            copy.write_row(row)
 
 
 def _connect_kwargs() -> dict:
@@ -116,6 +135,7 @@ class PgStore:
     def __init__(self, url: str, *, pooled: bool = True):
         self.url, self.where = url, mask(url)
         self.last_error: str | None = None
+        self.replays_total = 0  # batches that held a key stored already (the slower path)
         self.down_since: float | None = None  # epoch seconds of the first failure in a row
         self._retry_at, self._backoff = 0.0, RETRY_SECONDS
         self._conn = self.pool = None
@@ -202,18 +222,28 @@ class PgStore:
         if not records:
             return 0
         keys = [None] * len(records) if keys is None else list(keys)
+        from psycopg.errors import UniqueViolation
+
         rows = [_pg_row(record, key) for record, key in zip(records, keys, strict=True)]
-        with self._connection() as conn, conn.cursor() as cur:
-            # COPY into a session-local staging table, then one INSERT … ON CONFLICT: rows travel in
-            # COPY's stream (adapted in psycopg's C code), not as bound parameters. A multi-row VALUES
-            # of 4,000 placeholders was re-parsed in Python on every batch, holding the GIL the reply
-            # threads need (benchmarks/stores.py measures the insert's CPU per batch).
-            cur.execute(CREATE_STAGING)
-            with cur.copy(COPY_STAGING) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(INSERT_STAGED)
-            return cur.rowcount  # those not skipped as already stored
+        with self._connection() as conn:
+            # COPY straight into the table: rows travel in COPY's binary stream (formatted in
+            # psycopg's C code, without the GIL-holding per-row Python of bound parameters) and the
+            # server inserts them in bulk. A key stored already (a journal replayed twice) fails the
+            # whole COPY on the unique index; then, and only then, the batch goes again through a
+            # staging table and INSERT … ON CONFLICT DO NOTHING, which skips what is stored.
+            # Two transactions, not a savepoint inside one: the common case pays no SAVEPOINT
+            # round trips or subtransaction (with the command line's connection they are savepoints).
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    _copy(cur, COPY_RECORDINGS, rows)
+                return len(rows)
+            except UniqueViolation:
+                self.replays_total += 1
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(CREATE_STAGING)
+                _copy(cur, COPY_STAGING, rows)
+                cur.execute(INSERT_STAGED)
+                return cur.rowcount  # those not skipped as already stored
 
     def count(self, filters: Filters = Filters()) -> int:
         where, args = filters.sql(mark="%s", user_column='"user"')

@@ -111,6 +111,37 @@ def check_at_start(forwarding: dict, env=None) -> None:
         pgschema.check_reachable(url, part="forwarding", waiting="events wait in the spool")
 
 
+@contextmanager
+def _command_line(url: str):
+    """One connection for `imhook recordings quarantine --outbox URL`, at this imhook's schema;
+    any database error ends the command in one line naming the masked URL."""
+    import psycopg
+
+    from ...errors import ImhookError
+
+    try:
+        with psycopg.connect(url, **_kwargs(SENDER_STATEMENT_MS)) as conn:
+            pgschema.check(conn, mask(url))
+            yield conn
+    except psycopg.Error as exc:
+        why = " ".join(mask(str(exc)).split())
+        raise ImhookError(f"the outbox {mask(url)}: {why}") from None
+
+
+def quarantined_rows(url: str) -> list[tuple[int, str, str, str, float]]:
+    """(id, target, command, last_error, created_at) of the rows the senders set aside, oldest first."""
+    with _command_line(url) as conn:
+        return conn.execute("SELECT id, target, command, last_error, created_at FROM outbox WHERE status = %s "
+                            "ORDER BY id", (QUARANTINED,)).fetchall()
+
+
+def release_quarantined(url: str) -> int:
+    """Make every quarantined row pending again, due now (after a fix); return how many."""
+    with _command_line(url) as conn:
+        return conn.execute("UPDATE outbox SET status = 'pending', next_at = extract(epoch FROM clock_timestamp()), "
+                            "claimed_by = NULL, lease_until = NULL WHERE status = %s", (QUARANTINED,)).rowcount
+
+
 class PgOutbox:
     """The shared outbox: the Outbox calls the Enqueuer and the Forwarder make, on PostgreSQL."""
 
@@ -293,6 +324,17 @@ class PgOutbox:
 
     def quarantine(self, row_id: int, error: str) -> None:
         self._mark("status = %(status)s, last_error = %(error)s", row_id, status=QUARANTINED, error=error)
+
+    def renew(self, row_ids: list[int]) -> None:
+        """Extend this sender's claims on rows it is still sending by another lease; a database that
+        fails now is logged by the breaker, and the claims may lapse (the documented repeat)."""
+        try:
+            self._run(self.back, f"UPDATE outbox SET lease_until = {_NOW} + %(lease)s WHERE id = ANY(%(ids)s) "
+                      "AND claimed_by = %(me)s AND status = 'pending'",
+                      {"now": self._now(), "lease": self.lease_seconds, "ids": list(row_ids), "me": self.me},
+                      fetch=False)
+        except StoreUnavailable:
+            pass
 
     def retry_later(self, row_id: int, delay: float, error: str) -> None:
         self._mark("attempts = attempts + 1, next_at = {now} + %(delay)s, last_error = %(error)s",

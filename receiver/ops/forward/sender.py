@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,13 +239,27 @@ class Forwarder:
         heads = self.outbox.claim(self.targets, limit=batch)
         rows = [row for row in heads if row.id not in self._in_flight]
         if rows:
-            list((pool or self._pool).map(self._send_or_set_aside, rows))
+            self._send_all(rows, pool or self._pool)
             return 0.0  # more may be due right away: the next rows of these conversations
         if heads:
             return poll  # all still in flight on a replaced thread: look again later, no busy loop
         self._purge()
         due = self.outbox.next_due(self.targets)
         return poll if due is None else min(poll, max(0.0, due - self.outbox.clock()))
+
+    def _send_all(self, rows: list[Row], pool: ThreadPoolExecutor) -> None:
+        """Send the rows in parallel. With a shared outbox, renew the claims of those still being sent
+        every third of the lease: a delivery that outlasts the lease (a downstream trickling its
+        answer past timeout_seconds) is not handed to another sender meanwhile."""
+        futures = [pool.submit(self._send_or_set_aside, row) for row in rows]
+        renew = getattr(self.outbox, "renew", None)
+        while True:
+            _, sending = wait_for(futures, timeout=None if renew is None else self.outbox.lease_seconds / 3)
+            if not sending:
+                break
+            renew([row.id for row, future in zip(rows, futures) if future in sending])
+        for future in futures:
+            future.result()  # a bug in _send_or_set_aside surfaces in this round, as before
 
     def _send_or_set_aside(self, row: Row) -> None:
         """Send a row; one that fails for a reason of its own (not the downstream's) is quarantined."""
