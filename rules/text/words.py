@@ -21,8 +21,8 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import (Transforms, classify, leet_table, merge_matches, pinyin_keys,
-                       symbol_at_letter, symbol_leet)
+from .variants import (Transforms, classify, homophone_mode, leet_table, merge_matches,
+                       pinyin_keys, symbol_at_letter, symbol_leet)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -198,18 +198,20 @@ class WordMatcher:
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
               whole_word_latin: bool = True, fold_repeats: bool = False,
               skip_noise: bool = True, traditional: bool = True, pinyin: bool = False,
-              homophones: bool = False, leet: bool | dict[str, str] = False,
+              homophones: bool | str | None = None, leet: bool | dict[str, str] = False,
               confusables: bool = False,
               _latin_symbols: tuple[tuple[str, str], ...] = ()) -> "WordMatcher":
         """Normalise the words and allow-list once and compile them into one automaton.
 
         ``pinyin`` (extra keys), ``homophones``, ``leet`` (True for DEFAULT_LEET, or a table)
         and ``confusables`` (overlays) are the options of ``rules.text.variants``; hits
-        that needed one are checked.
+        that needed one are checked.  ``homophones``: None for the default (same-tone
+        homophones with ``pinyin``, none without), "same_tone", "any_tone", "off", or the
+        first version's boolean (True: tones ignored).
         """
         options = dict(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold_repeats)
         leet_pairs = leet_table(leet)
-        transforms = Transforms(homophones, leet_pairs, confusables)
+        transforms = Transforms(homophone_mode(homophones, pinyin), leet_pairs, confusables)
         base = get_normalizer(**options)
         symbols = symbol_leet(leet_pairs, base.codes, DROPPED)
         # Symbols that are noise stay noise in the main pass ("傻@逼" still reads 傻逼); a
@@ -236,17 +238,7 @@ class WordMatcher:
                     base.normalize(other.word) == base.normalize(text)):
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
         if pinyin:
-            for key, pattern in list(by_key.items()):
-                extras = pinyin_keys(key, every_run=pattern.allowed)
-                if not extras:
-                    continue
-                # Fully in pinyin a word of Chinese chars is Latin (whole-word matching);
-                # partly, it is not.
-                latin = pattern._replace(latin_only=True)
-                mixed = pattern._replace(latin_only=False)
-                for extra in extras:
-                    if extra not in by_key:
-                        by_key[extra] = latin if extra.isascii() and _is_latin_word(extra) else mixed
+            _add_pinyin_keys(by_key, base, normalizer)
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
@@ -264,6 +256,7 @@ class WordMatcher:
             matcher._symbol_pass = cls.build(
                 words, allow=allow, whole_word_latin=whole_word_latin, confusables=confusables,
                 leet=dict(p for p in leet_pairs if p not in symbols), **options,
+                homophones=transforms.homophones or "off",
                 _latin_symbols=symbols)
         return matcher
 
@@ -387,6 +380,29 @@ _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
 # Marks that attach to the char before them: a mask covers them with it.
 _MARKS = ("Mn", "Me")
+
+
+def _add_pinyin_keys(by_key: dict[str, _Pattern], base: CharNormalizer,
+                     normalizer: CharNormalizer) -> None:
+    """Add each Chinese word's pinyin spellings (rules.text.variants.pinyin_keys) as keys.
+
+    Spellings come from the word without overlays (each char keeps its own reading) and
+    are then normalised like any key, so leet reads their tone numbers as the text's do
+    and fold_repeats folds them the same.
+    """
+    patterns = list(by_key.values())
+    spellings = [pinyin_keys(plain, every_run=pattern.allowed)
+                 for pattern, plain in zip(patterns, base.normalize_many([p.word for p in patterns]))]
+    keys = iter(normalizer.normalize_many([key for keys in spellings for key in keys]))
+    for pattern, extras in zip(patterns, spellings):
+        # Fully in pinyin a word of Chinese chars is Latin (whole-word matching); partly, not.
+        latin = pattern._replace(latin_only=True)
+        mixed = pattern._replace(latin_only=False)
+        for key in itertools.islice(keys, len(extras)):
+            if key and key not in by_key:
+                by_key[key] = latin if key.isascii() and _is_latin_word(key) else mixed
+
+
 def _is_latin_word(key: str) -> bool:
     return all(is_latin_alnum(c) for c in key)
 
