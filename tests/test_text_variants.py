@@ -108,6 +108,21 @@ def test_homophone_modes(homophones, text, found):
     assert [m.word for m in matcher.find(text)] == found
 
 
+def test_neighbours_that_read_the_same_do_not_fold_into_one():
+    # 世事: shì shì.  As class codes, fold_repeats would make it one char, hit by every shì.
+    matcher = WordMatcher.build(["世事", "诈骗"], pinyin=True, fold_repeats=True)
+    assert [m.word for m in matcher.find("世事 是 事实")] == ["世事"]
+    assert [m.word for m in matcher.find("炸骗")] == ["诈骗"]  # other words keep homophones
+
+
+def test_a_one_char_word_is_matched_as_written():
+    # Its homophones would hit everywhere and are never believed; the price: other words
+    # lose homophones at that char (诈片 is no longer 诈骗 while 骗 is listed alone).
+    matcher = WordMatcher.build(["骗", "诈骗"], pinyin=True)
+    assert [m.word for m in matcher.find("片 骗")] == ["骗"]
+    assert [m.word for m in matcher.find("炸骗 诈片")] == ["诈骗"]
+
+
 def test_pinyin_keys_fold_like_the_text():
     # fold_repeats folds a key's doubled letters as it folds the text's ("shanggang").
     matcher = WordMatcher.build(["上港"], pinyin=True, fold_repeats=True)

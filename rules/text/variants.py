@@ -35,7 +35,7 @@ import numpy as np
 
 __all__ = ["DEFAULT_LEET", "Transforms", "apply_overlay", "pinyin_keys", "classify",
            "homophone_map", "syllables", "toned_syllables", "confusable_map", "is_cjk",
-           "leet_table", "homophone_mode", "symbol_leet", "symbol_at_letter", "merge_matches"]
+           "leet_table", "homophone_mode", "homophone_pairs", "symbol_leet", "symbol_at_letter", "merge_matches"]
 
 # What leet writers put for a letter.  One reading per symbol: "1" could be i or l, and
 # reads i here (override with ``leet_table``).  Symbols that are noise without leet ("@",
@@ -53,6 +53,8 @@ class Transforms(NamedTuple):
     homophones: str = ""  # "", "tone" (same reading and tone) or "any" (tones ignored)
     leet: tuple[tuple[str, str], ...] = ()
     confusables: bool = False
+    # Chars left out of the homophone classes (see homophone_pairs).
+    keep: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.homophones or self.leet or self.confusables)
@@ -203,7 +205,7 @@ def apply_overlay(codes: np.ndarray, strings: list[str], transforms: Transforms,
         if cp < size:  # WordMatcher keeps noise symbols out of the main pass's table
             put(cp, target)
     if transforms.homophones:
-        canon = homophone_map(transforms.homophones)
+        canon = _without(homophone_map(transforms.homophones), transforms.keep)
         lookup = np.arange(0x30000, dtype=np.uint32)
         for cp, to in canon.items():
             if cp < len(lookup):
@@ -213,6 +215,47 @@ def apply_overlay(codes: np.ndarray, strings: list[str], transforms: Transforms,
         changed[inside] = lookup[codes[inside]] != codes[inside]
         for cp in changed[:size].nonzero()[0].tolist():
             put(cp, chr(lookup[codes[cp]]))
+
+
+def _without(canon: dict[int, int], keep: frozenset[str]) -> dict[int, int]:
+    """The homophone classes with the ``keep`` chars each in a class of its own."""
+    if not keep:
+        return canon
+    canon = dict(canon)
+    kept = {ord(c) for c in keep}
+    for cp in kept:
+        canon.pop(cp, None)
+    represented = kept & set(canon.values())  # a kept char that represents its class
+    for rep in represented:
+        members = sorted(cp for cp, to in canon.items() if to == rep)
+        for member in members:
+            canon[member] = members[0]  # the class goes on without its kept representative
+        canon.pop(members[0])
+    return canon
+
+
+def homophone_pairs(keys: list[str], mode: str, folding: bool) -> frozenset[str]:
+    """Chars of these (normalised) keys to leave out of the homophone classes.
+
+    A one-char key's class code would hit every char of its class, and a one-char word is
+    never believed matched by a homophone (see classify): its char is matched as written.
+    With ``folding``, two neighbours that differ but read the same would fold into one
+    class code (a two-char word as one char): both are matched as written.  The cost: other
+    words lose homophones at these chars.
+    """
+    canon = homophone_map(mode)
+    keep: set[str] = set()
+    for key in keys:
+        if len(key) == 1:
+            if is_cjk(key):
+                keep.add(key)
+            continue
+        if not folding:
+            continue
+        for a, b in zip(key, key[1:]):
+            if a != b and canon.get(ord(a), ord(a)) == canon.get(ord(b), ord(b)) and is_cjk(a):
+                keep.update((a, b))
+    return frozenset(keep)
 
 
 def symbol_leet(leet: tuple[tuple[str, str], ...], base_codes: np.ndarray,
@@ -233,6 +276,16 @@ def pinyin_keys(key: str, every_run: bool = False) -> list[str]:
     often long) gives every run of chars in pinyin.
     """
     reading = _canon_syllable()
+    if not every_run and 2 <= len(key) <= MAX_PINYIN_CHARS:
+        try:  # the common case, a word of Chinese chars only: the build's hot loop
+            spelled = [reading[c] for c in key]
+        except KeyError:
+            pass
+        else:
+            plain = [s[0] for s in spelled]
+            keys = ["".join(plain), "".join([s[1] for s in spelled])]
+            keys += [key[:i] + plain[i] + key[i + 1:] for i in range(len(key))]
+            return keys if keys[0] != keys[1] else keys[:1] + keys[2:]
     spelled = [reading.get(c) for c in key]
     cjk = [i for i, s in enumerate(spelled) if s is not None]
     if not 2 <= len(cjk) <= MAX_PINYIN_CHARS:

@@ -21,8 +21,8 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import (Transforms, classify, homophone_mode, leet_table, merge_matches,
-                       pinyin_keys, symbol_at_letter, symbol_leet)
+from .variants import (Transforms, classify, homophone_mode, homophone_pairs, is_cjk,
+                       leet_table, merge_matches, pinyin_keys, symbol_at_letter, symbol_leet)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -70,6 +70,7 @@ class _Pattern(NamedTuple):
 # offsets simply divide into positions, and mixed text is ~7% fewer bytes.
 _OTHER, _OTHER_LATIN, _FIRST_WORD_CHAR = 0, 1, 2
 _ESCAPE_BYTE = b"\xff"
+_CODE_POINTS = 0x110000
 _TRAILS = 0x7F  # values of a trail byte, 0x01-0x7F; head bytes (0x80-0xFE) have as many
 
 
@@ -102,6 +103,9 @@ class SearchEncoding:
         table = self._pack(self._indices(codes, _latin_table(normalizer)))
         table[codes == DROPPED] = 0  # the only code with 0 bytes: encode() deletes them
         table[codes == ESCAPE] = np.iinfo(table.dtype).max  # every byte 0xFF
+        # Cover every code point (2-4 MiB): take() then needs no clipping, which costs more
+        # per char than the lookup.  Past plane 1 every char escapes to the per-char path.
+        table = np.concatenate([table[:-1], np.full(_CODE_POINTS - len(table) + 1, table[-1])])
         table.flags.writeable = False
         self._dtype = table.dtype  # of one code, for folding
         self._fold = normalizer.fold_repeats
@@ -147,7 +151,8 @@ class SearchEncoding:
         """
         # numpy stores a str as UCS-4, so this is its code points without an encode step
         # (a lone surrogate included: the table drops it).  "" comes out as one NUL: dropped.
-        mapped = self._table.take(np.frombuffer(np.array(text), np.uint32), mode="clip")
+        # "wrap" never wraps (the table covers every code point) and is the cheapest mode.
+        mapped = self._table.take(np.frombuffer(np.array(text), np.uint32), mode="wrap")
         data = mapped.tobytes().translate(None, b"\0")
         differs = None
         if self._fold:
@@ -177,7 +182,8 @@ class WordMatcher:
     """Finds and masks sensitive words; immutable and safe to share between threads."""
 
     __slots__ = ("_automaton", "_patterns", "_encoding", "_whole_word_latin", "_longest",
-                 "word_count", "_check", "_symbols", "_symbol_pass", "_allowed")
+                 "word_count", "_check", "_symbols", "_symbol_pass", "_allowed", "_wanted",
+                 "_pairs")
 
     def __init__(self, automaton: ahocorasick_rs.BytesAhoCorasick | None,
                  patterns: Sequence[_Pattern], encoding: SearchEncoding,
@@ -193,6 +199,10 @@ class WordMatcher:
         self._symbols: tuple[str, ...] = ()  # leet symbols that are noise without leet
         self._symbol_pass: WordMatcher | None = None  # Latin words with those read as letters
         self._allowed: frozenset[str] = frozenset()  # allow entries, normalised without overlays
+        self._wanted: dict[str, str] = {}  # with overlays: word -> word normalised without them
+        # With homophones: the chars of each two-char Chinese word (normalised without
+        # overlays); a hit on one that kept neither char is dropped without classify.
+        self._pairs: dict[str, frozenset[str]] = {}
 
     @classmethod
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
@@ -218,10 +228,16 @@ class WordMatcher:
         # second pass reads them as letters, for Latin words only.
         transforms = transforms._replace(leet=tuple(p for p in leet_pairs if p not in symbols)
                                          + _latin_symbols)
-        normalizer = get_normalizer(**options, transforms=transforms)
         words = [Word(word) if isinstance(word, str) else word for word in words]
         allow = list(allow)
-        normalised = normalizer.normalize_many([word.text for word in words] + allow)
+        texts = [word.text for word in words] + allow
+        # Normalised without overlays: for the checks, the pinyin spellings and ``keep``.
+        plain = base.normalize_many(texts) if transforms or pinyin else []
+        if transforms.homophones:
+            transforms = transforms._replace(
+                keep=homophone_pairs(plain, transforms.homophones, fold_repeats))
+        normalizer = get_normalizer(**options, transforms=transforms)
+        normalised = normalizer.normalize_many(texts)
         by_key: dict[str, _Pattern] = {}
         for word, key in zip(words, normalised):
             if _latin_symbols and not _is_latin_word(key):
@@ -237,8 +253,9 @@ class WordMatcher:
             if other is None or other.allowed or not transforms or (
                     base.normalize(other.word) == base.normalize(text)):
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
+        plain_of = dict(zip(texts, plain))
         if pinyin:
-            _add_pinyin_keys(by_key, base, normalizer)
+            _add_pinyin_keys(by_key, plain_of, normalizer)
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
@@ -251,6 +268,10 @@ class WordMatcher:
         if transforms or pinyin:
             matcher._check = (base, transforms)
             matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
+            matcher._wanted = {p.word: plain_of[p.word] for p in by_key.values() if not p.allowed}
+            if transforms.homophones:
+                matcher._pairs = {word: frozenset(wanted) for word, wanted in matcher._wanted.items()
+                                  if len(wanted) == 2 and all(map(is_cjk, wanted))}
         if symbols and not _latin_symbols:
             matcher._symbols = tuple(s for s, _ in symbols)
             matcher._symbol_pass = cls.build(
@@ -277,7 +298,8 @@ class WordMatcher:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
         if not text or self._automaton is None:
             return []
-        data, mapped, differs = self._encoding.encode(text)
+        encoding = self._encoding
+        data, mapped, differs = encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
         if self._symbol_pass is not None and symbol_at_letter(text, self._symbols):
             extra = self._symbol_pass.find(text)
@@ -323,11 +345,14 @@ class WordMatcher:
                 via = ""
                 if self._check is not None and text[first:last] != word:
                     span = text[first:last]
-                    plain = self._check[0].normalize_short
-                    seen = plain(span)
+                    seen = self._check[0].normalize_short(span)
+                    pair = self._pairs.get(word)
+                    if pair is not None and len(seen) == 2 and pair.isdisjoint(seen) and all(
+                            map(is_cjk, seen)):
+                        continue  # two homophones for a two-char word: classify says no, faster
                     if seen in self._allowed:
                         continue  # an allowed word that an overlay made look like a listed one
-                    via = classify(span, seen, plain(word), word, self._check[1])
+                    via = classify(span, seen, self._wanted[word], word, self._check[1])
                     if via is None:
                         continue  # an overlay's false positive (see variants.classify)
                 found.append(Match(first, last, word, category, via))
@@ -382,7 +407,7 @@ _START_END = operator.attrgetter("start", "end")
 _MARKS = ("Mn", "Me")
 
 
-def _add_pinyin_keys(by_key: dict[str, _Pattern], base: CharNormalizer,
+def _add_pinyin_keys(by_key: dict[str, _Pattern], plain_of: dict[str, str],
                      normalizer: CharNormalizer) -> None:
     """Add each Chinese word's pinyin spellings (rules.text.variants.pinyin_keys) as keys.
 
@@ -391,8 +416,8 @@ def _add_pinyin_keys(by_key: dict[str, _Pattern], base: CharNormalizer,
     and fold_repeats folds them the same.
     """
     patterns = list(by_key.values())
-    spellings = [pinyin_keys(plain, every_run=pattern.allowed)
-                 for pattern, plain in zip(patterns, base.normalize_many([p.word for p in patterns]))]
+    spellings = [pinyin_keys(plain_of[pattern.word], every_run=pattern.allowed)
+                 for pattern in patterns]
     keys = iter(normalizer.normalize_many([key for keys in spellings for key in keys]))
     for pattern, extras in zip(patterns, spellings):
         # Fully in pinyin a word of Chinese chars is Latin (whole-word matching); partly, not.
