@@ -221,17 +221,17 @@ def _without(canon: dict[int, int], keep: frozenset[str]) -> dict[int, int]:
     """The homophone classes with the ``keep`` chars each in a class of its own."""
     if not keep:
         return canon
-    canon = dict(canon)
     kept = {ord(c) for c in keep}
-    for cp in kept:
-        canon.pop(cp, None)
-    represented = kept & set(canon.values())  # a kept char that represents its class
-    for rep in represented:
-        members = sorted(cp for cp, to in canon.items() if to == rep)
-        for member in members:
-            canon[member] = members[0]  # the class goes on without its kept representative
-        canon.pop(members[0])
-    return canon
+    members: dict[int, list[int]] = {}
+    for cp, to in canon.items():
+        if cp not in kept:
+            members.setdefault(to, []).append(cp)
+    result: dict[int, int] = {}
+    for rep, group in members.items():
+        if rep in kept:  # a kept char that represented its class: the next one does
+            rep = min(group)
+        result.update((cp, rep) for cp in group if cp != rep)
+    return result
 
 
 def homophone_pairs(keys: list[str], mode: str, folding: bool) -> frozenset[str]:
@@ -243,19 +243,31 @@ def homophone_pairs(keys: list[str], mode: str, folding: bool) -> frozenset[str]
     class code (a two-char word as one char): both are matched as written.  The cost: other
     words lose homophones at these chars.
     """
-    canon = homophone_map(mode)
-    keep: set[str] = set()
-    for key in keys:
-        if len(key) == 1:
-            if is_cjk(key):
-                keep.add(key)
-            continue
-        if not folding:
-            continue
-        for a, b in zip(key, key[1:]):
-            if a != b and canon.get(ord(a), ord(a)) == canon.get(ord(b), ord(b)) and is_cjk(a):
-                keep.update((a, b))
+    keep = {key for key in keys if len(key) == 1 and is_cjk(key)}
+    if folding:
+        # Vectorised over all keys at once: a 100,000-word build must stay fast.
+        joined = "".join(keys)
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        classes = _class_array(mode).take(points, mode="clip")
+        owner = np.repeat(np.arange(len(keys)), [len(key) for key in keys])
+        same = ((classes[1:] == classes[:-1]) & (points[1:] != points[:-1])
+                & (owner[1:] == owner[:-1]) & (classes[1:] != 0))
+        for at in same.nonzero()[0].tolist():
+            keep.update(joined[at:at + 2])
     return frozenset(keep)
+
+
+@functools.cache
+def _class_array(mode: str) -> np.ndarray:
+    """Class (representative code point) of each code point up to plane 2; 0: no reading."""
+    classes = np.zeros(0x30001, np.uint32)  # the last slot: past plane 2, clipped onto it
+    for ch in syllables():
+        if ord(ch) < 0x30000:
+            classes[ord(ch)] = ord(ch)
+    for cp, to in homophone_map(mode).items():
+        if cp < 0x30000:
+            classes[cp] = to
+    return classes
 
 
 def symbol_leet(leet: tuple[tuple[str, str], ...], base_codes: np.ndarray,

@@ -421,14 +421,15 @@ def _add_pinyin_keys(by_key: dict[str, _Pattern], plain_of: dict[str, str],
     keys = iter(normalizer.normalize_many([key for keys in spellings for key in keys]))
     for pattern, extras in zip(patterns, spellings):
         # Fully in pinyin a word of Chinese chars is Latin (whole-word matching); partly, not.
-        latin = pattern._replace(latin_only=True)
-        mixed = pattern._replace(latin_only=False)
+        word, category, allowed, _ = pattern
         for key in itertools.islice(keys, len(extras)):
             if key and key not in by_key:
-                by_key[key] = latin if key.isascii() and _is_latin_word(key) else mixed
+                by_key[key] = _Pattern(word, category, allowed, key.isascii() and key.isalnum())
 
 
 def _is_latin_word(key: str) -> bool:
+    if key.isascii():
+        return key.isalnum()
     return all(is_latin_alnum(c) for c in key)
 
 
