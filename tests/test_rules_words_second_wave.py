@@ -74,6 +74,15 @@ def test_the_reason_says_which_transformation_found_it():
     assert "via" not in plain.decision.verdict.reason
 
 
+def test_the_reason_names_tone_numbers_homophones_and_a_middle_char_as_pinyin():
+    rule = "{use: sensitive_words, config: {words: ['诈骗', '代开发票'], pinyin: true, leet: true}}"
+    reason = handle(make_receiver(rules_yaml(rule)), c2c("zha4 pian4", "炸骗", "代kai发票")
+                    ).decision.verdict.reason
+    # tone numbers are pinyin, not leet, even with leet on
+    assert "pinyin: zha4 pian4 → 诈骗" in reason and "leet" not in reason
+    assert "homophone: 炸骗 → 诈骗" in reason and "pinyin: 代kai发票 → 代开发票" in reason
+
+
 def test_imhook_explain_shows_the_transformation(tmp_path):
     (tmp_path / "rules.yaml").write_text("app_id: 1400000000\nrecording: {enabled: false}\nrules:\n"
                                          "  - {" + ALL_ON + "}}\n", encoding="utf-8")

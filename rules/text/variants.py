@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import unicodedata
 from importlib import resources
 from typing import NamedTuple
@@ -35,7 +36,8 @@ import numpy as np
 
 __all__ = ["DEFAULT_LEET", "Transforms", "apply_overlay", "pinyin_keys", "classify",
            "homophone_map", "syllables", "toned_syllables", "confusable_map", "is_cjk",
-           "leet_table", "homophone_mode", "homophone_pairs", "symbol_leet", "symbol_at_letter", "merge_matches"]
+           "leet_table", "homophone_mode", "homophone_pairs", "TONE_NUMBER",
+           "without_tone_numbers", "symbol_leet", "symbol_at_letter", "merge_matches"]
 
 # What leet writers put for a letter.  One reading per symbol: "1" could be i or l, and
 # reads i here (override with ``leet_table``).  Symbols that are noise without leet ("@",
@@ -150,10 +152,9 @@ def homophone_map(mode: str = "any") -> dict[int, int]:
 
 
 @functools.cache
-def _canon_syllable() -> dict[str, tuple[str, str]]:
-    """{char: (toneless, tone-numbered) pinyin}: the canonical chars' is their class's."""
-    toneless, toned = syllables(), toned_syllables()
-    return {ch: (toneless[ch], toned[ch]) for ch in toneless}
+def _canon_syllable() -> dict[str, tuple[str]]:
+    """{char: (toneless pinyin,)} for pinyin_keys."""
+    return {ch: (syllable,) for ch, syllable in syllables().items()}
 
 
 @functools.cache
@@ -281,23 +282,21 @@ def pinyin_keys(key: str, every_run: bool = False) -> list[str]:
     """Return the extra spellings of a word in pinyin: whole, and partly.
 
     ``key`` is the word normalised without overlays (so each char has its own reading);
-    the caller normalises the spellings like any key.  "诈骗" gives "zhapian", "zha4pian4"
-    (tone numbers), "zha骗" and "诈pian"; a longer word also each other single char in
-    pinyin ("代kai发票").  That is n + 2 keys for n chars, which keeps a 100,000-word build
-    fast (every mix of chars and pinyin would be 2^n).  ``every_run`` (allow entries: few,
-    often long) gives every run of chars in pinyin.
+    the caller normalises the spellings like any key.  "诈骗" gives "zhapian", "zha骗" and
+    "诈pian"; a longer word also each other single char in pinyin ("代kai发票").  That is
+    n + 1 keys for n chars, which keeps a 100,000-word build fast (every mix of chars and
+    pinyin would be 2^n).  Tone numbers need no key of their own (see WordMatcher: texts
+    with a digit after a letter get a pass without them).  ``every_run`` (allow entries:
+    few, often long) gives every run of chars in pinyin.
     """
     reading = _canon_syllable()
     if not every_run and 2 <= len(key) <= MAX_PINYIN_CHARS:
         try:  # the common case, a word of Chinese chars only: the build's hot loop
-            spelled = [reading[c] for c in key]
+            plain = [reading[c][0] for c in key]
         except KeyError:
             pass
         else:
-            plain = [s[0] for s in spelled]
-            keys = ["".join(plain), "".join([s[1] for s in spelled])]
-            keys += [key[:i] + plain[i] + key[i + 1:] for i in range(len(key))]
-            return keys if keys[0] != keys[1] else keys[:1] + keys[2:]
+            return ["".join(plain)] + [key[:i] + plain[i] + key[i + 1:] for i in range(len(key))]
     spelled = [reading.get(c) for c in key]
     cjk = [i for i, s in enumerate(spelled) if s is not None]
     if not 2 <= len(cjk) <= MAX_PINYIN_CHARS:
@@ -306,13 +305,19 @@ def pinyin_keys(key: str, every_run: bool = False) -> list[str]:
         runs = [(cjk[a], cjk[b - 1] + 1) for a in range(len(cjk)) for b in range(a + 1, len(cjk) + 1)]
     else:
         runs = [(cjk[0], cjk[-1] + 1)] + [(i, i + 1) for i in cjk]
-    keys = ["".join(s[0] if s is not None and a <= i < b else c
-                    for i, (c, s) in enumerate(zip(key, spelled))) for a, b in runs]
-    whole = cjk[0], cjk[-1] + 1
-    toned = "".join(s[1] if s is not None and whole[0] <= i < whole[1] else c
-                    for i, (c, s) in enumerate(zip(key, spelled)))
-    keys.append(toned)
-    return list(dict.fromkeys(keys))
+    return list(dict.fromkeys("".join(s[0] if s is not None and a <= i < b else c
+                                      for i, (c, s) in enumerate(zip(key, spelled)))
+                              for a, b in runs))
+
+
+# A tone number: a digit 1-5 right after an ASCII letter ("zha4pian4", "sha3 bi1").
+TONE_NUMBER = re.compile(r"(?<=[A-Za-z])[1-5]")
+
+
+def without_tone_numbers(text: str) -> tuple[str, np.ndarray]:
+    """Return ``text`` without its tone numbers and the original index of each char kept."""
+    dropped = [m.start() for m in TONE_NUMBER.finditer(text)]
+    return TONE_NUMBER.sub("", text), np.delete(np.arange(len(text)), dropped)
 
 
 def classify(span: str, seen: str, wanted: str, word: str, transforms: Transforms) -> str | None:

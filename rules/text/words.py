@@ -21,8 +21,9 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import (Transforms, classify, homophone_mode, homophone_pairs, is_cjk,
-                       leet_table, merge_matches, pinyin_keys, symbol_at_letter, symbol_leet)
+from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
+                       is_cjk, leet_table, merge_matches, pinyin_keys, symbol_at_letter,
+                       symbol_leet, without_tone_numbers)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -183,7 +184,7 @@ class WordMatcher:
 
     __slots__ = ("_automaton", "_patterns", "_encoding", "_whole_word_latin", "_longest",
                  "word_count", "_check", "_symbols", "_symbol_pass", "_allowed", "_wanted",
-                 "_pairs")
+                 "_pairs", "_tones")
 
     def __init__(self, automaton: ahocorasick_rs.BytesAhoCorasick | None,
                  patterns: Sequence[_Pattern], encoding: SearchEncoding,
@@ -203,6 +204,7 @@ class WordMatcher:
         # With homophones: the chars of each two-char Chinese word (normalised without
         # overlays); a hit on one that kept neither char is dropped without classify.
         self._pairs: dict[str, frozenset[str]] = {}
+        self._tones = False  # pinyin: texts with tone numbers get a pass without them
 
     @classmethod
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
@@ -265,6 +267,7 @@ class WordMatcher:
                 encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
         longest = max(map(len, encoded), default=0)
         matcher = cls(automaton, list(by_key.values()), encoding, whole_word_latin, longest)
+        matcher._tones = pinyin and not _latin_symbols
         if transforms or pinyin:
             matcher._check = (base, transforms)
             matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
@@ -296,6 +299,35 @@ class WordMatcher:
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
+        found = self._find(text)
+        if self._tones and TONE_NUMBER.search(text):
+            return merge_matches(found, self._find_toned(text)) if found else self._find_toned(text)
+        return found
+
+    def _find_toned(self, text: str) -> list[Match]:
+        """Chinese words in pinyin with tone numbers ("zha4pian4"): found without them.
+
+        A pass over the text without its tone numbers, only for texts that have one (a
+        digit right after a letter), so no word needs a tone-numbered key: that would add
+        a long key a word to the automaton and its build.  Only Chinese words count here: a
+        Latin word found with a digit taken out ("k1ll") is leet's business.
+        """
+        stripped, kept = without_tone_numbers(text)
+        found = []
+        for match in self._find(stripped):
+            if not any(map(is_cjk, match.word)):
+                continue
+            start, end = kept.item(match.start), kept.item(match.end - 1) + 1
+            if end < len(text) and TONE_NUMBER.match(text, end):
+                end += 1  # the last syllable's tone number, and marks over it
+                while end < len(text) and unicodedata.category(text[end]) in _MARKS:
+                    end += 1
+            span = text[start:end]
+            found.append(match._replace(start=start, end=end,
+                                        via=self.explain(span, match.word) if match.via else ""))
+        return found
+
+    def _find(self, text: str) -> list[Match]:
         if not text or self._automaton is None:
             return []
         encoding = self._encoding
