@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.text.variants import (DEFAULT_LEET, MAX_PINYIN_CHARS, confusable_map,
-                                 homophone_map, pinyin_keys, syllables, toned_syllables)
+from rules.text.variants import (DEFAULT_LEET, MAX_PINYIN_CHARS, TONE_NUMBER, confusable_map,
+                                 has_tone_number, homophone_map, pinyin_keys, syllables,
+                                 toned_syllables)
 from rules.text.words import WordMatcher
 
 ALL_ON = dict(pinyin=True, leet=True, confusables=True)  # pinyin brings same-tone homophones
@@ -139,6 +140,12 @@ def test_tone_numbers_are_masked_with_the_word(text, span):
     assert text[found[0].start:found[0].end] == span and found[0].via == f"pinyin: {span.strip()} → 诈骗"
     assert len(found) == text.count("zha") + text.count("ZHA")
     assert matcher.find("k1ll h4te") == []  # a Latin word with a digit taken out: not without leet
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZ19 5０ü\n")), max_size=12))
+def test_the_quick_tone_number_check_agrees_with_the_pattern(text):
+    assert has_tone_number(text) == bool(TONE_NUMBER.search(text))
 
 
 def test_default_leet_table_reads_letters():

@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["DEFAULT_LEET", "Transforms", "apply_overlay", "pinyin_keys", "classify",
            "homophone_map", "syllables", "toned_syllables", "confusable_map", "is_cjk",
-           "leet_table", "homophone_mode", "homophone_pairs", "TONE_NUMBER",
+           "leet_table", "homophone_mode", "homophone_pairs", "TONE_NUMBER", "has_tone_number",
            "without_tone_numbers", "symbol_leet", "symbol_at_letter", "merge_matches"]
 
 # What leet writers put for a letter.  One reading per symbol: "1" could be i or l, and
@@ -312,6 +312,21 @@ def pinyin_keys(key: str, every_run: bool = False) -> list[str]:
 
 # A tone number: a digit 1-5 right after an ASCII letter ("zha4pian4", "sha3 bi1").
 TONE_NUMBER = re.compile(r"(?<=[A-Za-z])[1-5]")
+# Most texts have no such digit at all.  A lookbehind is tried at every position (slow on
+# every message); a plain class is scanned for by the regex engine's fast prefix loop.
+_TONE_DIGIT = re.compile(r"[1-5]")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def has_tone_number(text: str) -> bool:
+    """True if ``text`` has a tone number (what TONE_NUMBER finds), cheaply."""
+    found = _TONE_DIGIT.search(text, 1)
+    while found is not None:
+        at = found.start()
+        if text[at - 1] in _LETTERS:
+            return True
+        found = _TONE_DIGIT.search(text, at + 1)
+    return False
 
 
 def without_tone_numbers(text: str) -> tuple[str, np.ndarray]:

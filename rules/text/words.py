@@ -22,8 +22,8 @@ import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
 from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
-                       is_cjk, leet_table, merge_matches, pinyin_keys, symbol_at_letter,
-                       symbol_leet, without_tone_numbers)
+                       has_tone_number, is_cjk, leet_table, merge_matches, pinyin_keys,
+                       symbol_at_letter, symbol_leet, without_tone_numbers)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -300,7 +300,7 @@ class WordMatcher:
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
         found = self._find(text)
-        if self._tones and TONE_NUMBER.search(text):
+        if self._tones and has_tone_number(text):
             return merge_matches(found, self._find_toned(text)) if found else self._find_toned(text)
         return found
 
