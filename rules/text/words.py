@@ -365,7 +365,7 @@ class WordMatcher:
                     # A rejected hit may hide a word starting inside it (e.g. "sb" rejected
                     # in "asb站" hides "b站").  Only if a short look finds one, search again
                     # from its second char on; the cap keeps hostile text linear.
-                    if rescans < _MAX_RESCANS and self._hides_another(data, start, end):
+                    if rescans < _MAX_RESCANS and self._hides_another(data, offsets, start, end):
                         rescans += 1
                         restart = (start + 1) * width
                         break
@@ -402,12 +402,24 @@ class WordMatcher:
         return (end * width < len(data) and encoding.latin_at(data, end * width)
                 and offsets.adjacent(end))
 
-    def _hides_another(self, data: bytes, start: int, end: int) -> bool:
-        """True if some pattern starts inside chars [start+1, end) (any fits the window)."""
+    def _hides_another(self, data: bytes, offsets: OffsetMap, start: int, end: int) -> bool:
+        """True if a pattern that could stand starts inside chars [start+1, end).
+
+        One that could not is left out: a Latin-only pattern right after a Latin letter of
+        the rejected hit, with nothing dropped between, would be glued too.  In English
+        text pinyin keys hide inside one another everywhere ("change": chang, hang...),
+        and each hidden one would cost a search of the rest of the text.
+        """
         width = self._encoding.width
+        inside = (end - start - 1) * width
         window = data[(start + 1) * width:end * width + self._longest]
-        hidden = self._automaton.find_matches_as_indexes(window)
-        return bool(hidden) and hidden[0][1] < (end - start - 1) * width
+        for index, at, _ in self._automaton.find_matches_as_indexes(window):
+            if at >= inside:
+                return False
+            # The rejected hit is all Latin, so the char before this one is a Latin letter.
+            if not (self._patterns[index].latin_only and offsets.adjacent(start + 1 + at // width)):
+                return True
+        return False
 
     def mask(self, text: str, matches: Iterable[Match], *, char: str = "*",
              replacement: str | None = None) -> str:
