@@ -14,7 +14,7 @@ from .helpers import handle, make_receiver, rules_yaml, sample
 from .test_rules_text import c2c, reply
 
 ALL_ON = ("use: sensitive_words, config: {words: ['诈骗', scam, paypal], allow: [scampi, 炸片], "
-          "pinyin: true, homophones: true, leet: true, confusables: true")
+          "pinyin: true, leet: true, confusables: true")
 
 
 def texts(got) -> list[str]:
@@ -74,6 +74,15 @@ def test_the_reason_says_which_transformation_found_it():
     assert "via" not in plain.decision.verdict.reason
 
 
+def test_the_reason_names_tone_numbers_homophones_and_a_middle_char_as_pinyin():
+    rule = "{use: sensitive_words, config: {words: ['诈骗', '代开发票'], pinyin: true, leet: true}}"
+    reason = handle(make_receiver(rules_yaml(rule)), c2c("zha4 pian4", "炸骗", "代kai发票")
+                    ).decision.verdict.reason
+    # tone numbers are pinyin, not leet, even with leet on
+    assert "pinyin: zha4 pian4 → 诈骗" in reason and "leet" not in reason
+    assert "homophone: 炸骗 → 诈骗" in reason and "pinyin: 代kai发票 → 代开发票" in reason
+
+
 def test_imhook_explain_shows_the_transformation(tmp_path):
     (tmp_path / "rules.yaml").write_text("app_id: 1400000000\nrecording: {enabled: false}\nrules:\n"
                                          "  - {" + ALL_ON + "}}\n", encoding="utf-8")
@@ -95,12 +104,30 @@ def test_leet_table_overrides_the_default(table, sent, expected):
     assert ("MsgBody" not in got) if expected is None else texts(got) == expected
 
 
+@pytest.mark.parametrize(("options", "sent", "expected"), [
+    ("pinyin: true", ["炸骗 zha4pian4", "沙逼"], ["** *********", None]),        # same tone only
+    ("pinyin: {homophones: any_tone}", ["沙逼"], ["**"]),
+    ("pinyin: {homophones: off}", ["炸骗", "zha pian"], [None, "********"]),
+    ("pinyin: {}", ["炸骗"], ["**"]),                                          # default: same_tone
+    ("homophones: true", ["沙逼", "zhapian"], ["**", None]),  # the first version's switch, unchanged
+])
+def test_pinyin_homophone_modes(options, sent, expected):
+    got = reply("{use: sensitive_words, config: {words: ['诈骗', '傻逼'], " + options + "}}", c2c(*sent))
+    assert got["ErrorCode"] == 0
+    if all(e is None for e in expected):
+        assert "MsgBody" not in got
+    else:
+        assert texts(got) == [s if e is None else e for s, e in zip(sent, expected)]
+
+
 @pytest.mark.parametrize(("option", "where"), [
     ("leet_table: {'12': a}", "leet_table"),
     ("leet_table: {'1': '9'}", "leet_table"),
     ("pinyin: maybe", "pinyin"),
+    ("pinyin: {homophones: sometimes}", "pinyin"),
+    ("pinyin: {tones: true}", "pinyin"),
 ])
 def test_bad_options_name_the_place(option, where):
     with pytest.raises(ConfigError) as info:
         make_receiver(rules_yaml("{use: sensitive_words, config: {words: [x], " + option + "}}"))
-    assert where in str(info.value)
+    assert where in str(info.value) and "\n" not in str(info.value)

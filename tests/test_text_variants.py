@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.text.variants import (DEFAULT_LEET, MAX_PINYIN_CHARS, confusable_map,
-                                 homophone_map, pinyin_keys, syllables)
+from rules.text.variants import (DEFAULT_LEET, MAX_PINYIN_CHARS, TONE_NUMBER, confusable_map,
+                                 has_tone_number, homophone_map, pinyin_keys, syllables,
+                                 toned_syllables)
 from rules.text.words import WordMatcher
 
-ALL_ON = dict(pinyin=True, homophones=True, leet=True, confusables=True)
-WORDS = ["诈骗", "代开发票", "scam", "paypal", "hate", "ass"]
+ALL_ON = dict(pinyin=True, leet=True, confusables=True)  # pinyin brings same-tone homophones
+WORDS = ["诈骗", "代开发票", "scam", "paypal", "hate", "ass", "傻逼"]
 ALLOW = ["scampi", "class", "诈骗犯罪举报"]
 
 
@@ -27,6 +28,14 @@ def test_reading_data_comes_from_pypinyin():
     assert len(reading) > 20_000  # the library's table, not a hand-typed list
     assert reading["诈"] == reading["炸"] == "zha" and reading["绿"] == "lv"
     assert homophone_map()[ord("炸")] == homophone_map().get(ord("诈"), ord("诈"))
+    toned = toned_syllables()
+    assert toned["诈"] == toned["炸"] == "zha4" and toned["绿"] == "lv4" and toned["吗"] == "ma"
+    # Same tone: one class; another tone (shā, shǎ): one class only when tones are ignored.
+    same = homophone_map("tone")
+    assert same.get(ord("炸"), ord("炸")) == same.get(ord("诈"), ord("诈"))
+    assert same.get(ord("沙"), ord("沙")) != same.get(ord("傻"), ord("傻"))
+    anyt = homophone_map("any")
+    assert anyt.get(ord("沙"), ord("沙")) == anyt.get(ord("傻"), ord("傻"))
 
 
 def test_confusables_come_from_the_unicode_data():
@@ -41,13 +50,16 @@ def test_confusables_come_from_the_unicode_data():
     ("诈骗", ["zha骗", "zhapian", "诈pian"]),
     ("骗", []),                                         # one char: "pian" alone would hit text
     ("a诈骗b", ["azha骗b", "azhapianb", "a诈pianb"]),
+    # whole, and each single char in pinyin, the middle ones included
+    ("代开发票", ["daikaifapiao", "dai开发票", "代kai发票", "代开fa票", "代开发piao"]),
+    ("吗呢", ["mane", "ma呢", "吗ne"]),                 # neutral tones: no number to add
 ])
 def test_pinyin_keys(key, expected):
     assert sorted(pinyin_keys(key)) == sorted(expected)
 
 
 def test_pinyin_keys_are_bounded():
-    assert len(pinyin_keys("诈骗诈骗")) == 3  # whole, first char, last char: a fast build
+    assert len(pinyin_keys("诈骗诈骗")) == 5  # whole, each char: n + 1, a fast build
     assert len(pinyin_keys("诈骗诈骗", every_run=True)) == 10  # allow entries: every run
     assert pinyin_keys("诈" * (MAX_PINYIN_CHARS + 1)) == []
 
@@ -66,6 +78,12 @@ def test_pinyin_keys_are_bounded():
     ("naïve résumé café", []),
     ("炸片", []),                       # 2 chars, none kept: homophone-only needs one kept
     ("诈骗", ["诈骗"]),
+    ("zha4pian4", ["诈骗"]), ("Zha4-Pian4", ["诈骗"]), ("zha4 pian4 ok", ["诈骗"]),  # tone numbers
+    ("dai开发票", ["代开发票"]), ("代kai发票", ["代开发票"]), ("代开fa票", ["代开发票"]),
+    ("带开发票", ["代开发票"]),         # a homophone of the same tone (dài)
+    ("沙逼", []),                       # another tone (shā for shǎ): only with any_tone
+    ("zha4pian4s", []),                # glued to a letter: not a whole word
+    ("zhapian4", ["诈骗"]), ("dai4 kai1 fa1 piao4", ["代开发票"]),
 ])
 def test_what_the_overlays_find(matcher, text, found):
     assert [m.word for m in matcher.find(text)] == found
@@ -77,6 +95,57 @@ def test_hostile_text(matcher, text):
     found = matcher.find(text)
     masked = matcher.mask(text, found)
     assert len(masked) == len(text)
+
+
+@pytest.mark.parametrize(("homophones", "text", "found"), [
+    ("any_tone", "沙逼 傻比", ["傻逼", "傻逼"]),   # tones ignored: shā, bǐ for shǎ, bī
+    ("same_tone", "沙逼 傻比", []),
+    ("off", "炸骗 带开发票", []),                  # spellings only
+    ("off", "zhapian", ["诈骗"]),
+    (True, "沙逼", ["傻逼"]),                     # the first version's boolean: tones ignored
+])
+def test_homophone_modes(homophones, text, found):
+    matcher = WordMatcher.build(WORDS, pinyin=homophones != True, homophones=homophones)  # noqa: E712
+    assert [m.word for m in matcher.find(text)] == found
+
+
+def test_neighbours_that_read_the_same_do_not_fold_into_one():
+    # 世事: shì shì.  As class codes, fold_repeats would make it one char, hit by every shì.
+    matcher = WordMatcher.build(["世事", "诈骗"], pinyin=True, fold_repeats=True)
+    assert [m.word for m in matcher.find("世事 是 事实")] == ["世事"]
+    assert [m.word for m in matcher.find("炸骗")] == ["诈骗"]  # other words keep homophones
+
+
+def test_a_one_char_word_is_matched_as_written():
+    # Its homophones would hit everywhere and are never believed; the price: other words
+    # lose homophones at that char (诈片 is no longer 诈骗 while 骗 is listed alone).
+    matcher = WordMatcher.build(["骗", "诈骗"], pinyin=True)
+    assert [m.word for m in matcher.find("片 骗")] == ["骗"]
+    assert [m.word for m in matcher.find("炸骗 诈片")] == ["诈骗"]
+
+
+def test_pinyin_keys_fold_like_the_text():
+    # fold_repeats folds a key's doubled letters as it folds the text's ("shanggang").
+    matcher = WordMatcher.build(["上港"], pinyin=True, fold_repeats=True)
+    assert [m.word for m in matcher.find("shanggang")] == ["上港"]
+
+
+@pytest.mark.parametrize(("text", "span"), [
+    ("说zha4pian4了", "zha4pian4"), ("ZHA4-PIAN4!", "ZHA4-PIAN4"), ("zha4pian4\u0301 x", "zha4pian4\u0301"),
+    ("zha4pian4 and zhapian", "zha4pian4"),
+])
+def test_tone_numbers_are_masked_with_the_word(text, span):
+    matcher = WordMatcher.build(["诈骗", "kill", "hate"], pinyin=True)
+    found = matcher.find(text)
+    assert text[found[0].start:found[0].end] == span and found[0].via == f"pinyin: {span.strip()} → 诈骗"
+    assert len(found) == text.count("zha") + text.count("ZHA")
+    assert matcher.find("k1ll h4te") == []  # a Latin word with a digit taken out: not without leet
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aZ19 5０ü\n")), max_size=12))
+def test_the_quick_tone_number_check_agrees_with_the_pattern(text):
+    assert has_tone_number(text) == bool(TONE_NUMBER.search(text))
 
 
 def test_default_leet_table_reads_letters():

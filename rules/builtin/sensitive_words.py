@@ -5,12 +5,36 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from receiver.errors import ConfigError
 from rules.text.words import Word, WordMatcher, load_word_file
 
 from .textscan import ACTIONS, Span, TextScanConfig, TextScanRule
+
+
+HOMOPHONE_MODES = ("same_tone", "any_tone", "off")
+
+
+class PinyinOption(fields.Field):
+    """`pinyin: true` (spellings and same-tone homophones) or `pinyin: {homophones: MODE}`.
+
+    Returns None (off) or the homophone mode to build with: same_tone, any_tone or off.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return "same_tone" if value else None
+        if not isinstance(value, dict):
+            raise ValidationError("expected true, false or {homophones: same_tone | any_tone | off}")
+        unknown = [k for k in value if k != "homophones"]
+        if unknown:
+            raise ValidationError(f"unknown key {str(unknown[0])[:40]!r}; the only one is homophones")
+        mode = value.get("homophones", "same_tone")
+        mode = {True: "same_tone", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
+        if mode not in HOMOPHONE_MODES:
+            raise ValidationError(f"homophones: {str(mode)[:40]!r}: expected {', '.join(HOMOPHONE_MODES)}")
+        return mode
 
 
 class SensitiveWordsConfig(TextScanConfig):
@@ -25,7 +49,10 @@ class SensitiveWordsConfig(TextScanConfig):
     fold_repeats = fields.Boolean(load_default=False)
     skip_noise = fields.Boolean(load_default=True)
     traditional = fields.Boolean(load_default=True)
-    pinyin = fields.Boolean(load_default=False)
+    pinyin = PinyinOption(load_default=None, allow_none=True)
+    # The first version's separate switch, kept so old configs mean what they meant:
+    # homophones with tones ignored (the same as `pinyin: {homophones: any_tone}`, without
+    # the pinyin spellings unless `pinyin` is on too).
     homophones = fields.Boolean(load_default=False)
     leet = fields.Boolean(load_default=False)
     leet_table = fields.Dict(keys=fields.String(validate=validate.Length(equal=1)),
@@ -57,8 +84,8 @@ class SensitiveWords(TextScanRule):
         self.matcher = WordMatcher.build(
             words, allow=allow, whole_word_latin=config["whole_word_latin"],
             fold_repeats=config["fold_repeats"], skip_noise=config["skip_noise"],
-            traditional=config["traditional"], pinyin=config["pinyin"],
-            homophones=config["homophones"],
+            traditional=config["traditional"], pinyin=config["pinyin"] is not None,
+            homophones="any_tone" if config["homophones"] else config["pinyin"] or "off",
             leet=(config["leet_table"] or True) if config["leet"] else False,
             confusables=config["confusables"])
         self.file_count = len(files)

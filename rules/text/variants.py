@@ -4,10 +4,14 @@ Each is a per-character *overlay* on the normalisation table of ``rules.text.nor
 (built once per process and option set, so a message costs nothing more to normalise):
 
 - ``homophones`` (part of the ``pinyin`` option): every Chinese character maps to one
-  canonical character per toneless reading (``炸`` and ``诈`` both read ``zha``), from
-  pypinyin's per-character reading data (its first, most common reading).  Words and texts
-  go through the same table, so ``炸骗`` finds ``诈骗``.  Pinyin spellings are extra
-  automaton keys made at build time (:func:`pinyin_keys`).
+  canonical character per reading (``炸`` and ``诈`` both read ``zhà``), from pypinyin's
+  per-character reading data (its first, most common reading).  ``"tone"`` (the default
+  with ``pinyin``) keeps tones apart, ``"any"`` ignores them (``沙`` shā for ``傻`` shǎ): on a
+  list of thousands of two-character words tone-blind classes make about five times as many
+  near-hits to check (benchmarks/words.py), and more false positives (``读博`` dú bó reads
+  like ``赌博`` dǔ bó only without tones).  Words and texts go through the same table, so
+  ``炸骗`` finds ``诈骗``.  Pinyin spellings are extra automaton keys made at build time
+  (:func:`pinyin_keys`).
 - ``leet``: digits and symbols read as letters (:data:`DEFAULT_LEET`, overridable).
 - ``confusables``: letters of other scripts that look like a Latin letter map to it, from
   Unicode's confusables data (UTS #39) as shipped by the ``confusable_homoglyphs`` package.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import unicodedata
 from importlib import resources
 from typing import NamedTuple
@@ -30,8 +35,9 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["DEFAULT_LEET", "Transforms", "apply_overlay", "pinyin_keys", "classify",
-           "homophone_map", "syllables", "confusable_map", "is_cjk", "leet_table",
-           "symbol_leet", "symbol_at_letter", "merge_matches"]
+           "homophone_map", "syllables", "toned_syllables", "confusable_map", "is_cjk",
+           "leet_table", "homophone_mode", "homophone_pairs", "TONE_NUMBER", "has_tone_number",
+           "without_tone_numbers", "symbol_leet", "symbol_at_letter", "merge_matches"]
 
 # What leet writers put for a letter.  One reading per symbol: "1" could be i or l, and
 # reads i here (override with ``leet_table``).  Symbols that are noise without leet ("@",
@@ -46,12 +52,36 @@ MAX_PINYIN_CHARS = 8
 class Transforms(NamedTuple):
     """Which overlays a normaliser applies (hashable: it keys the table cache)."""
 
-    homophones: bool = False
+    homophones: str = ""  # "", "tone" (same reading and tone) or "any" (tones ignored)
     leet: tuple[tuple[str, str], ...] = ()
     confusables: bool = False
+    # Chars left out of the homophone classes (see homophone_pairs).
+    keep: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return self.homophones or bool(self.leet) or self.confusables
+        return bool(self.homophones or self.leet or self.confusables)
+
+
+# Spellings of the homophone modes: the config's words, build()'s and the legacy boolean.
+_HOMOPHONE_MODES = {"same_tone": "tone", "tone": "tone", "any_tone": "any", "any": "any",
+                    "off": "", "": ""}
+
+
+def homophone_mode(homophones: bool | str | None, pinyin: bool) -> str:
+    """Return the Transforms.homophones mode of build()'s options.
+
+    None: homophones of the same tone when ``pinyin`` is on (the issue puts homophones under
+    pinyin), none otherwise; True is the first version's ``homophones: true`` (tones ignored).
+    """
+    if homophones is None:
+        return "tone" if pinyin else ""
+    if isinstance(homophones, bool):
+        return "any" if homophones else ""
+    try:
+        return _HOMOPHONE_MODES[homophones]
+    except KeyError:
+        raise ValueError(f"homophones: {homophones!r}: expected same_tone, any_tone or off"
+                         ) from None
 
 
 def leet_table(leet: bool | dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -77,27 +107,54 @@ def _toneless(reading: str) -> str:
 
 
 @functools.cache
-def syllables() -> dict[str, str]:
-    """Return {Chinese char: toneless pinyin of its first (most common) reading}."""
+def _first_readings() -> dict[str, str]:
     from pypinyin.pinyin_dict import pinyin_dict  # lazily: only when pinyin is on
 
-    return {chr(cp): _toneless(readings.split(",")[0]) for cp, readings in pinyin_dict.items()}
+    return {chr(cp): readings.split(",")[0] for cp, readings in pinyin_dict.items()}
 
 
 @functools.cache
-def homophone_map() -> dict[int, int]:
-    """Return {code point: canonical code point reading the same}; identities left out."""
+def syllables() -> dict[str, str]:
+    """Return {Chinese char: toneless pinyin of its first (most common) reading}."""
+    return {ch: _toneless(reading) for ch, reading in _first_readings().items()}
+
+
+_TONE_MARKS = {"\u0304": "1", "\u0301": "2", "\u030c": "3", "\u0300": "4"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _tone_number(reading: str) -> str:
+    # "zhà" -> "zha4", "lǜ" -> "lv4", "ma" (neutral tone) -> "ma": pypinyin's TONE3 style.
+    decomposed = unicodedata.normalize("NFD", reading)
+    tone = next((_TONE_MARKS[c] for c in decomposed if c in _TONE_MARKS), "")
+    return _toneless(reading) + tone
+
+
+@functools.cache
+def toned_syllables() -> dict[str, str]:
+    """Return {Chinese char: its first reading with a tone number, ``zha4``}."""
+    return {ch: _tone_number(reading) for ch, reading in _first_readings().items()}
+
+
+@functools.cache
+def homophone_map(mode: str = "any") -> dict[int, int]:
+    """Return {code point: canonical code point of its class}; identities left out.
+
+    A class is every char whose first reading is the same: with its tone (``mode="tone"``)
+    or without (``"any"``).  Polyphonic chars are classed by their first (most common)
+    reading only, in words and texts alike, so a word stays consistent with itself.
+    """
+    reading = toned_syllables() if mode == "tone" else syllables()
     canon: dict[str, int] = {}
-    reading = syllables()
     for ch, syllable in sorted(reading.items(), key=lambda item: ord(item[0])):
         canon.setdefault(syllable, ord(ch))  # lowest code point: a common URO char
     return {ord(ch): canon[s] for ch, s in reading.items() if canon[s] != ord(ch)}
 
 
 @functools.cache
-def _canon_syllable() -> dict[str, str]:
-    reading = syllables()
-    return {chr(cp): reading[chr(cp)] for cp in set(homophone_map().values())} | reading
+def _canon_syllable() -> dict[str, tuple[str]]:
+    """{char: (toneless pinyin,)} for pinyin_keys."""
+    return {ch: (syllable,) for ch, syllable in syllables().items()}
 
 
 @functools.cache
@@ -149,7 +206,7 @@ def apply_overlay(codes: np.ndarray, strings: list[str], transforms: Transforms,
         if cp < size:  # WordMatcher keeps noise symbols out of the main pass's table
             put(cp, target)
     if transforms.homophones:
-        canon = homophone_map()
+        canon = _without(homophone_map(transforms.homophones), transforms.keep)
         lookup = np.arange(0x30000, dtype=np.uint32)
         for cp, to in canon.items():
             if cp < len(lookup):
@@ -161,6 +218,59 @@ def apply_overlay(codes: np.ndarray, strings: list[str], transforms: Transforms,
             put(cp, chr(lookup[codes[cp]]))
 
 
+def _without(canon: dict[int, int], keep: frozenset[str]) -> dict[int, int]:
+    """The homophone classes with the ``keep`` chars each in a class of its own."""
+    if not keep:
+        return canon
+    kept = {ord(c) for c in keep}
+    members: dict[int, list[int]] = {}
+    for cp, to in canon.items():
+        if cp not in kept:
+            members.setdefault(to, []).append(cp)
+    result: dict[int, int] = {}
+    for rep, group in members.items():
+        if rep in kept:  # a kept char that represented its class: the next one does
+            rep = min(group)
+        result.update((cp, rep) for cp in group if cp != rep)
+    return result
+
+
+def homophone_pairs(keys: list[str], mode: str, folding: bool) -> frozenset[str]:
+    """Chars of these (normalised) keys to leave out of the homophone classes.
+
+    A one-char key's class code would hit every char of its class, and a one-char word is
+    never believed matched by a homophone (see classify): its char is matched as written.
+    With ``folding``, two neighbours that differ but read the same would fold into one
+    class code (a two-char word as one char): both are matched as written.  The cost: other
+    words lose homophones at these chars.
+    """
+    keep = {key for key in keys if len(key) == 1 and is_cjk(key)}
+    if folding:
+        # Vectorised over all keys at once: a 100,000-word build must stay fast.
+        joined = "".join(keys)
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        classes = _class_array(mode).take(points, mode="clip")
+        owner = np.repeat(np.arange(len(keys)), [len(key) for key in keys])
+        same = ((classes[1:] == classes[:-1]) & (points[1:] != points[:-1])
+                & (owner[1:] == owner[:-1]) & (classes[1:] != 0))
+        for at in same.nonzero()[0].tolist():
+            keep.update(joined[at:at + 2])
+    return frozenset(keep)
+
+
+@functools.cache
+def _class_array(mode: str) -> np.ndarray:
+    """Class (representative code point) of each code point up to plane 2; 0: no reading."""
+    classes = np.zeros(0x30001, np.uint32)  # the last slot: past plane 2, clipped onto it
+    for ch in syllables():
+        if ord(ch) < 0x30000:
+            classes[ord(ch)] = ord(ch)
+    for cp, to in homophone_map(mode).items():
+        if cp < 0x30000:
+            classes[cp] = to
+    return classes
+
+
 def symbol_leet(leet: tuple[tuple[str, str], ...], base_codes: np.ndarray,
                 drop_value: int) -> tuple[tuple[str, str], ...]:
     """The leet entries whose symbol is noise without leet ("@", "$"): the second pass."""
@@ -169,28 +279,60 @@ def symbol_leet(leet: tuple[tuple[str, str], ...], base_codes: np.ndarray,
 
 
 def pinyin_keys(key: str, every_run: bool = False) -> list[str]:
-    """Return the extra keys of a normalised word in pinyin: whole, and partly.
+    """Return the extra spellings of a word in pinyin: whole, and partly.
 
-    "诈骗" gives "zhapian", "zha骗", "诈pian": the whole word, its first char and its last
-    char in pinyin (three keys a word keep a 100,000-word build fast; every run of chars
-    would be n(n+1)/2).  ``every_run`` (allow entries: few, often long) gives every run.
+    ``key`` is the word normalised without overlays (so each char has its own reading);
+    the caller normalises the spellings like any key.  "诈骗" gives "zhapian", "zha骗" and
+    "诈pian"; a longer word also each other single char in pinyin ("代kai发票").  That is
+    n + 1 keys for n chars, which keeps a 100,000-word build fast (every mix of chars and
+    pinyin would be 2^n).  Tone numbers need no key of their own (see WordMatcher: texts
+    with a digit after a letter get a pass without them).  ``every_run`` (allow entries:
+    few, often long) gives every run of chars in pinyin.
     """
     reading = _canon_syllable()
+    if not every_run and 2 <= len(key) <= MAX_PINYIN_CHARS:
+        try:  # the common case, a word of Chinese chars only: the build's hot loop
+            plain = [reading[c][0] for c in key]
+        except KeyError:
+            pass
+        else:
+            return ["".join(plain)] + [key[:i] + plain[i] + key[i + 1:] for i in range(len(key))]
     spelled = [reading.get(c) for c in key]
     cjk = [i for i, s in enumerate(spelled) if s is not None]
     if not 2 <= len(cjk) <= MAX_PINYIN_CHARS:
         return []
-    if len(cjk) == len(key):  # the common case: a word of Chinese chars only
-        full = "".join(spelled)
-        if every_run:
-            return [key[:a] + "".join(spelled[a:b]) + key[b:]
-                    for a in range(len(key)) for b in range(a + 1, len(key) + 1)]
-        return [full, spelled[0] + key[1:], key[:-1] + spelled[-1]]
-    runs = ([(cjk[a], cjk[b - 1] + 1) for a in range(len(cjk)) for b in range(a + 1, len(cjk) + 1)]
-            if every_run else [(cjk[0], cjk[-1] + 1), (cjk[0], cjk[0] + 1), (cjk[-1], cjk[-1] + 1)])
-    return list(dict.fromkeys(
-        "".join(s if s is not None and a <= i < b else c
-                for i, (c, s) in enumerate(zip(key, spelled))) for a, b in runs))
+    if every_run:
+        runs = [(cjk[a], cjk[b - 1] + 1) for a in range(len(cjk)) for b in range(a + 1, len(cjk) + 1)]
+    else:
+        runs = [(cjk[0], cjk[-1] + 1)] + [(i, i + 1) for i in cjk]
+    return list(dict.fromkeys("".join(s[0] if s is not None and a <= i < b else c
+                                      for i, (c, s) in enumerate(zip(key, spelled)))
+                              for a, b in runs))
+
+
+# A tone number: a digit 1-5 right after an ASCII letter ("zha4pian4", "sha3 bi1").
+TONE_NUMBER = re.compile(r"(?<=[A-Za-z])[1-5]")
+# Most texts have no such digit at all.  A lookbehind is tried at every position (slow on
+# every message); a plain class is scanned for by the regex engine's fast prefix loop.
+_TONE_DIGIT = re.compile(r"[1-5]")
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def has_tone_number(text: str) -> bool:
+    """True if ``text`` has a tone number (what TONE_NUMBER finds), cheaply."""
+    found = _TONE_DIGIT.search(text, 1)
+    while found is not None:
+        at = found.start()
+        if text[at - 1] in _LETTERS:
+            return True
+        found = _TONE_DIGIT.search(text, at + 1)
+    return False
+
+
+def without_tone_numbers(text: str) -> tuple[str, np.ndarray]:
+    """Return ``text`` without its tone numbers and the original index of each char kept."""
+    dropped = [m.start() for m in TONE_NUMBER.finditer(text)]
+    return TONE_NUMBER.sub("", text), np.delete(np.arange(len(text)), dropped)
 
 
 def classify(span: str, seen: str, wanted: str, word: str, transforms: Transforms) -> str | None:
@@ -208,7 +350,10 @@ def classify(span: str, seen: str, wanted: str, word: str, transforms: Transform
     kinds: list[str] = []
     latin = [c for c in seen if c.isascii() and c.isalpha()]
     leet_sources = {s for s, _ in transforms.leet}
-    if any(c in leet_sources and c not in wanted and c not in word for c in set(span) | set(seen)):
+    # Digits read for a Chinese word are pinyin's tone numbers ("zha4pian4"), not leet.
+    latin_word = any(c.isascii() and c.isalpha() for c in wanted)
+    if latin_word and any(c in leet_sources and c not in wanted and c not in word
+                          for c in set(span) | set(seen)):
         if not latin:
             return None  # digits and symbols alone: a number, a price, not a word
         kinds.append("leet")

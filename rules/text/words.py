@@ -21,8 +21,9 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .variants import (Transforms, classify, leet_table, merge_matches, pinyin_keys,
-                       symbol_at_letter, symbol_leet)
+from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
+                       has_tone_number, is_cjk, leet_table, merge_matches, pinyin_keys,
+                       symbol_at_letter, symbol_leet, without_tone_numbers)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -70,6 +71,7 @@ class _Pattern(NamedTuple):
 # offsets simply divide into positions, and mixed text is ~7% fewer bytes.
 _OTHER, _OTHER_LATIN, _FIRST_WORD_CHAR = 0, 1, 2
 _ESCAPE_BYTE = b"\xff"
+_CODE_POINTS = 0x110000
 _TRAILS = 0x7F  # values of a trail byte, 0x01-0x7F; head bytes (0x80-0xFE) have as many
 
 
@@ -102,6 +104,9 @@ class SearchEncoding:
         table = self._pack(self._indices(codes, _latin_table(normalizer)))
         table[codes == DROPPED] = 0  # the only code with 0 bytes: encode() deletes them
         table[codes == ESCAPE] = np.iinfo(table.dtype).max  # every byte 0xFF
+        # Cover every code point (2-4 MiB): take() then needs no clipping, which costs more
+        # per char than the lookup.  Past plane 1 every char escapes to the per-char path.
+        table = np.concatenate([table[:-1], np.full(_CODE_POINTS - len(table) + 1, table[-1])])
         table.flags.writeable = False
         self._dtype = table.dtype  # of one code, for folding
         self._fold = normalizer.fold_repeats
@@ -147,7 +152,8 @@ class SearchEncoding:
         """
         # numpy stores a str as UCS-4, so this is its code points without an encode step
         # (a lone surrogate included: the table drops it).  "" comes out as one NUL: dropped.
-        mapped = self._table.take(np.frombuffer(np.array(text), np.uint32), mode="clip")
+        # "wrap" never wraps (the table covers every code point) and is the cheapest mode.
+        mapped = self._table.take(np.frombuffer(np.array(text), np.uint32), mode="wrap")
         data = mapped.tobytes().translate(None, b"\0")
         differs = None
         if self._fold:
@@ -177,7 +183,8 @@ class WordMatcher:
     """Finds and masks sensitive words; immutable and safe to share between threads."""
 
     __slots__ = ("_automaton", "_patterns", "_encoding", "_whole_word_latin", "_longest",
-                 "word_count", "_check", "_symbols", "_symbol_pass", "_allowed")
+                 "word_count", "_check", "_symbols", "_symbol_pass", "_allowed", "_wanted",
+                 "_pairs", "_tones")
 
     def __init__(self, automaton: ahocorasick_rs.BytesAhoCorasick | None,
                  patterns: Sequence[_Pattern], encoding: SearchEncoding,
@@ -193,33 +200,46 @@ class WordMatcher:
         self._symbols: tuple[str, ...] = ()  # leet symbols that are noise without leet
         self._symbol_pass: WordMatcher | None = None  # Latin words with those read as letters
         self._allowed: frozenset[str] = frozenset()  # allow entries, normalised without overlays
+        self._wanted: dict[str, str] = {}  # with overlays: word -> word normalised without them
+        # With homophones: the chars of each two-char Chinese word (normalised without
+        # overlays); a hit on one that kept neither char is dropped without classify.
+        self._pairs: dict[str, frozenset[str]] = {}
+        self._tones = False  # pinyin: texts with tone numbers get a pass without them
 
     @classmethod
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
               whole_word_latin: bool = True, fold_repeats: bool = False,
               skip_noise: bool = True, traditional: bool = True, pinyin: bool = False,
-              homophones: bool = False, leet: bool | dict[str, str] = False,
+              homophones: bool | str | None = None, leet: bool | dict[str, str] = False,
               confusables: bool = False,
               _latin_symbols: tuple[tuple[str, str], ...] = ()) -> "WordMatcher":
         """Normalise the words and allow-list once and compile them into one automaton.
 
         ``pinyin`` (extra keys), ``homophones``, ``leet`` (True for DEFAULT_LEET, or a table)
         and ``confusables`` (overlays) are the options of ``rules.text.variants``; hits
-        that needed one are checked.
+        that needed one are checked.  ``homophones``: None for the default (same-tone
+        homophones with ``pinyin``, none without), "same_tone", "any_tone", "off", or the
+        first version's boolean (True: tones ignored).
         """
         options = dict(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold_repeats)
         leet_pairs = leet_table(leet)
-        transforms = Transforms(homophones, leet_pairs, confusables)
+        transforms = Transforms(homophone_mode(homophones, pinyin), leet_pairs, confusables)
         base = get_normalizer(**options)
         symbols = symbol_leet(leet_pairs, base.codes, DROPPED)
         # Symbols that are noise stay noise in the main pass ("傻@逼" still reads 傻逼); a
         # second pass reads them as letters, for Latin words only.
         transforms = transforms._replace(leet=tuple(p for p in leet_pairs if p not in symbols)
                                          + _latin_symbols)
-        normalizer = get_normalizer(**options, transforms=transforms)
         words = [Word(word) if isinstance(word, str) else word for word in words]
         allow = list(allow)
-        normalised = normalizer.normalize_many([word.text for word in words] + allow)
+        texts = [word.text for word in words] + allow
+        # Normalised without overlays: for the checks, the pinyin spellings and ``keep``.
+        plain = base.normalize_many(texts) if transforms or pinyin else []
+        if transforms.homophones:
+            transforms = transforms._replace(
+                keep=homophone_pairs(plain, transforms.homophones, fold_repeats))
+        normalizer = get_normalizer(**options, transforms=transforms)
+        normalised = normalizer.normalize_many(texts)
         by_key: dict[str, _Pattern] = {}
         for word, key in zip(words, normalised):
             if _latin_symbols and not _is_latin_word(key):
@@ -235,18 +255,9 @@ class WordMatcher:
             if other is None or other.allowed or not transforms or (
                     base.normalize(other.word) == base.normalize(text)):
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
+        plain_of = dict(zip(texts, plain))
         if pinyin:
-            for key, pattern in list(by_key.items()):
-                extras = pinyin_keys(key, every_run=pattern.allowed)
-                if not extras:
-                    continue
-                # Fully in pinyin a word of Chinese chars is Latin (whole-word matching);
-                # partly, it is not.
-                latin = pattern._replace(latin_only=True)
-                mixed = pattern._replace(latin_only=False)
-                for extra in extras:
-                    if extra not in by_key:
-                        by_key[extra] = latin if extra.isascii() and _is_latin_word(extra) else mixed
+            _add_pinyin_keys(by_key, plain_of, normalizer)
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
@@ -256,14 +267,20 @@ class WordMatcher:
                 encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
         longest = max(map(len, encoded), default=0)
         matcher = cls(automaton, list(by_key.values()), encoding, whole_word_latin, longest)
+        matcher._tones = pinyin and not _latin_symbols
         if transforms or pinyin:
             matcher._check = (base, transforms)
             matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
+            matcher._wanted = {p.word: plain_of[p.word] for p in by_key.values() if not p.allowed}
+            if transforms.homophones:
+                matcher._pairs = {word: frozenset(wanted) for word, wanted in matcher._wanted.items()
+                                  if len(wanted) == 2 and all(map(is_cjk, wanted))}
         if symbols and not _latin_symbols:
             matcher._symbols = tuple(s for s, _ in symbols)
             matcher._symbol_pass = cls.build(
                 words, allow=allow, whole_word_latin=whole_word_latin, confusables=confusables,
                 leet=dict(p for p in leet_pairs if p not in symbols), **options,
+                homophones=transforms.homophones or "off",
                 _latin_symbols=symbols)
         return matcher
 
@@ -282,9 +299,39 @@ class WordMatcher:
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
+        found = self._find(text)
+        if self._tones and has_tone_number(text):
+            return merge_matches(found, self._find_toned(text)) if found else self._find_toned(text)
+        return found
+
+    def _find_toned(self, text: str) -> list[Match]:
+        """Chinese words in pinyin with tone numbers ("zha4pian4"): found without them.
+
+        A pass over the text without its tone numbers, only for texts that have one (a
+        digit right after a letter), so no word needs a tone-numbered key: that would add
+        a long key a word to the automaton and its build.  Only Chinese words count here: a
+        Latin word found with a digit taken out ("k1ll") is leet's business.
+        """
+        stripped, kept = without_tone_numbers(text)
+        found = []
+        for match in self._find(stripped):
+            if not any(map(is_cjk, match.word)):
+                continue
+            start, end = kept.item(match.start), kept.item(match.end - 1) + 1
+            if end < len(text) and TONE_NUMBER.match(text, end):
+                end += 1  # the last syllable's tone number, and marks over it
+                while end < len(text) and unicodedata.category(text[end]) in _MARKS:
+                    end += 1
+            span = text[start:end]
+            found.append(match._replace(start=start, end=end,
+                                        via=self.explain(span, match.word) if match.via else ""))
+        return found
+
+    def _find(self, text: str) -> list[Match]:
         if not text or self._automaton is None:
             return []
-        data, mapped, differs = self._encoding.encode(text)
+        encoding = self._encoding
+        data, mapped, differs = encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
         if self._symbol_pass is not None and symbol_at_letter(text, self._symbols):
             extra = self._symbol_pass.find(text)
@@ -318,7 +365,7 @@ class WordMatcher:
                     # A rejected hit may hide a word starting inside it (e.g. "sb" rejected
                     # in "asb站" hides "b站").  Only if a short look finds one, search again
                     # from its second char on; the cap keeps hostile text linear.
-                    if rescans < _MAX_RESCANS and self._hides_another(data, start, end):
+                    if rescans < _MAX_RESCANS and self._hides_another(data, offsets, start, end):
                         rescans += 1
                         restart = (start + 1) * width
                         break
@@ -330,11 +377,14 @@ class WordMatcher:
                 via = ""
                 if self._check is not None and text[first:last] != word:
                     span = text[first:last]
-                    plain = self._check[0].normalize_short
-                    seen = plain(span)
+                    seen = self._check[0].normalize_short(span)
+                    pair = self._pairs.get(word)
+                    if pair is not None and len(seen) == 2 and pair.isdisjoint(seen) and all(
+                            map(is_cjk, seen)):
+                        continue  # two homophones for a two-char word: classify says no, faster
                     if seen in self._allowed:
                         continue  # an allowed word that an overlay made look like a listed one
-                    via = classify(span, seen, plain(word), word, self._check[1])
+                    via = classify(span, seen, self._wanted[word], word, self._check[1])
                     if via is None:
                         continue  # an overlay's false positive (see variants.classify)
                 found.append(Match(first, last, word, category, via))
@@ -352,12 +402,24 @@ class WordMatcher:
         return (end * width < len(data) and encoding.latin_at(data, end * width)
                 and offsets.adjacent(end))
 
-    def _hides_another(self, data: bytes, start: int, end: int) -> bool:
-        """True if some pattern starts inside chars [start+1, end) (any fits the window)."""
+    def _hides_another(self, data: bytes, offsets: OffsetMap, start: int, end: int) -> bool:
+        """True if a pattern that could stand starts inside chars [start+1, end).
+
+        One that could not is left out: a Latin-only pattern right after a Latin letter of
+        the rejected hit, with nothing dropped between, would be glued too.  In English
+        text pinyin keys hide inside one another everywhere ("change": chang, hang...),
+        and each hidden one would cost a search of the rest of the text.
+        """
         width = self._encoding.width
+        inside = (end - start - 1) * width
         window = data[(start + 1) * width:end * width + self._longest]
-        hidden = self._automaton.find_matches_as_indexes(window)
-        return bool(hidden) and hidden[0][1] < (end - start - 1) * width
+        for index, at, _ in self._automaton.find_matches_as_indexes(window):
+            if at >= inside:
+                return False
+            # The rejected hit is all Latin, so the char before this one is a Latin letter.
+            if not (self._patterns[index].latin_only and offsets.adjacent(start + 1 + at // width)):
+                return True
+        return False
 
     def mask(self, text: str, matches: Iterable[Match], *, char: str = "*",
              replacement: str | None = None) -> str:
@@ -387,7 +449,31 @@ _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
 # Marks that attach to the char before them: a mask covers them with it.
 _MARKS = ("Mn", "Me")
+
+
+def _add_pinyin_keys(by_key: dict[str, _Pattern], plain_of: dict[str, str],
+                     normalizer: CharNormalizer) -> None:
+    """Add each Chinese word's pinyin spellings (rules.text.variants.pinyin_keys) as keys.
+
+    Spellings come from the word without overlays (each char keeps its own reading) and
+    are then normalised like any key, so leet reads their tone numbers as the text's do
+    and fold_repeats folds them the same.
+    """
+    patterns = list(by_key.values())
+    spellings = [pinyin_keys(plain_of[pattern.word], every_run=pattern.allowed)
+                 for pattern in patterns]
+    keys = iter(normalizer.normalize_many([key for keys in spellings for key in keys]))
+    for pattern, extras in zip(patterns, spellings):
+        # Fully in pinyin a word of Chinese chars is Latin (whole-word matching); partly, not.
+        word, category, allowed, _ = pattern
+        for key in itertools.islice(keys, len(extras)):
+            if key and key not in by_key:
+                by_key[key] = _Pattern(word, category, allowed, key.isascii() and key.isalnum())
+
+
 def _is_latin_word(key: str) -> bool:
+    if key.isascii():
+        return key.isalnum()
     return all(is_latin_alnum(c) for c in key)
 
 
