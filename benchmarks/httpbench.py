@@ -142,6 +142,7 @@ def measured(server: Server, phase, args, attempts: int = 5) -> LoadResult:
         meter = CpuMeter(server.process.pid)
         result = phase()
         result.cpu_server, result.cpu_generator, result.cpu_others = meter.stop()
+        result.cpu_workers = meter.workers
         if not args.wait_quiet or result.cpu_others <= args.quiet_cores or attempt == attempts - 1:
             return result
         print(f"  (phase disturbed: other processes used {result.cpu_others:.2f} cores; run again)", flush=True)
@@ -160,7 +161,7 @@ def start_all(runs: list[Run], specs: dict[str, ServerSpec], workdir: Path, args
     servers: dict[str, Server] = {}
     for run in runs:
         servers[run.name] = start_server(specs[run.name], workdir / run.name, workers=args.workers,
-                                         threads=args.threads)
+                                         threads=args.threads, access_log=args.access_log)
         print(f"[{run.name}] {run.label}\n  {' '.join(servers[run.name].command[1:])}", flush=True)
     return servers
 
@@ -194,9 +195,12 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
                                   seconds=args.seconds)
             run.rounds.append(result)
             print(f"  round {round_ + 1}: {run.name:<10} {result.rps:8,.0f} req/s  p99 {result.p99:7.2f} ms  "
+                  f"CPU/req {result.cpu_us_per_request:5,.0f} us  workers {worker_split(result)}  "
                   f"(others used {result.cpu_others:.2f} cores)", flush=True)
     for run in runs:
-        run.phases[key] = sorted(run.rounds, key=lambda r: r.rps)[len(run.rounds) // 2]
+        # The median of the rounds in which every worker worked; all rounds if none did.
+        usable = [r for r in run.rounds if not r.idle_worker] or run.rounds
+        run.phases[key] = sorted(usable, key=lambda r: r.rps)[len(usable) // 2]
         report(run, key)
         run.phases["c64"] = closed_phase(servers[run.name], bodies, workdir, args, connections=64,
                                          seconds=args.seconds / 2)
@@ -214,6 +218,12 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
         if shed_before is not None and shed_after is not None:
             run.shed_overload = shed_after - shed_before
         report(run, "overload")
+
+
+def worker_split(result: LoadResult) -> str:
+    """Each worker's share of the workers' CPU, flagged when one sat idle (see LoadResult.idle_worker)."""
+    shares = "/".join(f"{100 * share:.0f}" for share in result.worker_shares) + " %"
+    return shares + (" IDLE WORKER: not used for ratios" if result.idle_worker else "")
 
 
 def chain_hop_cost(receiver, bodies, rounds: int) -> tuple[float, float]:
@@ -269,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                              "run a phase again when other processes used more than --quiet-cores meanwhile")
     parser.add_argument("--quiet-cores", type=float, default=0.25, help="'idle' means fewer busy cores than this")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, recordings)")
+    parser.add_argument("--access-log", action="store_true",
+                        help="every server writes gunicorn's access log to a file (imhook ships it off)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.words, args.callbacks = min(args.words, 2000), min(args.callbacks, 200)
