@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from . import jsonout, parts
+from .ops.web import CALLBACK_GATE
 from .core import HttpRequest, Receiver, new_request_id
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
 from .platforms import NETEASE, NETEASE_COPY, Platforms
@@ -45,9 +46,14 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
 
     for part in parts.modules("web"):  # recording, then metrics, logs, readiness, forwarding
         part.install(app, receiver)
+    gate = app.extensions.get(CALLBACK_GATE)  # the allow-list (receiver/ops/web.py), when installed
 
     def callback(platform: str = ""):
         environ = request.environ  # read once: each `request.x` goes through a context-local proxy
+        if gate is not None:
+            refused = gate(environ)
+            if refused is not None:
+                return refused
         outcome = receiver.handle(HttpRequest(
             method=environ["REQUEST_METHOD"], query=parse_query(environ.get("QUERY_STRING", "")),
             body=read_body(environ, receiver.config.server["max_body_bytes"]), headers=request.headers,
