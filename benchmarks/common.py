@@ -163,6 +163,7 @@ class LoadResult:
     cpu_generator: float = 0.0  # cores used by the load generator (this process, wrk)
     cpu_others: float = 0.0  # cores used by everything else on the machine meanwhile
     cpu_workers: tuple[float, ...] = ()  # cores used by each gunicorn worker (the server's share of each)
+    worker_connections: tuple[int, ...] = ()  # established connections per worker, mid-phase (ss)
 
     @property
     def rps(self) -> float:
@@ -288,6 +289,23 @@ def child_pids(parent: int) -> list[int]:
             if int(stat[stat.rindex(")") + 2:].split()[1]) == parent:
                 pids.append(int(entry.name))
     return pids
+
+
+def connections_per_worker(port: int, workers: list[int]) -> tuple[int, ...]:
+    """Established TCP connections on the server's `port` held by each worker (from `ss -tnp`);
+    () when ss is missing."""
+    import re
+    import shutil
+
+    if shutil.which("ss") is None:
+        return ()
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True).stdout
+    counts = dict.fromkeys(workers, 0)
+    for pid in re.findall(r"pid=(\d+)", out):
+        if int(pid) in counts:
+            counts[int(pid)] += 1
+    return tuple(counts[pid] for pid in sorted(counts))
 
 
 def _own_children_jiffies() -> int:

@@ -25,6 +25,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -32,7 +33,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import loadgen
 import traffic
-from common import WORKER_CLASS, CpuMeter, LoadResult, Server, ServerSpec, machine, quiet_cores, start_server
+from common import (WORKER_CLASS, CpuMeter, LoadResult, Server, ServerSpec, child_pids, connections_per_worker,
+                    machine, quiet_cores, start_server)
 from results import Run, markdown, report, summarize
 
 HERE = Path(__file__).resolve().parent
@@ -140,9 +142,16 @@ def measured(server: Server, phase, args, attempts: int = 5) -> LoadResult:
     for attempt in range(attempts):
         wait_quiet(args)
         meter = CpuMeter(server.process.pid)
+        seen: list[tuple[int, ...]] = []
+        # A second into the phase, every connection is open: which worker holds each (ss).
+        probe = threading.Timer(1.0, lambda: seen.append(connections_per_worker(
+            server.port, sorted(child_pids(server.process.pid)))))
+        probe.start()
         result = phase()
+        probe.cancel()
         result.cpu_server, result.cpu_generator, result.cpu_others = meter.stop()
         result.cpu_workers = meter.workers
+        result.worker_connections = seen[0] if seen else ()
         if not args.wait_quiet or result.cpu_others <= args.quiet_cores or attempt == attempts - 1:
             return result
         print(f"  (phase disturbed: other processes used {result.cpu_others:.2f} cores; run again)", flush=True)
@@ -223,6 +232,8 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
 def worker_split(result: LoadResult) -> str:
     """Each worker's share of the workers' CPU, flagged when one sat idle (see LoadResult.idle_worker)."""
     shares = "/".join(f"{100 * share:.0f}" for share in result.worker_shares) + " %"
+    if result.worker_connections:
+        shares += " (connections " + "/".join(map(str, result.worker_connections)) + ")"
     return shares + (" IDLE WORKER: not used for ratios" if result.idle_worker else "")
 
 

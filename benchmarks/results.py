@@ -49,6 +49,7 @@ def report(run: Run, phase: str) -> None:
           f"{rate} over 2 s {r.over_2s}; cores used: server {r.cpu_server:.2f}, generator {r.cpu_generator:.2f}, "
           f"others {r.cpu_others:.2f}; server CPU per request {r.cpu_us_per_request:,.0f} us{shed}; "
           f"workers' CPU shares {'/'.join(f'{100 * s:.0f}' for s in r.worker_shares)} %"
+          f"{' (connections ' + '/'.join(map(str, r.worker_connections)) + ')' if r.worker_connections else ''}"
           f"{' IDLE WORKER (left out of ratios)' if r.idle_worker else ''}",
           flush=True)
 
@@ -155,6 +156,7 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
                          f"{r.socket_errors} | {r.timeouts} | {r.over_2s} | "
                          f"{r.cpu_server:.2f} / {r.cpu_generator:.2f} / {r.cpu_others:.2f} | "
                          f"{r.cpu_us_per_request:,.0f} | {'/'.join(f'{100 * s:.0f}' for s in r.worker_shares)}"
+                         f"{' (conns ' + '/'.join(map(str, r.worker_connections)) + ')' if r.worker_connections else ''}"
                          f"{' **idle worker**' if r.idle_worker else ''} |")
     lines.append("")
     base = next((r for r in runs if r.name == "bare"), None)
@@ -169,6 +171,7 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
             lines.append(f"- {run.name}: the {len(run.rounds)} alternating runs at {key}: "
                          + ", ".join(f"{r.rps:,.0f} req/s (p99 {r.p99:.1f} ms, {r.cpu_us_per_request:,.0f} us/req, "
                                      f"workers {'/'.join(f'{100 * s:.0f}' for s in r.worker_shares)} %"
+                                     f"{' conns ' + '/'.join(map(str, r.worker_connections)) if r.worker_connections else ''}"
                                      f"{', idle worker' if r.idle_worker else ''})" for r in run.rounds)
                          + "; the table shows the median of those without an idle worker")
             if base is not None and run is not base and base.rounds:
