@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response, request
+from flask.sessions import NullSession, SessionInterface
 from werkzeug.exceptions import HTTPException
 
 from . import jsonout, parts
@@ -37,6 +38,7 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         if not config.tokens:
             log.warning("no token configured: the Sign of callbacks is not checked")
     app = Flask("imhook")
+    app.session_interface = NoSessions()
     # For the other views; the callback view reads its body with read_body, never cut silently.
     app.config["MAX_CONTENT_LENGTH"] = receiver.config.server["max_body_bytes"]
     app.extensions["imhook"] = receiver
@@ -85,6 +87,19 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         return json_response(500, receiver.platform.render_error(500, "internal error"))
 
     return app
+
+
+class NoSessions(SessionInterface):
+    """imhook keeps no session (no secret key, no cookie): every request shares one NullSession,
+    instead of Flask looking for a signing key and making a new one for each callback."""
+
+    _null = NullSession()
+
+    def open_session(self, app, request):
+        return self._null
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 def read_body(environ: dict, limit: int) -> bytes:
