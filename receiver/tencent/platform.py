@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import threading
 from itertools import chain
@@ -249,8 +248,10 @@ def parse_json_object(body: bytes, max_body: int) -> dict[str, Any]:
 
 
 # orjson reads an integer beyond 64 bits as a float, where json.loads keeps it whole: a body with
-# 19 digits in a row anywhere (in a string too, harmlessly) is left to json.loads.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# 19 digits in a row anywhere (in a string too, harmlessly) is left to json.loads. Found by mapping
+# every digit to "0" and looking for 19 of them: two C passes, where a regex took ~10 µs a body.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
 
 
 def fast_json_object(body: bytes) -> dict[str, Any] | None:
@@ -263,7 +264,7 @@ def fast_json_object(body: bytes) -> dict[str, Any] | None:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if type(payload) is not dict or _LONG_DIGITS.search(body) is not None:
+    if type(payload) is not dict or _LONG_RUN in body.translate(_DIGITS_AS_ZERO):
         return None
     if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and json_depth(payload) > MAX_JSON_DEPTH:
         return None  # json.loads' path raises TooDeep (or hits the recursion limit) as before
