@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
         parts.clean_up(app, workdir)
         app, workdir = bare, None
+        parts.freeze_heap()
 
     def send_all() -> None:
         for item in environs:

@@ -14,5 +14,7 @@ _SETTINGS = ("access_log_format", "accesslog", "backlog", "bind", "control_socke
              "keepalive", "limit_request_field_size", "limit_request_fields", "limit_request_line", "loglevel",
              "max_requests", "reuse_port", "threads", "timeout", "worker_class", "worker_connections", "workers")
 globals().update({name: getattr(_imhook, name) for name in _SETTINGS if hasattr(_imhook, name)})
+# The one hook that is not imhook's own business: the heap frozen after the app is built.
+post_worker_init = _imhook.post_worker_init
 wsgi_app = "benchmarks.bare_app:app"
-__all__ = [name for name in (*_SETTINGS, "wsgi_app") if name in globals()]
+__all__ = [name for name in (*_SETTINGS, "post_worker_init", "wsgi_app") if name in globals()]
