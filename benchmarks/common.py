@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # imhook's worker (gthread plus load shedding past saturation), for every server alike;
 # IMHOOK_WORKER_CLASS=gthread prices the worker itself.
 WORKER_CLASS = os.environ.get("IMHOOK_WORKER_CLASS", "receiver.worker.ImhookWorker")
+# A worker that used less than this fraction of the busiest worker's CPU sat idle: the run is flagged
+# and left out of the ratios (issue 16: with an inherited listening socket, all keep-alive
+# connections sometimes land on one worker).
+IDLE_WORKER_SHARE = 0.2
 PACKAGES = ("flask", "werkzeug", "gunicorn", "marshmallow", "ahocorasick-rs", "opencc", "pyyaml",
             "prometheus-client", "redis")
 
@@ -103,15 +107,18 @@ class Server:
 
 
 def start_server(spec: ServerSpec, workdir: Path, *, workers: int, threads: int,
-                 timeout: float = 60.0) -> Server:
-    """Start gunicorn with the same worker class and counts for every server; wait for /healthz."""
+                 timeout: float = 60.0, access_log: bool = False) -> Server:
+    """Start gunicorn with the same worker class and counts for every server; wait for /healthz.
+
+    gunicorn's access log stays off, as imhook ships it (receiver/gunicorn_conf.py), unless
+    `access_log`: then every server writes one to a file in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--config", spec.gunicorn_config,
                "--worker-class", WORKER_CLASS, "--workers", str(workers), "--threads", str(threads),
                "--bind", f"127.0.0.1:{port}", *spec.args]
     env = {**os.environ, "IMHOOK_WORKERS": str(workers), "IMHOOK_THREADS": str(threads),
-           "IMHOOK_ACCESS_LOG": str(workdir / "access.log"),
+           "IMHOOK_ACCESS_LOG": str(workdir / "access.log") if access_log else "",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            **spec.env}
     log_path = workdir / "server.log"
@@ -155,6 +162,8 @@ class LoadResult:
     cpu_server: float = 0.0  # cores used by the server's processes during the phase
     cpu_generator: float = 0.0  # cores used by the load generator (this process, wrk)
     cpu_others: float = 0.0  # cores used by everything else on the machine meanwhile
+    cpu_workers: tuple[float, ...] = ()  # cores used by each gunicorn worker (the server's share of each)
+    worker_connections: tuple[int, ...] = ()  # established connections per worker, mid-phase (ss)
 
     @property
     def rps(self) -> float:
@@ -169,6 +178,19 @@ class LoadResult:
         """The server's CPU per answered request: steadier than req/s on a shared machine, because
         another process's load takes cores away from the server but barely changes what a request costs."""
         return self.cpu_server / self.rps * 1e6 if self.rps else 0.0
+
+    @property
+    def worker_shares(self) -> tuple[float, ...]:
+        """Each worker's share of the workers' CPU during the phase (0.5 / 0.5: balanced)."""
+        total = sum(self.cpu_workers)
+        return tuple(c / total for c in self.cpu_workers) if total else ()
+
+    @property
+    def idle_worker(self) -> bool:
+        """A worker sat (nearly) idle: it used under IDLE_WORKER_SHARE of the busiest worker's CPU, so
+        the run measured fewer workers than configured (all connections landed on the others)."""
+        busy = max(self.cpu_workers, default=0.0)
+        return len(self.cpu_workers) > 1 and busy > 0 and min(self.cpu_workers) < IDLE_WORKER_SHARE * busy
 
 
 def percentile(sorted_values: list[float], pct: float) -> float:
@@ -226,19 +248,64 @@ class CpuMeter:
         self.server_pid = server_pid
         self.start = self._sample()
 
-    def _sample(self) -> tuple[float, int, int, int]:
+    def _sample(self) -> tuple[float, int, int, int, dict[int, int]]:
         busy, _ = _busy_jiffies()
         # The load generator is this process or its child (wrk); the server is its own process tree.
         generator = _process_jiffies(os.getpid()) + _own_children_jiffies()
-        return time.monotonic(), busy, _tree_jiffies(self.server_pid), generator
+        workers = {}
+        for pid in child_pids(self.server_pid):  # gunicorn's workers: the master's children
+            try:
+                workers[pid] = _process_jiffies(pid)
+            except (OSError, ValueError, IndexError):
+                pass
+        return time.monotonic(), busy, _tree_jiffies(self.server_pid), generator, workers
 
     def stop(self) -> tuple[float, float, float]:
-        """Cores used since creation by (the server, the load generator, everything else)."""
-        t1, busy1, server1, generator1 = self._sample()
-        t0, busy0, server0, generator0 = self.start
+        """Cores used since creation by (the server, the load generator, everything else); each
+        worker's cores (workers alive at both ends of the phase) are left in `self.workers`."""
+        t1, busy1, server1, generator1, workers1 = self._sample()
+        t0, busy0, server0, generator0, workers0 = self.start
         scale = os.sysconf("SC_CLK_TCK") * max(t1 - t0, 1e-9)
         server, generator = (server1 - server0) / scale, (generator1 - generator0) / scale
+        self.workers = tuple((workers1[pid] - workers0[pid]) / scale for pid in sorted(workers0) if pid in workers1)
         return server, generator, max(0.0, (busy1 - busy0) / scale - server - generator)
+
+
+def child_pids(parent: int) -> list[int]:
+    """The pids whose parent is `parent` (from /proc/<pid>/task/*/children, else a scan of /proc)."""
+    pids: list[int] = []
+    try:
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        return pids
+    except OSError:
+        pass
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == parent:
+                pids.append(int(entry.name))
+    return pids
+
+
+def connections_per_worker(port: int, workers: list[int]) -> tuple[int, ...]:
+    """Established TCP connections on the server's `port` held by each worker (from `ss -tnp`);
+    () when ss is missing."""
+    import re
+    import shutil
+
+    if shutil.which("ss") is None:
+        return ()
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True).stdout
+    counts = dict.fromkeys(workers, 0)
+    for pid in re.findall(r"pid=(\d+)", out):
+        if int(pid) in counts:
+            counts[int(pid)] += 1
+    return tuple(counts[pid] for pid in sorted(counts))
 
 
 def _own_children_jiffies() -> int:

@@ -25,6 +25,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -32,7 +33,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import loadgen
 import traffic
-from common import WORKER_CLASS, CpuMeter, LoadResult, Server, ServerSpec, machine, quiet_cores, start_server
+from common import (WORKER_CLASS, CpuMeter, LoadResult, Server, ServerSpec, child_pids, connections_per_worker,
+                    machine, quiet_cores, start_server)
 from results import Run, markdown, report, summarize
 
 HERE = Path(__file__).resolve().parent
@@ -140,8 +142,16 @@ def measured(server: Server, phase, args, attempts: int = 5) -> LoadResult:
     for attempt in range(attempts):
         wait_quiet(args)
         meter = CpuMeter(server.process.pid)
+        seen: list[tuple[int, ...]] = []
+        # A second into the phase, every connection is open: which worker holds each (ss).
+        probe = threading.Timer(1.0, lambda: seen.append(connections_per_worker(
+            server.port, sorted(child_pids(server.process.pid)))))
+        probe.start()
         result = phase()
+        probe.cancel()
         result.cpu_server, result.cpu_generator, result.cpu_others = meter.stop()
+        result.cpu_workers = meter.workers
+        result.worker_connections = seen[0] if seen else ()
         if not args.wait_quiet or result.cpu_others <= args.quiet_cores or attempt == attempts - 1:
             return result
         print(f"  (phase disturbed: other processes used {result.cpu_others:.2f} cores; run again)", flush=True)
@@ -160,7 +170,7 @@ def start_all(runs: list[Run], specs: dict[str, ServerSpec], workdir: Path, args
     servers: dict[str, Server] = {}
     for run in runs:
         servers[run.name] = start_server(specs[run.name], workdir / run.name, workers=args.workers,
-                                         threads=args.threads)
+                                         threads=args.threads, access_log=args.access_log)
         print(f"[{run.name}] {run.label}\n  {' '.join(servers[run.name].command[1:])}", flush=True)
     return servers
 
@@ -194,9 +204,12 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
                                   seconds=args.seconds)
             run.rounds.append(result)
             print(f"  round {round_ + 1}: {run.name:<10} {result.rps:8,.0f} req/s  p99 {result.p99:7.2f} ms  "
+                  f"CPU/req {result.cpu_us_per_request:5,.0f} us  workers {worker_split(result)}  "
                   f"(others used {result.cpu_others:.2f} cores)", flush=True)
     for run in runs:
-        run.phases[key] = sorted(run.rounds, key=lambda r: r.rps)[len(run.rounds) // 2]
+        # The median of the rounds in which every worker worked; all rounds if none did.
+        usable = [r for r in run.rounds if not r.idle_worker] or run.rounds
+        run.phases[key] = sorted(usable, key=lambda r: r.rps)[len(usable) // 2]
         report(run, key)
         run.phases["c64"] = closed_phase(servers[run.name], bodies, workdir, args, connections=64,
                                          seconds=args.seconds / 2)
@@ -214,6 +227,14 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
         if shed_before is not None and shed_after is not None:
             run.shed_overload = shed_after - shed_before
         report(run, "overload")
+
+
+def worker_split(result: LoadResult) -> str:
+    """Each worker's share of the workers' CPU, flagged when one sat idle (see LoadResult.idle_worker)."""
+    shares = "/".join(f"{100 * share:.0f}" for share in result.worker_shares) + " %"
+    if result.worker_connections:
+        shares += " (connections " + "/".join(map(str, result.worker_connections)) + ")"
+    return shares + (" IDLE WORKER: not used for ratios" if result.idle_worker else "")
 
 
 def chain_hop_cost(receiver, bodies, rounds: int) -> tuple[float, float]:
@@ -269,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                              "run a phase again when other processes used more than --quiet-cores meanwhile")
     parser.add_argument("--quiet-cores", type=float, default=0.25, help="'idle' means fewer busy cores than this")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, recordings)")
+    parser.add_argument("--access-log", action="store_true",
+                        help="every server writes gunicorn's access log to a file (imhook ships it off)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.words, args.callbacks = min(args.words, 2000), min(args.callbacks, 200)

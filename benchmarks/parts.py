@@ -71,6 +71,7 @@ def build_app(config: str, overrides: dict, callbacks: int):
     from receiver.app import create_app
 
     app = create_app()
+    freeze_heap()
     now = int(time.time())
     requests = traffic.Traffic.build(SEED, words, callbacks, now).requests(now)
     environs = []
@@ -80,6 +81,17 @@ def build_app(config: str, overrides: dict, callbacks: int):
                                  content_type="application/json").get_environ()
         environs.append((environ, body))
     return app, requests, environs, workdir
+
+
+def freeze_heap() -> None:
+    """What gunicorn_conf's post_worker_init does in every worker once the app is built: the app's
+    long-lived objects (word lists, schemas) leave the garbage collector's sight, so a full
+    collection does not walk them (without it, in-process figures carried collections no worker
+    makes: ~50 ms each on the production config)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def send(app, item) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from flask import Flask, Response, request
+from flask.sessions import NullSession, SessionInterface
 from werkzeug.exceptions import HTTPException
 
 from . import jsonout, parts
+from .ops.web import CALLBACK_GATE
 from .core import HttpRequest, Receiver, new_request_id
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
 from .platforms import NETEASE, NETEASE_COPY, Platforms
@@ -36,6 +38,7 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         if not config.tokens:
             log.warning("no token configured: the Sign of callbacks is not checked")
     app = Flask("imhook")
+    app.session_interface = NoSessions()
     # For the other views; the callback view reads its body with read_body, never cut silently.
     app.config["MAX_CONTENT_LENGTH"] = receiver.config.server["max_body_bytes"]
     app.extensions["imhook"] = receiver
@@ -45,9 +48,14 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
 
     for part in parts.modules("web"):  # recording, then metrics, logs, readiness, forwarding
         part.install(app, receiver)
+    gate = app.extensions.get(CALLBACK_GATE)  # the allow-list (receiver/ops/web.py), when installed
 
     def callback(platform: str = ""):
         environ = request.environ  # read once: each `request.x` goes through a context-local proxy
+        if gate is not None:
+            refused = gate(environ)
+            if refused is not None:
+                return refused
         outcome = receiver.handle(HttpRequest(
             method=environ["REQUEST_METHOD"], query=parse_query(environ.get("QUERY_STRING", "")),
             body=read_body(environ, receiver.config.server["max_body_bytes"]), headers=request.headers,
@@ -79,6 +87,19 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         return json_response(500, receiver.platform.render_error(500, "internal error"))
 
     return app
+
+
+class NoSessions(SessionInterface):
+    """imhook keeps no session (no secret key, no cookie): every request shares one NullSession,
+    instead of Flask looking for a signing key and making a new one for each callback."""
+
+    _null = NullSession()
+
+    def open_session(self, app, request):
+        return self._null
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 def read_body(environ: dict, limit: int) -> bytes:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from rules.chain import Chain, Decision, result_name
@@ -50,13 +51,15 @@ class Outcome:
     elapsed_ms: float = 0.0
     shed: bool = False  # answered without the rules: it waited too long (receiver/worker.py)
 
-    @property
+    # Cached: the recorder, the callback log and the metrics each ask, once per callback. An
+    # Outcome is complete when it is made (nothing sets callback, error, decision or shed later).
+    @cached_property
     def command(self) -> str:
         if self.callback is not None:
             return self.callback.command
         return str(self.request.query.get("CallbackCommand", ""))
 
-    @property
+    @cached_property
     def outcome_name(self) -> str:
         """allow / refuse / drop / rewrite / refuse_some / notify / rejected / shed."""
         if self.shed:

@@ -1,8 +1,8 @@
 """gunicorn settings for imhook, tuned for the IM's 2 s callback budget.
 
 Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
-IMHOOK_WORKER_CLASS, IMHOOK_WORKER_CONNECTIONS, IMHOOK_LOG_LEVEL, IMHOOK_ACCESS_LOG) or on the
-gunicorn command line.
+IMHOOK_WORKER_CLASS, IMHOOK_WORKER_CONNECTIONS, IMHOOK_LOG_LEVEL, IMHOOK_ACCESS_LOG,
+IMHOOK_REUSE_PORT) or on the gunicorn command line.
 """
 
 import multiprocessing
@@ -28,6 +28,14 @@ timeout = 30
 graceful_timeout = 20
 # Bounded listen queue: a queued request older than 2 s is worthless to the IM anyway.
 backlog = 256
+# Each worker listens on its own SO_REUSEPORT socket (gunicorn binds it in the worker, not the
+# master), and the kernel spreads new connections over the workers' accept queues by a hash of
+# their addresses. With one inherited socket, whichever worker woke first took every connection
+# of a burst: the IM's keep-alive connections then stayed on one worker while the others idled
+# (17 of 86 benchmark runs, issue 16). The price: a stuck worker's queue is not drained by its
+# siblings, and connections still queued when a worker exits are reset unless the host sets
+# net.ipv4.tcp_migrate_req=1 (docs/performance.md weighs it). IMHOOK_REUSE_PORT=0: one shared socket.
+reuse_port = os.environ.get("IMHOOK_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 # Open connections per worker, idle ones included: past it the worker stops accepting. With the read
 # stage each costs a few KB plus its buffered request (receiver/worker.py bounds the total).
 worker_connections = int(os.environ.get("IMHOOK_WORKER_CONNECTIONS", "1000"))

@@ -41,3 +41,10 @@ def test_parts_prints_every_part():
     for label in ("WSGI app, end to end", "Receiver.handle", "parse:", "Chain.decide, as served",
                   "render the reply", "observer receiver.recording.writer.Recorder"):
         assert re.search(rf"{re.escape(label)}.*\s[\d.]+$", output, re.MULTILINE), (label, output)
+
+
+def test_wsgi_cpu_times_the_bare_app_over_the_same_mix():
+    output = run_script("wsgi_cpu.py", "--bare", "--callbacks", "100", "--passes", "2")
+    figure = re.search(r"bare Flask app \(benchmarks/bare_app.py\): ([\d.]+) us of process CPU per request "
+                       r"\(mean of 2 passes; least ([\d.]+)\)", output)
+    assert figure and 0 < float(figure.group(2)) <= float(figure.group(1)), output

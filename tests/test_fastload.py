@@ -158,3 +158,64 @@ class Excluding(Including):
 def test_schemas_it_cannot_mirror_get_no_fast_path(schema):
     assert compile_loader(Including()) is not None
     assert compile_loader(schema) is None
+
+
+def element_contents(value):
+    """(MsgType, MsgContent) of every element in a JSON value, merge-forwarded ones included."""
+    if isinstance(value, dict):
+        if isinstance(value.get("MsgType"), str) and isinstance(value.get("MsgContent"), dict):
+            yield value["MsgType"], value["MsgContent"]
+        for item in value.values():
+            yield from element_contents(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from element_contents(item)
+
+
+# Every element type as PROTOCOL.md §5 shows it (the samples carry text elements only).
+ELEMENT_CONTENTS = [pair for payload in SAMPLE_PAYLOADS for pair in element_contents(payload)] + [
+    ("TIMLocationElem", {"Desc": "someplace", "Latitude": 29.340656774469956, "Longitude": 116}),
+    ("TIMFaceElem", {"Index": 1, "Data": "content"}),
+    ("TIMCustomElem", {"Data": "message", "Desc": "notification", "Ext": "url", "Sound": "dingdong.aiff"}),
+    ("TIMSoundElem", {"Url": "https://x/s", "UUID": "u", "Size": 8907, "Second": 3, "Download_Flag": 2}),
+    ("TIMImageElem", {"UUID": "1853095_D61040894AC3DE44CDFFFB3EC7EB720F", "ImageFormat": 1, "ImageInfoArray": [
+        {"Type": 1, "Size": 1553, "Width": 120, "Height": 120, "URL": "https://x/1"},
+        {"Type": 3, "Size": 133, "Width": 64, "Height": 64, "URL": "https://x/3"}]}),
+    ("TIMFileElem", {"Url": "https://x/f", "UUID": "u", "FileSize": 1773552, "FileName": "file:a.docx",
+                     "Download_Flag": 2}),
+    ("TIMVideoFileElem", {"VideoUrl": "https://x/v", "VideoUUID": "v", "VideoSize": 1, "VideoSecond": 5,
+                          "VideoFormat": "mp4", "VideoDownloadFlag": 2, "ThumbUrl": "https://x/t",
+                          "ThumbUUID": "t", "ThumbSize": 2, "ThumbWidth": 3, "ThumbHeight": 4, "ThumbFormat": "JPG",
+                          "ThumbDownloadFlag": 2}),
+    ("TIMRelayElem", {"Title": "chat", "MsgNum": 1, "CompatibleText": "old", "AbstractList": ["a: hi"],
+                      "MsgList": [{"From_Account": "a", "To_Account": "b", "MsgSeq": 1, "MsgRandom": 2,
+                                   "MsgTimeStamp": 3, "MsgBody": [{"MsgType": "TIMTextElem",
+                                                                   "MsgContent": {"Text": "hi"}}],
+                                   "CloudCustomData": None}]}),
+]
+
+
+def test_every_element_type_has_a_fast_check_and_the_samples_take_it():
+    from receiver.tencent.elements import _CONTENT, _FAST_CONTENT
+
+    assert set(_FAST_CONTENT) == set(_CONTENT)
+    kinds = {msg_type for msg_type, _ in ELEMENT_CONTENTS}
+    assert {"TIMTextElem", "TIMFaceElem", "TIMImageElem", "TIMCustomElem"} <= kinds
+    for msg_type, content in ELEMENT_CONTENTS:
+        if msg_type in _FAST_CONTENT:
+            assert _FAST_CONTENT[msg_type](copy.deepcopy(content)) is not NOT_MINE, msg_type
+            assert _CONTENT[msg_type].validate(content) == {}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_an_element_the_fast_check_passes_has_no_problem_by_its_schema(data):
+    from receiver.tencent.elements import _CONTENT, _FAST_CONTENT
+
+    msg_type, content = data.draw(st.sampled_from([p for p in ELEMENT_CONTENTS if p[0] in _CONTENT]))
+    for _ in range(data.draw(st.integers(0, 3))):
+        where = data.draw(st.sampled_from(list(paths(content))[1:] or [()]))
+        replaced_content = replaced(content, where, data.draw(JSON_VALUES))
+        content = replaced_content if isinstance(replaced_content, dict) else content
+    if _FAST_CONTENT[msg_type](copy.deepcopy(content)) is not NOT_MINE:
+        assert _CONTENT[msg_type].validate(content) == {}, (msg_type, content)

@@ -7,7 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 
 from ..edge import loggable
 from . import ipallow, logs
@@ -17,6 +17,8 @@ log = logging.getLogger("imhook.ops")
 # Other parts may add readiness checks here: app.extensions[READY_CHECKS][name] = callable that
 # returns None when fine, else a short reason.
 READY_CHECKS = "imhook.ready_checks"
+# The callback view asks this first: a Response to send instead (the allow-list's 403), or None.
+CALLBACK_GATE = "imhook.callback_gate"
 
 
 def install(app: Flask, receiver) -> None:
@@ -61,14 +63,14 @@ def _install_allow_list(app: Flask, receiver, on_refuse=None) -> None:
 
         raise ConfigError(f"not an IP address or CIDR: {exc}", path="server.allow_ips") from None
 
-    @app.before_request
-    def allow_list():
+    def allow_list(environ) -> Response | None:
+        """The allow-list's answer to a callback request (403), or None to let it in. Called by
+        the callback view itself (receiver/app.py), not as a before_request hook: the other
+        endpoints are the operator's, and Flask's hook machinery cost every callback ~1 %."""
         server = receiver.config.server  # read per request: a reload may change it
         if not server["allow_ips"]:
             return None  # the common case first: no list, nothing to look up
-        if not (request.endpoint or "").startswith("callback"):
-            return None  # /healthz, /readyz and /metrics belong to the operator's network
-        refused = ipallow.check(request.remote_addr or "", request.headers.get("X-Forwarded-For"),
+        refused = ipallow.check(environ.get("REMOTE_ADDR") or "", environ.get("HTTP_X_FORWARDED_FOR"),
                                 allow=tuple(server["allow_ips"]), trusted_proxies=server["trusted_proxies"])
         if refused is None:
             return None
@@ -79,6 +81,8 @@ def _install_allow_list(app: Flask, receiver, on_refuse=None) -> None:
         if on_refuse is not None:
             on_refuse()
         return json_response(403, receiver.platform.render_error(403, "client address not allowed"))
+
+    app.extensions[CALLBACK_GATE] = allow_list
 
 
 def _install_forwarding(app: Flask, receiver, checks: dict, stats=None):

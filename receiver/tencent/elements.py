@@ -12,8 +12,8 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields
 
 from ..errors import flatten_errors
-from ..fastload import NOT_MINE
-from .fields import Float, Int, List, Nested, Raw, Str, wire_schema
+from ..fastload import NOT_MINE, compile_loader
+from .fields import Float, Int, List, Nested, Raw, Str, WireInt, load_wire_int, wire_schema
 
 ImageInfo = wire_schema("ImageInfo", Type=Int(), Size=Int(), Width=Int(), Height=Int(), URL=Str())
 
@@ -49,6 +49,10 @@ CONTENT_SCHEMAS = {
     ),
 }
 _CONTENT = {msg_type: schema() for msg_type, schema in CONTENT_SCHEMAS.items()}
+# fastload's straight-line loaders answer only where schema.load would succeed: then the content
+# has no problem, and the schema's validate (~15-40 µs for an image or a custom element) is skipped.
+_FAST_CONTENT = {msg_type: loader for msg_type, schema in _CONTENT.items()
+                 if (loader := compile_loader(schema, {WireInt: load_wire_int})) is not None}
 
 Problem = tuple[str, str]  # (where, relative to an element: "", ".MsgType", ".TIMTextElem.Text"; what)
 
@@ -80,7 +84,11 @@ def element_problems(element) -> list[Problem]:
         schema = _CONTENT.get(msg_type)
         if schema is None:
             continue
-        errors = schema.validate(content)
+        fast = _FAST_CONTENT.get(msg_type)
+        if fast is not None and fast(content) is not NOT_MINE:
+            errors = {}  # well formed, as schema.load would have found
+        else:
+            errors = schema.validate(content)
         problems.extend((f".{msg_type}.{_schema_path(where)}", message)
                         for where, message in flatten_errors(errors))
         if msg_type == "TIMRelayElem":

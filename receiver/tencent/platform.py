@@ -10,6 +10,7 @@ from itertools import chain
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from marshmallow import ValidationError
 
 from ..errors import BadRequest, Forbidden, PayloadTooLarge
@@ -224,6 +225,9 @@ def parse_json_object(body: bytes, max_body: int) -> dict[str, Any]:
         raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {max_body} bytes")
     if not body.strip():
         raise BadRequest("empty body; expected a JSON object")
+    payload = fast_json_object(body)
+    if payload is not None:
+        return payload
     try:
         try:
             payload = json.loads(body)
@@ -240,6 +244,30 @@ def parse_json_object(body: bytes, max_body: int) -> dict[str, Any]:
     # Nesting needs an opening bracket per level: most bodies have too few to be worth measuring.
     if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and json_depth(payload) > MAX_JSON_DEPTH:
         raise TooDeep(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    return payload
+
+
+# orjson reads an integer beyond 64 bits as a float, where json.loads keeps it whole: a body with
+# 19 digits in a row anywhere (in a string too, harmlessly) is left to json.loads. Found by mapping
+# every digit to "0" and looking for 19 of them: two C passes, where a regex took ~10 µs a body.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 19
+
+
+def fast_json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as json.loads reads it, by orjson (~4 x faster), when that is certain to give the
+    same value: a JSON object, no integer too long for 64 bits, nesting within MAX_JSON_DEPTH.
+    None: leave it to the standard library's path, which also words every error. orjson refuses
+    what json.loads accepts or words differently (a lone surrogate escape, NaN, 1e400, a BOM,
+    UTF-16, nesting past its own limit): those all come back None too."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(payload) is not dict or _LONG_RUN in body.translate(_DIGITS_AS_ZERO):
+        return None
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH and json_depth(payload) > MAX_JSON_DEPTH:
+        return None  # json.loads' path raises TooDeep (or hits the recursion limit) as before
     return payload
 
 
