@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from .helpers import APP_ID, make_receiver, rules_yaml
 
 PASSWORD = "correct horse battery staple"
@@ -76,3 +78,21 @@ def csrf_of(html: str) -> str:
 def log_in(client, password: str = PASSWORD, **kwargs):
     token = csrf_of(client.get("/login", **kwargs).text)
     return client.post("/login", data={"password": password, "csrf_token": token}, **kwargs)
+
+
+# Fixtures shared by the console test modules (imported there by name).
+
+@pytest.fixture
+def recorded(tmp_path):
+    now = time.time()
+    record_callbacks(tmp_path / "rec.sqlite", [message("hello there", user="alice"),
+                                               message("you badword", user="mallory"),
+                                               message("lunch at noon", user="bob")], keep_sign=True, when=now - 30)
+    return tmp_path
+
+
+@pytest.fixture
+def client(recorded):
+    client = console_app(recorded).test_client()
+    assert log_in(client).status_code == 302
+    return client

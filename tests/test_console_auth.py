@@ -8,23 +8,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from .consolekit import PASSWORD, console_app, csrf_of, log_in, message, record_callbacks
-
-
-@pytest.fixture
-def recorded(tmp_path):
-    now = time.time()
-    record_callbacks(tmp_path / "rec.sqlite", [message("hello there", user="alice"),
-                                               message("you badword", user="mallory"),
-                                               message("lunch at noon", user="bob")], keep_sign=True, when=now - 30)
-    return tmp_path
-
-
-@pytest.fixture
-def client(recorded):
-    client = console_app(recorded).test_client()
-    assert log_in(client).status_code == 302
-    return client
+from .consolekit import PASSWORD, console_app, csrf_of, log_in
+from .consolekit import client, recorded  # noqa: F401  (fixtures shared by the console tests)
 
 
 # --- login and sessions --------------------------------------------------------------------------------
