@@ -5,7 +5,7 @@
 Starts imhook with benchmarks/configs/production.yaml (recording on, the shipped gunicorn
 settings), finds its saturation rate with closed-loop runs at 16 connections (or takes --rate),
 then sends the callback mix at `--fraction` of that rate, open loop, for `--minutes`, in chunks of
-`--chunk-seconds` (each chunk signed afresh: imhook refuses a RequestTime older than 60 s). After
+`--chunk-seconds` (20; each chunk signed afresh: imhook refuses a RequestTime older than 60 s). After
 every chunk it samples each worker's RSS and the size of the working directory (recordings,
 journals, logs). It reports, per chunk and in the end:
 
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--fraction", type=float, default=0.7, help="of the saturation rate")
     parser.add_argument("--rate", type=float, default=0.0, help="callbacks/s; 0: measure saturation first")
-    parser.add_argument("--chunk-seconds", type=float, default=60.0)
+    parser.add_argument("--chunk-seconds", type=float, default=20.0,
+                        help="signed afresh per chunk: keep it well under auth.window_seconds (60 s)")
     parser.add_argument("--words", type=int, default=20_000)
     parser.add_argument("--callbacks", type=int, default=3000)
     parser.add_argument("--smoke", action="store_true", help="a few seconds at 50 callbacks/s")
