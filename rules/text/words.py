@@ -21,8 +21,9 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
+from .spellings import add_pinyin_keys
 from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
-                       has_tone_number, is_cjk, leet_table, merge_matches, pinyin_keys,
+                       has_tone_number, is_cjk, leet_table, merge_matches,
                        symbol_at_letter, symbol_leet, without_tone_numbers)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
@@ -257,7 +258,7 @@ class WordMatcher:
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
         plain_of = dict(zip(texts, plain))
         if pinyin:
-            _add_pinyin_keys(by_key, plain_of, normalizer)
+            add_pinyin_keys(by_key, plain_of, normalizer, _Pattern)
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
@@ -449,26 +450,6 @@ _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
 # Marks that attach to the char before them: a mask covers them with it.
 _MARKS = ("Mn", "Me")
-
-
-def _add_pinyin_keys(by_key: dict[str, _Pattern], plain_of: dict[str, str],
-                     normalizer: CharNormalizer) -> None:
-    """Add each Chinese word's pinyin spellings (rules.text.variants.pinyin_keys) as keys.
-
-    Spellings come from the word without overlays (each char keeps its own reading) and
-    are then normalised like any key, so leet reads their tone numbers as the text's do
-    and fold_repeats folds them the same.
-    """
-    patterns = list(by_key.values())
-    spellings = [pinyin_keys(plain_of[pattern.word], every_run=pattern.allowed)
-                 for pattern in patterns]
-    keys = iter(normalizer.normalize_many([key for keys in spellings for key in keys]))
-    for pattern, extras in zip(patterns, spellings):
-        # Fully in pinyin a word of Chinese chars is Latin (whole-word matching); partly, not.
-        word, category, allowed, _ = pattern
-        for key in itertools.islice(keys, len(extras)):
-            if key and key not in by_key:
-                by_key[key] = _Pattern(word, category, allowed, key.isascii() and key.isalnum())
 
 
 def _is_latin_word(key: str) -> bool:
