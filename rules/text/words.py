@@ -10,7 +10,6 @@ Build once (startup / reload), then share: ``find`` does no I/O and keeps no sta
 from __future__ import annotations
 
 import functools
-import itertools
 import operator
 import os
 import unicodedata
@@ -140,8 +139,8 @@ class SearchEncoding:
         """Encode the normalised words (all of whose chars have their own code)."""
         points = np.frombuffer("".join(keys).encode("utf-32-le"), np.uint32)
         data = self._pack(self._indices(points, np.zeros(len(points), bool))).tobytes()
-        ends = itertools.accumulate(len(key) * self.width for key in keys)
-        return [data[start:end] for start, end in itertools.pairwise(itertools.chain([0], ends))]
+        ends = np.cumsum(np.fromiter(map(len, keys), np.int64, len(keys)) * self.width).tolist()
+        return [data[start:end] for start, end in zip([0] + ends, ends)]
 
     def encode(self, text: str) -> tuple[bytes, OffsetMap | np.ndarray, np.ndarray | None]:
         """Normalise and encode ``text`` (the hot path: a handful of vectorised steps).
@@ -257,6 +256,7 @@ class WordMatcher:
                     base.normalize(other.word) == base.normalize(text)):
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
         plain_of = dict(zip(texts, plain))
+        listed = list(by_key.values())  # the words themselves; pinyin keys repeat them
         if pinyin:
             add_pinyin_keys(by_key, plain_of, normalizer, _Pattern)
         keys = list(by_key)
@@ -272,7 +272,7 @@ class WordMatcher:
         if transforms or pinyin:
             matcher._check = (base, transforms)
             matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
-            matcher._wanted = {p.word: plain_of[p.word] for p in by_key.values() if not p.allowed}
+            matcher._wanted = {p.word: plain_of[p.word] for p in listed if not p.allowed}
             if transforms.homophones:
                 matcher._pairs = {word: frozenset(wanted) for word, wanted in matcher._wanted.items()
                                   if len(wanted) == 2 and all(map(is_cjk, wanted))}
@@ -455,6 +455,8 @@ _MARKS = ("Mn", "Me")
 def _is_latin_word(key: str) -> bool:
     if key.isascii():
         return key.isalnum()
+    if is_cjk(key[0]):
+        return False  # the common case in a Chinese list, without a call per char
     return all(is_latin_alnum(c) for c in key)
 
 
