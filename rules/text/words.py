@@ -10,7 +10,6 @@ Build once (startup / reload), then share: ``find`` does no I/O and keeps no sta
 from __future__ import annotations
 
 import functools
-import itertools
 import operator
 import os
 import unicodedata
@@ -21,8 +20,9 @@ import ahocorasick_rs
 import numpy as np
 
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
+from .spellings import add_pinyin_keys
 from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
-                       has_tone_number, is_cjk, leet_table, merge_matches, pinyin_keys,
+                       has_tone_number, is_cjk, leet_table, merge_matches,
                        symbol_at_letter, symbol_leet, without_tone_numbers)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
@@ -139,8 +139,8 @@ class SearchEncoding:
         """Encode the normalised words (all of whose chars have their own code)."""
         points = np.frombuffer("".join(keys).encode("utf-32-le"), np.uint32)
         data = self._pack(self._indices(points, np.zeros(len(points), bool))).tobytes()
-        ends = itertools.accumulate(len(key) * self.width for key in keys)
-        return [data[start:end] for start, end in itertools.pairwise(itertools.chain([0], ends))]
+        ends = np.cumsum(np.fromiter(map(len, keys), np.int64, len(keys)) * self.width).tolist()
+        return [data[start:end] for start, end in zip([0] + ends, ends)]
 
     def encode(self, text: str) -> tuple[bytes, OffsetMap | np.ndarray, np.ndarray | None]:
         """Normalise and encode ``text`` (the hot path: a handful of vectorised steps).
@@ -256,22 +256,31 @@ class WordMatcher:
                     base.normalize(other.word) == base.normalize(text)):
                 by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
         plain_of = dict(zip(texts, plain))
+        listed = list(by_key.values())  # the words themselves; pinyin keys repeat them
         if pinyin:
-            _add_pinyin_keys(by_key, plain_of, normalizer)
+            add_pinyin_keys(by_key, plain_of, normalizer, _Pattern)
         keys = list(by_key)
         encoding = SearchEncoding(normalizer, keys)
         encoded = encoding.encode_keys(keys)
+        # Keys in byte order build the automaton ~1.5x faster (its trie is filled in order;
+        # 384,000 keys for 100,000 words with pinyin).  Order changes no match: two distinct
+        # keys never match the same span, so leftmost-longest has no ties to break.
+        # numpy sorts them as fixed-width bytes, padded with 0s, which no code holds.
+        order = np.argsort(np.array(encoded, f"S{max(map(len, encoded), default=1)}"),
+                           kind="stable").tolist()
+        encoded = [encoded[i] for i in order]
+        values = list(by_key.values())
         automaton = None
         if encoded:
             automaton = ahocorasick_rs.BytesAhoCorasick(
                 encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
         longest = max(map(len, encoded), default=0)
-        matcher = cls(automaton, list(by_key.values()), encoding, whole_word_latin, longest)
+        matcher = cls(automaton, [values[i] for i in order], encoding, whole_word_latin, longest)
         matcher._tones = pinyin and not _latin_symbols
         if transforms or pinyin:
             matcher._check = (base, transforms)
             matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
-            matcher._wanted = {p.word: plain_of[p.word] for p in by_key.values() if not p.allowed}
+            matcher._wanted = {p.word: plain_of[p.word] for p in listed if not p.allowed}
             if transforms.homophones:
                 matcher._pairs = {word: frozenset(wanted) for word, wanted in matcher._wanted.items()
                                   if len(wanted) == 2 and all(map(is_cjk, wanted))}
@@ -451,29 +460,11 @@ _START_END = operator.attrgetter("start", "end")
 _MARKS = ("Mn", "Me")
 
 
-def _add_pinyin_keys(by_key: dict[str, _Pattern], plain_of: dict[str, str],
-                     normalizer: CharNormalizer) -> None:
-    """Add each Chinese word's pinyin spellings (rules.text.variants.pinyin_keys) as keys.
-
-    Spellings come from the word without overlays (each char keeps its own reading) and
-    are then normalised like any key, so leet reads their tone numbers as the text's do
-    and fold_repeats folds them the same.
-    """
-    patterns = list(by_key.values())
-    spellings = [pinyin_keys(plain_of[pattern.word], every_run=pattern.allowed)
-                 for pattern in patterns]
-    keys = iter(normalizer.normalize_many([key for keys in spellings for key in keys]))
-    for pattern, extras in zip(patterns, spellings):
-        # Fully in pinyin a word of Chinese chars is Latin (whole-word matching); partly, not.
-        word, category, allowed, _ = pattern
-        for key in itertools.islice(keys, len(extras)):
-            if key and key not in by_key:
-                by_key[key] = _Pattern(word, category, allowed, key.isascii() and key.isalnum())
-
-
 def _is_latin_word(key: str) -> bool:
     if key.isascii():
         return key.isalnum()
+    if is_cjk(key[0]):
+        return False  # the common case in a Chinese list, without a call per char
     return all(is_latin_alnum(c) for c in key)
 
 
