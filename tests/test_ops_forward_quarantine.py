@@ -88,9 +88,11 @@ def test_a_dead_sender_thread_is_restarted(outbox):
     fwd.step = dying_step
     fwd.start()
     try:
-        assert wait_for(lambda: not fwd._thread.is_alive())
+        # The process's watchdog thread (receiver/watchdog.py, each second) may replace the dead
+        # thread before this test looks: either way it must be replaced exactly once.
+        assert wait_for(lambda: not fwd._thread.is_alive() or fwd.restarts_total)
         add(outbox, 1, "c")
-        assert fwd.supervise() is None  # replaced at once
+        assert fwd.supervise() is None  # replaced at once (or already)
         assert stats.counts["sender_restart", ""] == 1 and fwd.restarts_total == 1
         assert wait_for(lambda: downstream.got == [b"c:1"])
     finally:
