@@ -8,20 +8,13 @@ import json
 import pytest
 from werkzeug.test import Client
 
-from receiver.app import CALLBACK_PATHS, create_app
-from receiver.core import Outcome
 from receiver.shedding import Shedder
 
 from .helpers import APP_ID, NETEASE_APP_KEY, NETEASE_SECRET, netease_headers
+from .test_shedding import build_shedder
 
 ALLOWED = {"errCode": 0, "responseCode": 200}
 TEXT = json.dumps({"eventType": 1, "fromAccount": "a", "to": "b", "msgType": "TEXT", "body": "hi"}).encode()
-REFUSE_ALL = """
-rules:
-  - use: tests.rulekit:Decide
-    name: refuse-all
-    config: {outcome: refuse, info: decided}
-"""
 
 
 @pytest.fixture
@@ -29,17 +22,7 @@ def shedder(tmp_path, monkeypatch):
     monkeypatch.setenv("IMHOOK_APP_ID", APP_ID)
     monkeypatch.setenv("IMHOOK_NETEASE_APP_KEY", NETEASE_APP_KEY)
     monkeypatch.setenv("IMHOOK_NETEASE_APP_SECRET", NETEASE_SECRET)
-
-    def make(extra: str = "") -> tuple[Shedder, list[Outcome]]:
-        config = tmp_path / "imhook.yaml"
-        config.write_text(f"recording: {{enabled: false}}\nmetrics: {{enabled: false}}\n"
-                          f"logging: {{callbacks: false}}\n{extra}\n{REFUSE_ALL}", encoding="utf-8")
-        app = create_app(config)
-        seen: list[Outcome] = []
-        app.extensions["imhook"].observers.append(seen.append)
-        return Shedder(app, CALLBACK_PATHS), seen
-
-    return make
+    return lambda extra="": build_shedder(tmp_path, extra)
 
 
 def call(shedder: Shedder, waited: float, *, body: bytes = TEXT, headers: dict | None = None,

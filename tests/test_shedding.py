@@ -123,17 +123,18 @@ def shedder(tmp_path, monkeypatch):
     """A Shedder around an in-process imhook app whose only rule refuses everything (and a Sign token)."""
     monkeypatch.setenv("IMHOOK_TOKEN", TOKEN)
     monkeypatch.setenv("IMHOOK_APP_ID", APP_ID)
+    return lambda extra="": build_shedder(tmp_path, extra)
 
-    def make(extra: str = "") -> tuple[Shedder, list[Outcome]]:
-        config = tmp_path / "imhook.yaml"
-        config.write_text(f"recording: {{enabled: false}}\nmetrics: {{enabled: false}}\n"
-                          f"logging: {{callbacks: false}}\n{extra}\n{REFUSE_ALL}", encoding="utf-8")
-        app = create_app(config)
-        seen: list[Outcome] = []
-        app.extensions["imhook"].observers.append(seen.append)
-        return Shedder(app, CALLBACK_PATHS), seen
 
-    return make
+def build_shedder(tmp_path, extra: str = "") -> tuple[Shedder, list[Outcome]]:
+    """The refuse-all app (config in `tmp_path`, plus `extra` YAML) in a Shedder, and the outcomes it saw."""
+    config = tmp_path / "imhook.yaml"
+    config.write_text(f"recording: {{enabled: false}}\nmetrics: {{enabled: false}}\n"
+                      f"logging: {{callbacks: false}}\n{extra}\n{REFUSE_ALL}", encoding="utf-8")
+    app = create_app(config)
+    seen: list[Outcome] = []
+    app.extensions["imhook"].observers.append(seen.append)
+    return Shedder(app, CALLBACK_PATHS), seen
 
 
 def call(shedder: Shedder, waited: float, name: str = "C2C.CallbackBeforeSendMsg", *, body: bytes | None = None,
