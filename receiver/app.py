@@ -167,7 +167,14 @@ class JsonReply(Response):
                 or headers[1][1] != str(len(self.response[0]))):
             return super().__call__(environ, start_response)
         start_response(self.status, headers)
-        return self.response
+        return _Body(self.response)
+
+
+class _Body(list):
+    """The reply's one chunk, with the `close` servers and harnesses may call (PEP 3333): nothing to close."""
+
+    def close(self) -> None:
+        pass
 
 
 _JSON_TYPE = ("Content-Type", "application/json")
