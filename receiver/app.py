@@ -57,7 +57,7 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
             refused = gate(environ)
             if refused is not None:
                 return refused
-        outcome = receiver.handle(HttpRequest(
+        outcome = receiver.handle(HttpRequest.of(
             method=environ["REQUEST_METHOD"], query=parse_query(environ.get("QUERY_STRING", "")),
             body=read_body(environ, receiver.config.server["max_body_bytes"]), headers=request.headers,
             remote_addr=environ.get("REMOTE_ADDR") or "",
