@@ -140,7 +140,7 @@ class Chain:
             # Only rules that cannot block (bounded CPU work, no I/O): the hop to a pool thread
             # would cost more than they do, and they cannot hold the reply past the deadline.
             decision = self.run(callback)
-            return _decision(decision.verdict, decision.trace, (time.perf_counter() - started) * 1000)
+            return Decision(decision.verdict, decision.trace, (time.perf_counter() - started) * 1000)
         future = self._pool.submit(self.run, callback)
         try:
             decision = future.result(timeout=self.deadline_ms / 1000)
@@ -285,14 +285,6 @@ def _trace_step(rule: str, result: str, reason: str, elapsed_ms: float) -> Trace
     step = object.__new__(TraceStep)
     step.__dict__.update(rule=rule, result=result, reason=reason, elapsed_ms=elapsed_ms)
     return step
-
-
-def _decision(verdict: Verdict, trace: tuple[TraceStep, ...], elapsed_ms: float) -> Decision:
-    """Decision(verdict, trace, elapsed_ms) without the frozen __init__'s setattr calls (see
-    _trace_step): `decide` makes one per callback."""
-    made = object.__new__(Decision)
-    made.__dict__.update(verdict=verdict, trace=trace, elapsed_ms=elapsed_ms)
-    return made
 
 
 def _fallback(outcome: str, rule: str, reason: str) -> Verdict:
