@@ -107,6 +107,7 @@ def test_request_ids_are_unique_and_a_forked_child_draws_a_new_prefix():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child[:16] != mine[0][:16] and child not in mine
+    assert ids() == mine[0][:16] + f"{1000:016x}"  # the parent goes on with its own prefix and count
 
 
 def test_a_lone_surrogate_in_a_callback_is_written_back_as_its_json_escape():

@@ -407,3 +407,17 @@ def test_config_errors_name_file_line_and_field(text, where, field, what):
     message = str(info.value)
     assert message.startswith(f"{where}: {field}: "), message
     assert what in message, message
+
+
+def test_message_policy_remembers_each_kinds_answer_and_still_answers_alike():
+    """Policy.refused_kinds remembers permits() per kind (bounded): the answers, their order and
+    their dedup are those of asking permits() for every kind."""
+    from rules.builtin.message_policy import _MAX_KINDS_CACHED, Policy
+
+    policy = Policy([{"allow": ["text", "face", "custom", "unknown"], "deny": ["file"], "max_text_length": None}])
+    kinds = ("text", "file", "image", "signaling", "unknown:x", "file", "image", "custom", "video", "text")
+    expected = [k for k in dict.fromkeys(kinds) if not policy.permits(k)]
+    assert policy.refused_kinds(kinds) == expected == ["file", "image", "video"]
+    assert policy.refused_kinds(kinds) == expected  # the second time from what it remembered
+    wire = tuple(f"unknown:{i}" for i in range(3 * _MAX_KINDS_CACHED)) + ("image",)
+    assert policy.refused_kinds(wire) == ["image"] and len(policy._permitted) <= _MAX_KINDS_CACHED

@@ -11,6 +11,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .. import jsonout
@@ -44,11 +45,13 @@ class Policy:
             salt = env[name].encode()
         return cls(keep_sign=settings["keep_sign"], store_text=settings["store_text"], salt=salt)
 
-    @property
+    # Worked out once: the recorder asks both for every callback (a frozen dataclass still lets
+    # cached_property fill the instance's __dict__).
+    @cached_property
     def redacted(self) -> tuple[str, ...]:
         return (() if self.store_text else ("text",)) + (("user_ids",) if self.salt else ())
 
-    @property
+    @cached_property
     def rewrites_json(self) -> bool:
         return bool(self.redacted)
 

@@ -72,8 +72,14 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines form: the body as text when it is UTF-8, else base64."""
         # Shallow on purpose (asdict deep-copies, 5x the cost): the dict is encoded at once, and on
-        # the reply path when journaling (writer.py).
-        data = {name: getattr(self, name) for name in _JSON_FIELDS}
+        # the reply path when journaling (writer.py). The instance dict holds the fields in their
+        # order (the dataclass __init__ sets them so): a copy of it, less body and origin, is the
+        # same dict as picking the fields one by one, at a third of the cost.
+        data = self.__dict__.copy()
+        if len(data) == _FIELD_COUNT:
+            del data["body"], data["origin"]
+        else:  # an attribute set on it besides the fields: pick them
+            data = {name: getattr(self, name) for name in _JSON_FIELDS}
         data["v"] = FORMAT_VERSION
         data["redacted"] = list(self.redacted)
         try:
@@ -96,6 +102,7 @@ class Record:
 
 
 _JSON_FIELDS = tuple(f.name for f in dataclasses.fields(Record) if f.name not in ("body", "origin"))
+_FIELD_COUNT = len(dataclasses.fields(Record))
 
 
 class _RecordSchema(Schema):

@@ -73,15 +73,31 @@ class Policy:
                 self.deny = frozenset(block["deny"] or ())
             if block["max_text_length"] is not None:
                 self.max_text_length = block["max_text_length"]
+        # kind -> permits(kind), for the handful of kinds messages carry: asked for every element
+        # of every message. Bounded: "unknown:X" kinds come from the wire.
+        self._permitted: dict[str, bool] = {}
 
     def refused_kinds(self, kinds: tuple[str, ...]) -> list[str]:
-        return [k for k in dict.fromkeys(kinds) if not self.permits(k)]
+        permitted = self._permitted
+        refused = []
+        for kind in kinds:
+            allowed = permitted.get(kind)
+            if allowed is None:
+                allowed = self.permits(kind)
+                if len(permitted) < _MAX_KINDS_CACHED:
+                    permitted[kind] = allowed
+            if not allowed and kind not in refused:
+                refused.append(kind)
+        return refused
 
     def permits(self, kind: str) -> bool:
         names = _names(kind)
         if self.deny & names:
             return False
         return self.allow is None or bool(self.allow & names)
+
+
+_MAX_KINDS_CACHED = 64  # far more than the element kinds there are
 
 
 def _names(kind: str) -> frozenset[str]:
