@@ -133,7 +133,8 @@ def closed_phase(server: Server, bodies, workdir: Path, args, *, connections: in
 
 def open_phase(server: Server, bodies, args, *, rate: float, seconds: float, max_connections: int) -> LoadResult:
     return measured(server, lambda: loadgen.open_loop(server.host, server.port, fresh(bodies), rate=rate,
-                                                      seconds=seconds, max_connections=max_connections), args)
+                                                      seconds=seconds, max_connections=max_connections,
+                                                      generator=args.open_generator), args)
 
 
 def measured(server: Server, phase, args, attempts: int = 5) -> LoadResult:
@@ -279,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=20_000, help="size of the generated word list")
     parser.add_argument("--callbacks", type=int, default=3000, help="distinct callbacks in the mix")
     parser.add_argument("--python-generator", action="store_true", help="use the Python generator, not wrk")
+    parser.add_argument("--open-generator", choices=("auto", "c", "python"), default="auto",
+                        help="open-loop phases: benchmarks/openloop.c (built with gcc on first use), the "
+                             "asyncio generator, or auto: C when gcc builds it")
     parser.add_argument("--only", default=None,
                         help="servers to run, of bare, default, production, pooled (default: all; "
                              "--smoke: the first three)")
@@ -301,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
     print(f"gunicorn: worker class {WORKER_CLASS}, {args.workers} workers x {args.threads} threads (all servers); "
-          f"load: {'wrk' if args.wrk else 'Python closed-loop generator (wrk not found)'} + Python open loop "
-          f"on {loadgen.event_loop_name()}")
+          f"load: {'wrk' if args.wrk else 'Python closed-loop generator (wrk not found)'} + open loop: "
+          f"{loadgen.open_loop_name(args.open_generator)}")
     workdir = Path(tempfile.mkdtemp(prefix="imhook-bench-"))
     try:
         words = traffic.make_words(SEED, args.words)

@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callbacks", type=int, default=3000)
     parser.add_argument("--smoke", action="store_true", help="a few seconds at 50 callbacks/s")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument("--generator", choices=("auto", "c", "python"), default="auto",
+                        help="open-loop generator: benchmarks/openloop.c (built with gcc), asyncio, or auto")
     args = parser.parse_args(argv)
     if args.smoke:
         args.minutes, args.chunk_seconds, args.rate = 0.1, 2.0, args.rate or 50.0
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() - start < args.minutes * 60:
                 meter = CpuMeter(server.process.pid)
                 result = loadgen.open_loop(server.host, server.port, fresh(bodies), rate=rate,
-                                           seconds=args.chunk_seconds)
+                                           seconds=args.chunk_seconds, generator=args.generator)
                 cpu_server, _, cpu_others = meter.stop()
                 elapsed = time.monotonic() - start
                 rss = {pid: rss_bytes(pid) for pid in worker_pids(server.process.pid)}
