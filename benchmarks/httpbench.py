@@ -216,12 +216,13 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
                                          seconds=args.seconds / 2)
         report(run, "c64")
     for run in runs:
-        if run.name in NO_OVERLOAD or args.overload_seconds <= 0 or not run.saturation:
+        if run.name in NO_OVERLOAD or args.overload_seconds <= 0 or not (run.saturation or args.overload_rate):
             continue
         time.sleep(1)
         server = servers[run.name]
         shed_before = shed_so_far(server)
-        run.phases["overload"] = open_phase(server, bodies, args, rate=args.overload_factor * run.saturation,
+        rate = args.overload_rate or args.overload_factor * run.saturation
+        run.phases["overload"] = open_phase(server, bodies, args, rate=rate,
                                             seconds=args.overload_seconds, max_connections=args.overload_connections)
         time.sleep(FLUSH_SECONDS + 0.5)  # the other workers' counts reach /metrics within a flush
         shed_after = shed_so_far(server)
@@ -273,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overload-seconds", type=float, default=30.0, help="0: no open-loop overload run")
     parser.add_argument("--overload-factor", type=float, default=2.0,
                         help="the open-loop rate as a multiple of the server's closed-loop saturation rate")
+    parser.add_argument("--overload-rate", type=float, default=0.0, metavar="REQ_PER_S",
+                        help="the open-loop rate itself, instead of --overload-factor x this run's saturation "
+                             "(on a shared machine a disturbed closed-loop round misstates saturation)")
     parser.add_argument("--overload-connections", type=int, default=256, help="open-loop pool size cap")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=workers)

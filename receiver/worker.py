@@ -68,6 +68,21 @@ def receive(conn) -> bytes | None:
         return b""
 
 
+def client_left(sock) -> bool:
+    """Whether the client closed the connection (or it failed) while its request waited in the queue.
+
+    Past saturation the IM gives up on a callback after its 2 s and closes the connection; the
+    request is still in the worker's queue, and deciding (or shedding) it then only takes CPU from
+    the requests still waited for: under overload that is most of the queue. One non-blocking peek,
+    ~1 µs. A client that half-closes after sending counts as gone too, as nginx treats it (499)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
 def count_refusal(status: int) -> None:
     """Count a request the worker answered itself, so a flood of them shows in /metrics."""
     try:
@@ -95,6 +110,7 @@ class ImhookWorker(ThreadWorker):
         self.lingering: dict[TConn, None] = {}  # answered with an error, draining before close
         self.paused: deque[TConn] = deque()  # reading, but not read while over the budget
         self.buffered = 0
+        self.abandoned = 0  # requests whose client left while they waited in the queue (not decided)
         self.render_error = edge.render_error
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -312,6 +328,9 @@ class ImhookWorker(ThreadWorker):
         data = getattr(conn, "request_bytes", None)
         if data is not None:
             conn.request_bytes = None
+            if client_left(conn.sock):  # nobody waits for this reply any more: do not decide it
+                self.abandoned += 1
+                return False
             # A parser over exactly this request's bytes: it never reads the socket, so it never
             # waits for a client; pipelined bytes stay in the framer for the next round.
             conn.parser = http.get_parser(self.cfg, [data], conn.client)
@@ -378,3 +397,6 @@ class ImhookWorker(ThreadWorker):
             # benchmarks/httpbench.py reads this line; /metrics counts shed callbacks too.
             self.log.info("imhook worker %s: %d requests shed (answered without the app)", self.pid,
                           getattr(getattr(self, "shedder", None), "shed_count", 0))
+            if self.abandoned:
+                self.log.info("imhook worker %s: %d requests not decided: their client left while they "
+                              "were queued", self.pid, self.abandoned)
