@@ -46,6 +46,7 @@ SEED = 20240601
 NO_OVERLOAD = ("pooled",)  # only here to price the chain's thread hop
 FLUSH_SECONDS = 1.0  # receiver/ops/metrics.py flushes each worker's counts this often
 SHED_LOG = re.compile(r"(\d+) requests shed \(answered without the app\)")  # receiver/worker.py, at exit
+ABANDONED_LOG = re.compile(r"(\d+) requests not decided: their client left")  # receiver/worker.py, at exit
 SHED_METRIC = re.compile(r'^imhook_callbacks_total\{[^}]*outcome="shed"[^}]*\} (\S+)$', re.MULTILINE)
 
 
@@ -343,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                 server = running[run.name]
                 if server.stop() not in (0, None):
                     print(f"  {run.name}: gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
+                abandoned = sum(int(n) for n in ABANDONED_LOG.findall(server.log_tail(400)))
+                if abandoned:
+                    print(f"  {run.name}: {abandoned:,} requests not decided: their client had left (timed out) "
+                          "while they were queued")
                 counts = SHED_LOG.findall(server.log_tail(400))  # each worker logs its count as it exits
                 if counts:
                     run.shed = sum(int(n) for n in counts)
