@@ -71,10 +71,11 @@ def receive(conn) -> bytes | None:
 def client_left(sock) -> bool:
     """Whether the client closed the connection (or it failed) while its request waited in the queue.
 
-    Past saturation the IM gives up on a callback after its 2 s and closes the connection; the
-    request is still in the worker's queue, and deciding (or shedding) it then only takes CPU from
-    the requests still waited for: under overload that is most of the queue. One non-blocking peek,
-    ~1 µs. A client that half-closes after sending counts as gone too, as nginx treats it (499)."""
+    A client that gives up on a reply can only close the connection (HTTP/1.1 has no other way to
+    cancel; whether the IM does so after its 2 s is not documented). Its request may still be in the
+    worker's queue, and deciding (or shedding) it then only takes CPU from the requests still waited
+    for: past saturation that is much of the queue. One non-blocking peek. A client that
+    half-closes after sending counts as gone too, as nginx treats it (499)."""
     try:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except (BlockingIOError, InterruptedError):
