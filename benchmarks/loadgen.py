@@ -269,7 +269,7 @@ async def _open_loop(host, port, raws, rate, seconds, max_connections, timeout) 
         _close(idle.pop())
     # Throughput over the whole span, from the first send to the last reply (late replies included).
     return rec.result("python-open", state["peak"], loop.time() - t0, target_rate=rate,
-                      generator_lag_ms=state["lag"] * 1000, peak_connections=state["peak"])
+                      generator_lag_ms=state["lag"] * 1000, peak_connections=state["peak"], scheduled=total)
 
 
 def open_loop(host: str, port: int, requests: list[tuple[str, bytes]], *, rate: float, seconds: float,

@@ -45,7 +45,10 @@ def report(run: Run, phase: str) -> None:
     if r.generator == "c-open":  # the C generator's own accuracy: its schedule against the target
         rate += (f" scheduled {r.scheduled:,} in {r.send_seconds:.1f} s, {r.late_sends} sent >10 ms late, "
                  f"generator CPU {r.generator_cpu_s:.2f} s,")
-    shed = f"; shed {run.shed_overload:,}" if phase == "overload" and run.shed_overload is not None else ""
+    shed = ""
+    if phase == "overload" and run.shed_overload is not None:
+        sent = r.scheduled  # the schedule's total, answered or not
+        shed = f"; shed {run.shed_overload:,} ({100 * run.shed_overload / max(sent, 1):.0f} % of {sent:,})"
     print(f"  RESULT {run.name:<10} {phase:<8} {r.generator:<13} c={r.connections:<4} {r.rps:>8,.0f} req/s  "
           f"p50 {r.p50:7.2f}  p99 {r.p99:7.2f}  p99.9 {r.p999:7.2f}  max {r.max:8.1f} ms  "
           f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  timeouts {r.timeouts}"
