@@ -159,6 +159,10 @@ class LoadResult:
     over_2s: int = 0  # replies (or time-outs) later than the IM's 2 s budget
     generator_lag_ms: float = 0.0  # open loop: worst delay of a send behind its schedule
     peak_connections: int = 0
+    scheduled: int = 0  # open loop: requests the schedule called for (answered or not)
+    send_seconds: float = 0.0  # open loop: from the first due time to the last
+    late_sends: int = 0  # C open loop: requests the generator itself noticed over 10 ms after their due time
+    generator_cpu_s: float = 0.0  # C open loop: the generator's own CPU seconds over the phase
     cpu_server: float = 0.0  # cores used by the server's processes during the phase
     cpu_generator: float = 0.0  # cores used by the load generator (this process, wrk)
     cpu_others: float = 0.0  # cores used by everything else on the machine meanwhile

@@ -46,6 +46,7 @@ SEED = 20240601
 NO_OVERLOAD = ("pooled",)  # only here to price the chain's thread hop
 FLUSH_SECONDS = 1.0  # receiver/ops/metrics.py flushes each worker's counts this often
 SHED_LOG = re.compile(r"(\d+) requests shed \(answered without the app\)")  # receiver/worker.py, at exit
+ABANDONED_LOG = re.compile(r"(\d+) requests not decided: their client left")  # receiver/worker.py, at exit
 SHED_METRIC = re.compile(r'^imhook_callbacks_total\{[^}]*outcome="shed"[^}]*\} (\S+)$', re.MULTILINE)
 
 
@@ -133,7 +134,8 @@ def closed_phase(server: Server, bodies, workdir: Path, args, *, connections: in
 
 def open_phase(server: Server, bodies, args, *, rate: float, seconds: float, max_connections: int) -> LoadResult:
     return measured(server, lambda: loadgen.open_loop(server.host, server.port, fresh(bodies), rate=rate,
-                                                      seconds=seconds, max_connections=max_connections), args)
+                                                      seconds=seconds, max_connections=max_connections,
+                                                      generator=args.open_generator), args)
 
 
 def measured(server: Server, phase, args, attempts: int = 5) -> LoadResult:
@@ -215,12 +217,13 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
                                          seconds=args.seconds / 2)
         report(run, "c64")
     for run in runs:
-        if run.name in NO_OVERLOAD or args.overload_seconds <= 0 or not run.saturation:
+        if run.name in NO_OVERLOAD or args.overload_seconds <= 0 or not (run.saturation or args.overload_rate):
             continue
         time.sleep(1)
         server = servers[run.name]
         shed_before = shed_so_far(server)
-        run.phases["overload"] = open_phase(server, bodies, args, rate=args.overload_factor * run.saturation,
+        rate = args.overload_rate or args.overload_factor * run.saturation
+        run.phases["overload"] = open_phase(server, bodies, args, rate=rate,
                                             seconds=args.overload_seconds, max_connections=args.overload_connections)
         time.sleep(FLUSH_SECONDS + 0.5)  # the other workers' counts reach /metrics within a flush
         shed_after = shed_so_far(server)
@@ -272,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overload-seconds", type=float, default=30.0, help="0: no open-loop overload run")
     parser.add_argument("--overload-factor", type=float, default=2.0,
                         help="the open-loop rate as a multiple of the server's closed-loop saturation rate")
+    parser.add_argument("--overload-rate", type=float, default=0.0, metavar="REQ_PER_S",
+                        help="the open-loop rate itself, instead of --overload-factor x this run's saturation "
+                             "(on a shared machine a disturbed closed-loop round misstates saturation)")
     parser.add_argument("--overload-connections", type=int, default=256, help="open-loop pool size cap")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=workers)
@@ -279,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=20_000, help="size of the generated word list")
     parser.add_argument("--callbacks", type=int, default=3000, help="distinct callbacks in the mix")
     parser.add_argument("--python-generator", action="store_true", help="use the Python generator, not wrk")
+    parser.add_argument("--open-generator", choices=("auto", "c", "python"), default="auto",
+                        help="open-loop phases: benchmarks/openloop.c (built with gcc on first use), the "
+                             "asyncio generator, or auto: C when gcc builds it")
     parser.add_argument("--only", default=None,
                         help="servers to run, of bare, default, production, pooled (default: all; "
                              "--smoke: the first three)")
@@ -301,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()))
     print(f"gunicorn: worker class {WORKER_CLASS}, {args.workers} workers x {args.threads} threads (all servers); "
-          f"load: {'wrk' if args.wrk else 'Python closed-loop generator (wrk not found)'} + Python open loop "
-          f"on {loadgen.event_loop_name()}")
+          f"load: {'wrk' if args.wrk else 'Python closed-loop generator (wrk not found)'} + open loop: "
+          f"{loadgen.open_loop_name(args.open_generator)}")
     workdir = Path(tempfile.mkdtemp(prefix="imhook-bench-"))
     try:
         words = traffic.make_words(SEED, args.words)
@@ -335,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                 server = running[run.name]
                 if server.stop() not in (0, None):
                     print(f"  {run.name}: gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
+                abandoned = sum(int(n) for n in ABANDONED_LOG.findall(server.log_tail(400)))
+                if abandoned:
+                    print(f"  {run.name}: {abandoned:,} requests not decided: their client had left (timed out) "
+                          "while they were queued")
                 counts = SHED_LOG.findall(server.log_tail(400))  # each worker logs its count as it exits
                 if counts:
                     run.shed = sum(int(n) for n in counts)

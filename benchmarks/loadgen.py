@@ -1,9 +1,12 @@
-"""Load generators: wrk (closed loop, Lua-scripted), and Python closed- and open-loop generators.
+"""Load generators: wrk (closed loop, Lua-scripted), a C open-loop generator, and Python closed- and
+open-loop generators.
 
 wrk is the real one (Debian package `wrk`). Debian has no wrk2, so constant-rate ("open loop")
-load comes from the asyncio generator here: request i is due at t0 + i/rate whatever happened to
-the earlier ones, and its latency is measured from that due time, so a stalled server cannot hide
-its queue by slowing the generator down (no coordinated omission).
+load comes from benchmarks/openloop.c (compiled with gcc on first use, openloop.py) or, without
+gcc or with generator="python", from the asyncio generator here. Both work alike: request i is due
+at t0 + i/rate whatever happened to the earlier ones, and its latency is measured from that due
+time, so a stalled server cannot hide its queue by slowing the generator down (no coordinated
+omission).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import openloop
 from common import LoadResult, percentile
 
 IM_BUDGET_S = 2.0  # the IM waits this long for a callback reply (PROTOCOL.md §2)
@@ -264,18 +269,44 @@ async def _open_loop(host, port, raws, rate, seconds, max_connections, timeout) 
         _close(idle.pop())
     # Throughput over the whole span, from the first send to the last reply (late replies included).
     return rec.result("python-open", state["peak"], loop.time() - t0, target_rate=rate,
-                      generator_lag_ms=state["lag"] * 1000, peak_connections=state["peak"])
+                      generator_lag_ms=state["lag"] * 1000, peak_connections=state["peak"], scheduled=total)
 
 
 def open_loop(host: str, port: int, requests: list[tuple[str, bytes]], *, rate: float, seconds: float,
-              max_connections: int = 256, timeout: float = 10.0) -> LoadResult:
+              max_connections: int = 256, timeout: float = 10.0, generator: str = "auto") -> LoadResult:
     """Send at a constant `rate` for `seconds` over a keep-alive pool of up to `max_connections`.
 
     A request with no free connection waits for one; its latency still counts from its due time.
     Requests unanswered `timeout` s after their due time are counted as time-outs (and over 2 s).
+    `generator`: "c" (benchmarks/openloop.c, compiled on first use), "python" (asyncio, here), or
+    "auto": C when gcc can build it, else Python with a warning.
     """
     raws = raw_requests(host, port, requests)
+    if generator != "python":
+        try:
+            return openloop.run(host, port, raws, rate=rate, seconds=seconds, max_connections=max_connections,
+                                timeout=timeout)
+        except openloop.Unavailable as exc:
+            if generator == "c":
+                raise
+            _warn_once(f"note: {exc}")
     return run_async(_open_loop(host, port, raws, rate, seconds, max_connections, timeout))
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr, flush=True)
+
+
+def open_loop_name(generator: str = "auto") -> str:
+    """Which open-loop generator `open_loop(..., generator=generator)` will use, for the headers."""
+    if generator != "python" and openloop.available():
+        return "C (benchmarks/openloop.c, epoll)"
+    return f"Python on {event_loop_name()}"
 
 
 def event_loop_name() -> str:

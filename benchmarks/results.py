@@ -41,8 +41,14 @@ class Run:
 def report(run: Run, phase: str) -> None:
     r = run.phases[phase]
     rate = f" target {r.target_rate:,.0f}/s, peak conns {r.peak_connections}, gen lag {r.generator_lag_ms:.0f} ms," \
-        if r.generator == "python-open" else ""
-    shed = f"; shed {run.shed_overload:,}" if phase == "overload" and run.shed_overload is not None else ""
+        if r.generator.endswith("-open") else ""
+    if r.generator == "c-open":  # the C generator's own accuracy: its schedule against the target
+        rate += (f" scheduled {r.scheduled:,} in {r.send_seconds:.1f} s, {r.late_sends} sent >10 ms late, "
+                 f"generator CPU {r.generator_cpu_s:.2f} s,")
+    shed = ""
+    if phase == "overload" and run.shed_overload is not None:
+        sent = r.scheduled  # the schedule's total, answered or not
+        shed = f"; shed {run.shed_overload:,} ({100 * run.shed_overload / max(sent, 1):.0f} % of {sent:,})"
     print(f"  RESULT {run.name:<10} {phase:<8} {r.generator:<13} c={r.connections:<4} {r.rps:>8,.0f} req/s  "
           f"p50 {r.p50:7.2f}  p99 {r.p99:7.2f}  p99.9 {r.p999:7.2f}  max {r.max:8.1f} ms  "
           f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  timeouts {r.timeouts}"
@@ -144,7 +150,7 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
     lines += [f"- gunicorn: `--worker-class {WORKER_CLASS} --workers {args.workers} --threads {args.threads}` "
               "for every server; "
               f"load: {'wrk ' + loadgen.wrk_version() if args.wrk else 'Python closed-loop generator'} "
-              f"(closed loop), Python generator on {loadgen.event_loop_name()} (open loop)", ""]
+              f"(closed loop), {loadgen.open_loop_name(args.open_generator)} (open loop)", ""]
     lines += ["| server | phase | generator | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | "
               "socket err | timeouts | over 2 s | CPU server / gen / others | server µs/req | workers' CPU % |",
               "|" + "---|" * 16]

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import heaptrace
 import loadgen
 import traffic
 from common import CpuMeter, start_server
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callbacks", type=int, default=3000)
     parser.add_argument("--smoke", action="store_true", help="a few seconds at 50 callbacks/s")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
+    parser.add_argument("--trace", type=Path, metavar="DIR",
+                        help="sample each worker's heap into DIR (benchmarks/heaptrace.py) and report its growth")
+    parser.add_argument("--tracemalloc", action="store_true", help="with --trace: tracemalloc snapshots too (slow)")
+    parser.add_argument("--generator", choices=("auto", "c", "python"), default="auto",
+                        help="open-loop generator: benchmarks/openloop.c (built with gcc), asyncio, or auto")
     args = parser.parse_args(argv)
     if args.smoke:
         args.minutes, args.chunk_seconds, args.rate = 0.1, 2.0, args.rate or 50.0
@@ -100,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         config = workdir / "production.yaml"
         config.write_text(production_config({}), encoding="utf-8")
         bodies = traffic.Traffic.build(SEED, words, args.callbacks, loadgen.wall_clock())
-        server = start_server(imhook_spec("production", config), workdir, workers=workers, threads=threads)
+        spec = imhook_spec("production", config)
+        if args.trace:
+            spec.gunicorn_config = "python:benchmarks.configs.gunicorn_traced"
+            spec.env.update({"IMHOOK_TRACE_DIR": str(args.trace.resolve()),
+                             "IMHOOK_TRACEMALLOC": "1" if args.tracemalloc else "0",
+                             "IMHOOK_TRACE_EVERY": str(args.chunk_seconds)})
+        server = start_server(spec, workdir, workers=workers, threads=threads)
         try:
             rate = args.rate or args.fraction * saturation(server, bodies, workdir, 3, 10.0)
             print(f"soak: {args.minutes:g} min at {rate:,.0f} callbacks/s, {workers} workers x {threads} threads, "
@@ -113,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() - start < args.minutes * 60:
                 meter = CpuMeter(server.process.pid)
                 result = loadgen.open_loop(server.host, server.port, fresh(bodies), rate=rate,
-                                           seconds=args.chunk_seconds)
+                                           seconds=args.chunk_seconds, generator=args.generator)
                 cpu_server, _, cpu_others = meter.stop()
                 elapsed = time.monotonic() - start
                 rss = {pid: rss_bytes(pid) for pid in worker_pids(server.process.pid)}
@@ -145,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             f"worker {pid} {'restarted' if g is None else f'{g / MB:+.2f} MB'}" for pid, g in half.items())))
         print(f"RESULT disk {disk / MB:.1f} MB for {sent:,} callbacks: "
               f"{disk / max(sent, 1) * 10_000 / MB:.2f} MB per 10,000 callbacks")
+        if args.trace:
+            for line in heaptrace.report(args.trace, total_s / 2):
+                print("RESULT heap " + line)
         if args.json:
             args.json.write_text(json.dumps({"rate": rate, "totals": totals, "rows": rows}, indent=1))
         flat = all(g is not None and g < 2 * MB for g in half.values())

@@ -2,7 +2,8 @@
 
 Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
 IMHOOK_WORKER_CLASS, IMHOOK_WORKER_CONNECTIONS, IMHOOK_LOG_LEVEL, IMHOOK_ACCESS_LOG,
-IMHOOK_REUSE_PORT) or on the gunicorn command line.
+IMHOOK_REUSE_PORT) or on the gunicorn command line; IMHOOK_MALLOC_TRIM_SECONDS (60; 0: never) sets how
+often each worker hands free C heap back to the system (receiver/heap.py).
 """
 
 import multiprocessing
@@ -108,8 +109,12 @@ def post_worker_init(worker):
     """
     import gc
 
+    from receiver.heap import start_trimming
+
     gc.collect()
     gc.freeze()
+    # Free C heap back to the system once a minute, so RSS follows the memory in use (receiver/heap.py).
+    start_trimming()
 
 
 def worker_exit(server, worker):

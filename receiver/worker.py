@@ -68,6 +68,22 @@ def receive(conn) -> bytes | None:
         return b""
 
 
+def client_left(sock) -> bool:
+    """Whether the client closed the connection (or it failed) while its request waited in the queue.
+
+    A client that gives up on a reply can only close the connection (HTTP/1.1 has no other way to
+    cancel; whether the IM does so after its 2 s is not documented). Its request may still be in the
+    worker's queue, and deciding (or shedding) it then only takes CPU from the requests still waited
+    for: past saturation that is much of the queue. One non-blocking peek. A client that
+    half-closes after sending counts as gone too, as nginx treats it (499)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
 def count_refusal(status: int) -> None:
     """Count a request the worker answered itself, so a flood of them shows in /metrics."""
     try:
@@ -95,6 +111,7 @@ class ImhookWorker(ThreadWorker):
         self.lingering: dict[TConn, None] = {}  # answered with an error, draining before close
         self.paused: deque[TConn] = deque()  # reading, but not read while over the budget
         self.buffered = 0
+        self.abandoned = 0  # requests whose client left while they waited in the queue (not decided)
         self.render_error = edge.render_error
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -312,6 +329,9 @@ class ImhookWorker(ThreadWorker):
         data = getattr(conn, "request_bytes", None)
         if data is not None:
             conn.request_bytes = None
+            if client_left(conn.sock):  # nobody waits for this reply any more: do not decide it
+                self.abandoned += 1
+                return False
             # A parser over exactly this request's bytes: it never reads the socket, so it never
             # waits for a client; pipelined bytes stay in the framer for the next round.
             conn.parser = http.get_parser(self.cfg, [data], conn.client)
@@ -378,3 +398,6 @@ class ImhookWorker(ThreadWorker):
             # benchmarks/httpbench.py reads this line; /metrics counts shed callbacks too.
             self.log.info("imhook worker %s: %d requests shed (answered without the app)", self.pid,
                           getattr(getattr(self, "shedder", None), "shed_count", 0))
+            if self.abandoned:
+                self.log.info("imhook worker %s: %d requests not decided: their client left while they "
+                              "were queued", self.pid, self.abandoned)

@@ -56,7 +56,7 @@ def test_a_stale_copy_feed_event_keeps_its_command_for_recording_and_forwarding(
 REFUSED = {"errCode": 1, "responseCode": 20000}
 # (case, change, status, reply)
 STILL_DECIDED = [
-    ("fresh", dict(waited=0.1), 200, REFUSED),
+    ("fresh", dict(waited=0.05), 200, REFUSED),
     ("wrong CheckSum", dict(headers={**netease_headers(TEXT), "CheckSum": "0" * 40}), 401, None),
     ("no headers", dict(headers={}), 401, None),
     ("not JSON", dict(body=b"{oops"), 400, None),

@@ -173,7 +173,7 @@ def test_a_stale_friend_request_lists_every_friend(shedder):
 REFUSED = {"ActionStatus": "OK", "ErrorCode": 1, "ErrorInfo": "decided"}
 # (what differs from a stale, valid callback; the app's answer)
 STILL_DECIDED = [
-    ("fresh", dict(waited=0.1), 200, REFUSED),
+    ("fresh", dict(waited=0.05), 200, REFUSED),
     ("shedding off", dict(waited=5.0, extra="server: {shed_after_ms: 0}"), 200, REFUSED),
     ("another setting", dict(waited=0.6, extra="server: {shed_after_ms: 800}"), 200, REFUSED),
     ("wrong app id", dict(app_id="1"), 403, None),
@@ -281,9 +281,9 @@ def test_shed_reply_is_validated_with_file_line_and_path(bad, where):
 
 # --- config -----------------------------------------------------------------------------------------
 
-def test_shed_after_ms_defaults_to_500_and_is_validated():
+def test_shed_after_ms_defaults_to_100_and_is_validated():
     env = {"IMHOOK_APP_ID": APP_ID}
-    assert parse_config("rules: []\n", "c.yaml", env).server["shed_after_ms"] == 500
+    assert parse_config("rules: []\n", "c.yaml", env).server["shed_after_ms"] == 100
     assert parse_config("server: {shed_after_ms: 0}\n", "c.yaml", env).server["shed_after_ms"] == 0
     for bad in ("-1", "2500", "soon"):
         with pytest.raises(ConfigError) as info:

@@ -29,6 +29,7 @@ class Harness:
         worker.reading, worker.lingering, worker.paused, worker.buffered = {}, {}, deque(), 0
         worker.pending_conns = deque()
         worker.render_error = edge.render_error
+        worker.abandoned = 0
         self.dispatched: list = []
         worker.enqueue_req = self.dispatched.append  # what a thread would be given
         self.worker = worker
@@ -159,3 +160,38 @@ def test_an_oversized_body_is_refused_without_reading_it(harness):
     client.settimeout(1)
     assert client.recv(4096).startswith(b"HTTP/1.1 413 ")
     assert not h.dispatched and h.worker.buffered == 0
+
+
+def test_a_request_whose_client_left_while_queued_is_not_decided(harness, monkeypatch):
+    # The IM gives up after 2 s and closes the connection; its request may still wait in the queue.
+    h = harness()
+    request = b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    waiting, gone = h.connect(), h.connect()
+    for client in (waiting, gone):
+        client.sendall(request)
+    h.pump(2)
+    assert len(h.dispatched) == 2
+    left, stays = h.conn_of(gone), h.conn_of(waiting)
+    gone.close()
+    decided = []
+    monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: decided.append(conn) or True)
+    assert h.worker.handle(left) is False  # closed, never parsed nor given to the app
+    assert h.worker.handle(stays) is True
+    assert decided == [stays] and h.worker.abandoned == 1
+
+
+def test_client_left_tells_a_closed_connection_from_a_quiet_or_busy_one():
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        quiet, busy, gone = (socket.create_connection(listener.getsockname()) for _ in range(3))
+        served = [listener.accept()[0] for _ in range(3)]
+        busy.sendall(b"GET /next")  # a pipelined request is not a departure
+        gone.close()
+        for client in (quiet, busy):
+            client.settimeout(1)
+        import time
+
+        time.sleep(0.05)
+        assert [worker_module.client_left(s) for s in served] == [False, False, True]
+        for s in (*served, quiet, busy):
+            s.close()
