@@ -42,7 +42,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import edge
 from .framing import Framer, Limits, Refusal
-from .shedding import Shedder
+from .shedding import Shedder, should_shed
 
 log = logging.getLogger("imhook.worker")
 
@@ -92,6 +92,16 @@ def count_refusal(status: int) -> None:
         metrics.EDGE_REFUSED.labels(status=str(status)).inc()
     except Exception:  # counting must never cost the answer
         log.debug("could not count an edge refusal", exc_info=True)
+
+
+def count_abandoned() -> None:
+    """Count a queued request dropped because its client left, so overload shows in /metrics."""
+    try:
+        from .ops import metrics
+
+        metrics.ABANDONED.inc()
+    except Exception:  # counting must never cost the worker
+        log.debug("could not count an abandoned request", exc_info=True)
 
 
 class ImhookWorker(ThreadWorker):
@@ -329,13 +339,26 @@ class ImhookWorker(ThreadWorker):
         data = getattr(conn, "request_bytes", None)
         if data is not None:
             conn.request_bytes = None
-            if client_left(conn.sock):  # nobody waits for this reply any more: do not decide it
-                self.abandoned += 1
+            if self._abandoned(conn):  # nobody waits for this reply any more: do not decide it
                 return False
             # A parser over exactly this request's bytes: it never reads the socket, so it never
             # waits for a client; pipelined bytes stay in the framer for the next round.
             conn.parser = http.get_parser(self.cfg, [data], conn.client)
         return super().handle(conn)
+
+    def _abandoned(self, conn) -> bool:
+        """A request that waited long enough to be shed, and whose client has left: dropped, counted.
+
+        Only a stale one: a client that half-closes after sending (legal, if odd) reads EOF too, and
+        its fresh request must still be decided. A stale one would only have been shed (answered
+        without the rules), so nothing the rules would have decided is lost."""
+        shedder = getattr(self, "shedder", None)
+        limit = shedder.shed_after_ms() if shedder is not None else 0
+        if not should_shed(getattr(conn, "queue_wait", 0.0), limit) or not client_left(conn.sock):
+            return False
+        self.abandoned += 1
+        count_abandoned()
+        return True
 
     def handle_request(self, req, conn):
         conn.sock.settimeout(WRITE_TIMEOUT_SECONDS)  # the reply's send, to a client that may not read

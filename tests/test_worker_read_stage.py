@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+import time
 from collections import deque
 
 import pytest
@@ -173,11 +174,41 @@ def test_a_request_whose_client_left_while_queued_is_not_decided(harness, monkey
     assert len(h.dispatched) == 2
     left, stays = h.conn_of(gone), h.conn_of(waiting)
     gone.close()
+    h.worker.shedder = StaleAfter(100)
+    for conn in (left, stays):
+        conn.queued_at = time.monotonic() - 0.5  # both waited past shed_after_ms
     decided = []
     monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: decided.append(conn) or True)
     assert h.worker.handle(left) is False  # closed, never parsed nor given to the app
     assert h.worker.handle(stays) is True
     assert decided == [stays] and h.worker.abandoned == 1
+
+
+def test_a_fresh_request_from_a_client_that_half_closed_is_still_decided(harness, monkeypatch):
+    # Sending the request, then shutting down its own side is legal HTTP/1.1 (it reads EOF, like a
+    # client that left): only a request stale enough to be shed anyway may be dropped for it.
+    h = harness()
+    client = h.connect()
+    client.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    client.shutdown(socket.SHUT_WR)
+    h.pump(2)
+    (conn,) = h.dispatched
+    h.worker.shedder = StaleAfter(100)
+    conn.queued_at = time.monotonic()
+    decided = []
+    monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: decided.append(conn) or True)
+    assert h.worker.handle(conn) is True
+    assert decided == [conn] and h.worker.abandoned == 0
+
+
+class StaleAfter:
+    """The shedder's threshold, without an app behind it."""
+
+    def __init__(self, milliseconds: float):
+        self.milliseconds = milliseconds
+
+    def shed_after_ms(self) -> float:
+        return self.milliseconds
 
 
 def test_client_left_tells_a_closed_connection_from_a_quiet_or_busy_one():
