@@ -216,7 +216,8 @@ class Recorder(Accounting, Supervised):
             return True
         self._stop.set()
         self._batch_due.set()
-        thread = self._thread
+        with self._lock:  # not mid-restart (health.restart_if_dead): a thread made but not started yet
+            thread = self._thread
         if thread is None:
             self._close_unstarted()
         if thread is not None and thread is not threading.current_thread():
