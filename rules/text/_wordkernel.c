@@ -1,0 +1,540 @@
+/* The sensitive-word engine's hot path in C (optional; rules/text/words.py has the same
+ * steps in Python and numpy, and falls back to them when this module is not built).
+ *
+ * Kernel(table, width, fold, latin_codes, flags, automaton, longest, check_latin, max_rescans)
+ *   .encode(text)            -> the compact search stream (bytes), or None when a char of
+ *                               the text escapes to the per-char path (SearchEncoding.encode)
+ *   .resolve(text, data, hits) -> [(pattern index, first, last)] in original offsets, the
+ *                               whole-word check and its re-searches done (WordMatcher._candidates)
+ * has_tone_number(text), symbol_at_letter(text, symbols): variants.py's per-message scans.
+ *
+ * Every str is read by code point (PyUnicode_READ), lone surrogates and NUL included; every
+ * index read from Python (a hit) is bounds-checked, and errors come back as exceptions.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CODE_POINTS 0x110000
+
+static PyObject *category_func;  /* unicodedata.category, for marks after a match */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer table;      /* one code per code point, `width` bytes, little-endian */
+    int width;
+    int fold;
+    uint32_t escape;      /* all bytes 0xFF: the char needs the per-char path */
+    uint32_t *latin;      /* sorted codes standing for a Latin letter or digit */
+    Py_ssize_t latin_count;
+    PyObject *flags;      /* bytes, per pattern: 1 allowed, 2 latin_only */
+    PyObject *automaton;
+    Py_ssize_t longest;
+    int check_latin;
+    int max_rescans;
+} Kernel;
+
+static inline uint32_t
+table_code(const Kernel *k, Py_UCS4 cp)
+{
+    const unsigned char *t = (const unsigned char *)k->table.buf;
+    if (cp >= CODE_POINTS)
+        return k->escape;  /* cannot happen for a str; treated like a char past the table */
+    switch (k->width) {
+    case 1: return t[cp];
+    case 2: return (uint32_t)t[2 * cp] | ((uint32_t)t[2 * cp + 1] << 8);
+    default: {
+        const unsigned char *p = t + 4 * (size_t)cp;
+        return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    }
+    }
+}
+
+static inline uint32_t
+data_code(const unsigned char *p, int width)
+{
+    uint32_t value = 0;
+    for (int i = width - 1; i >= 0; i--)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+static inline void
+put_code(unsigned char *p, uint32_t code, int width)
+{
+    for (int i = 0; i < width; i++)
+        p[i] = (unsigned char)(code >> (8 * i));
+}
+
+static void
+Kernel_dealloc(Kernel *self)
+{
+    if (self->table.obj != NULL)
+        PyBuffer_Release(&self->table);
+    PyMem_Free(self->latin);
+    Py_XDECREF(self->flags);
+    Py_XDECREF(self->automaton);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+compare_codes(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static PyObject *
+Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"table", "width", "fold", "latin_codes", "flags", "automaton",
+                            "longest", "check_latin", "max_rescans", NULL};
+    PyObject *table, *latin_codes, *flags, *automaton;
+    int width, fold, check_latin, max_rescans;
+    Py_ssize_t longest;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OipOSOnpi", names, &table, &width, &fold,
+                                     &latin_codes, &flags, &automaton, &longest, &check_latin,
+                                     &max_rescans))
+        return NULL;
+    if (width != 1 && width != 2 && width != 4) {
+        PyErr_SetString(PyExc_ValueError, "width must be 1, 2 or 4");
+        return NULL;
+    }
+    Kernel *self = (Kernel *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    if (PyObject_GetBuffer(table, &self->table, PyBUF_C_CONTIGUOUS) < 0) {
+        self->table.obj = NULL;
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (self->table.len != (Py_ssize_t)CODE_POINTS * width) {
+        PyErr_SetString(PyExc_ValueError, "table must hold one code per code point");
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->width = width;
+    self->fold = fold;
+    self->escape = width == 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
+    PyObject *seq = PySequence_Fast(latin_codes, "latin_codes must be a sequence of ints");
+    if (seq == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->latin_count = PySequence_Fast_GET_SIZE(seq);
+    self->latin = PyMem_Malloc(sizeof(uint32_t) * (self->latin_count + 1));
+    if (self->latin == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < self->latin_count; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->latin[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    qsort(self->latin, self->latin_count, sizeof(uint32_t), compare_codes);
+    Py_INCREF(flags);
+    self->flags = flags;
+    Py_INCREF(automaton);
+    self->automaton = automaton;
+    self->longest = longest;
+    self->check_latin = check_latin;
+    self->max_rescans = max_rescans;
+    return (PyObject *)self;
+}
+
+/* SearchEncoding.encode in one pass: look up, drop, fold; None if a char escapes. */
+static PyObject *
+Kernel_encode(Kernel *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text), width = self->width;
+    const void *chars = PyUnicode_DATA(text);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, length * width);
+    if (out == NULL)
+        return NULL;
+    unsigned char *data = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t n = 0;
+    uint32_t previous = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
+        if (code == 0)
+            continue;  /* dropped */
+        if (code == self->escape) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        if (self->fold && n && code == previous)
+            continue;
+        put_code(data + n * width, code, width);
+        previous = code;
+        n++;
+    }
+    if (_PyBytes_Resize(&out, n * width) < 0)
+        return NULL;
+    return out;
+}
+
+/* For encoded char p: the original indices of the first and last char folded into it. */
+typedef struct {
+    Py_ssize_t *first, *last, count;
+} Offsets;
+
+static int
+offsets_of(const Kernel *self, PyObject *text, Offsets *map)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    map->first = PyMem_Malloc(sizeof(Py_ssize_t) * (2 * length + 2));
+    if (map->first == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    map->last = map->first + length + 1;
+    Py_ssize_t n = 0;
+    uint32_t previous = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
+        if (code == 0)
+            continue;
+        if (code == self->escape) {
+            PyMem_Free(map->first);
+            PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
+            return -1;
+        }
+        if (self->fold && n && code == previous) {
+            map->last[n - 1] = i;
+            continue;
+        }
+        map->first[n] = map->last[n] = i;
+        previous = code;
+        n++;
+    }
+    map->count = n;
+    return 0;
+}
+
+/* OffsetMap.adjacent: no original char dropped between encoded chars p-1 and p. */
+static inline int
+adjacent(const Offsets *map, Py_ssize_t p)
+{
+    return p > 0 && p < map->count && map->first[p] <= map->last[p - 1] + 1;
+}
+
+static int
+latin_at(const Kernel *self, const unsigned char *data, Py_ssize_t size, Py_ssize_t offset)
+{
+    if (offset < 0 || offset + self->width > size)
+        return 0;
+    uint32_t code = data_code(data + offset, self->width);
+    return bsearch(&code, self->latin, self->latin_count, sizeof(uint32_t), compare_codes) != NULL;
+}
+
+/* unicodedata.category(ch) in ("Mn", "Me"), without a call for ranges that hold no mark. */
+static int
+is_mark(Py_UCS4 cp)
+{
+    if (cp < 0x300 || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF)
+        || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0x20000 && cp <= 0x2FFFF))
+        return 0;
+    PyObject *ch = PyUnicode_FromOrdinal(cp);
+    if (ch == NULL)
+        return -1;
+    PyObject *category = PyObject_CallOneArg(category_func, ch);
+    Py_DECREF(ch);
+    if (category == NULL)
+        return -1;
+    int mark = PyUnicode_CompareWithASCIIString(category, "Mn") == 0
+               || PyUnicode_CompareWithASCIIString(category, "Me") == 0;
+    Py_DECREF(category);
+    return mark;
+}
+
+/* One hit of the automaton, checked: its pattern index and byte offsets. */
+static int
+read_hit(PyObject *hit, Py_ssize_t patterns, Py_ssize_t *index, Py_ssize_t *start, Py_ssize_t *end)
+{
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a hit must be an (index, start, end) tuple");
+        return -1;
+    }
+    *index = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
+    *start = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+    *end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 2));
+    if (PyErr_Occurred())
+        return -1;
+    if (*index < 0 || *index >= patterns) {
+        PyErr_SetString(PyExc_IndexError, "hit names no pattern");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+search(const Kernel *self, PyObject *data, Py_ssize_t from, Py_ssize_t to)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (to > size)
+        to = size;
+    if (from > to)
+        from = to;
+    PyObject *window = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + from, to - from);
+    if (window == NULL)
+        return NULL;
+    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", window);
+    Py_DECREF(window);
+    if (hits != NULL && !PyList_Check(hits)) {
+        Py_DECREF(hits);
+        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
+        return NULL;
+    }
+    return hits;
+}
+
+/* WordMatcher._hides_another: 1, 0, or -1 with an exception set. */
+static int
+hides_another(const Kernel *self, PyObject *data, const Offsets *map, Py_ssize_t start, Py_ssize_t end)
+{
+    int width = self->width;
+    const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
+    Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
+    Py_ssize_t inside = (end - start - 1) * width;
+    PyObject *hits = search(self, data, (start + 1) * width, end * width + self->longest);
+    if (hits == NULL)
+        return -1;
+    int result = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
+        Py_ssize_t index, at, stop;
+        if (read_hit(PyList_GET_ITEM(hits, i), patterns, &index, &at, &stop) < 0) {
+            result = -1;
+            break;
+        }
+        if (at >= inside)
+            break;
+        if (!((flags[index] & 2) && adjacent(map, start + 1 + at / width))) {
+            result = 1;
+            break;
+        }
+    }
+    Py_DECREF(hits);
+    return result;
+}
+
+static PyObject *
+Kernel_resolve(Kernel *self, PyObject *args)
+{
+    PyObject *text, *data, *hits;
+    if (!PyArg_ParseTuple(args, "USO!:resolve", &text, &data, &PyList_Type, &hits))
+        return NULL;
+    const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
+    Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data), length = PyUnicode_GET_LENGTH(text);
+    int width = self->width, kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    Offsets map;
+    if (offsets_of(self, text, &map) < 0)
+        return NULL;
+    if (map.count * width != size) {
+        PyMem_Free(map.first);
+        PyErr_SetString(PyExc_ValueError, "data is not this text's encoding");
+        return NULL;
+    }
+    PyObject *found = PyList_New(0);
+    if (found == NULL)
+        goto fail;
+    Py_INCREF(hits);
+    Py_ssize_t base = 0;
+    int rescans = 0;
+    for (;;) {
+        Py_ssize_t restart = -1;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
+            Py_ssize_t index, start, end;
+            if (read_hit(PyList_GET_ITEM(hits, i), patterns, &index, &start, &end) < 0)
+                goto fail_hits;
+            if (flags[index] & 1)
+                continue;  /* an allow-list entry: consumes its span, never reported */
+            start = (start + base) / width;
+            end = (end + base) / width;
+            if (start < 0 || end <= start || end > map.count) {
+                PyErr_SetString(PyExc_IndexError, "hit outside the encoded text");
+                goto fail_hits;
+            }
+            if (self->check_latin && (flags[index] & 2)) {
+                int glued = (start > 0 && latin_at(self, bytes, size, (start - 1) * width)
+                             && adjacent(&map, start))
+                            || (end * width < size && latin_at(self, bytes, size, end * width)
+                                && adjacent(&map, end));
+                if (glued) {
+                    if (rescans < self->max_rescans) {
+                        int hides = hides_another(self, data, &map, start, end);
+                        if (hides < 0)
+                            goto fail_hits;
+                        if (hides) {
+                            rescans++;
+                            restart = (start + 1) * width;
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            }
+            Py_ssize_t first = map.first[start], last = map.last[end - 1] + 1;
+            /* Combining marks after the last matched char belong to it: mask them too. */
+            while (last < length) {
+                int mark = is_mark(PyUnicode_READ(kind, chars, last));
+                if (mark < 0)
+                    goto fail_hits;
+                if (!mark)
+                    break;
+                last++;
+            }
+            PyObject *item = Py_BuildValue("(nnn)", index, first, last);
+            if (item == NULL || PyList_Append(found, item) < 0) {
+                Py_XDECREF(item);
+                goto fail_hits;
+            }
+            Py_DECREF(item);
+        }
+        Py_DECREF(hits);
+        if (restart < 0)
+            break;
+        base = restart;
+        hits = search(self, data, base, size);
+        if (hits == NULL)
+            goto fail;
+    }
+    PyMem_Free(map.first);
+    return found;
+fail_hits:
+    Py_DECREF(hits);
+fail:
+    PyMem_Free(map.first);
+    Py_XDECREF(found);
+    return NULL;
+}
+
+static PyMethodDef Kernel_methods[] = {
+    {"encode", (PyCFunction)Kernel_encode, METH_O, "The compact search stream, or None."},
+    {"resolve", (PyCFunction)Kernel_resolve, METH_VARARGS,
+     "[(pattern index, first, last)] of the hits that pass the whole-word check."},
+    {NULL}
+};
+
+static PyTypeObject KernelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rules.text._wordkernel.Kernel",
+    .tp_basicsize = sizeof(Kernel),
+    .tp_dealloc = (destructor)Kernel_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The compiled hot path of one WordMatcher.",
+    .tp_methods = Kernel_methods,
+    .tp_new = Kernel_new,
+};
+
+static inline int
+is_ascii_letter(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int
+is_ascii_alnum(Py_UCS4 c)
+{
+    return is_ascii_letter(c) || (c >= '0' && c <= '9');
+}
+
+/* variants.has_tone_number: a digit 1-5 right after an ASCII letter. */
+static PyObject *
+has_tone_number(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 1; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        if (c >= '1' && c <= '5' && is_ascii_letter(PyUnicode_READ(kind, chars, i - 1)))
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+/* variants.symbol_at_letter for one-char symbols: one touches an ASCII letter or digit, or
+ * the text holds more than `max_looks` of them (then the pass simply runs). */
+static PyObject *
+symbol_at_letter(PyObject *module, PyObject *args)
+{
+    PyObject *text, *symbols;
+    Py_ssize_t max_looks;
+    if (!PyArg_ParseTuple(args, "UUn:symbol_at_letter", &text, &symbols, &max_looks))
+        return NULL;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), count = PyUnicode_GET_LENGTH(symbols);
+    int kind = PyUnicode_KIND(text), symbol_kind = PyUnicode_KIND(symbols);
+    const void *chars = PyUnicode_DATA(text), *symbol_chars = PyUnicode_DATA(symbols);
+    Py_ssize_t looked = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        int symbol = 0;
+        for (Py_ssize_t s = 0; s < count && !symbol; s++)
+            symbol = c == PyUnicode_READ(symbol_kind, symbol_chars, s);
+        if (!symbol)
+            continue;
+        if ((i && is_ascii_alnum(PyUnicode_READ(kind, chars, i - 1)))
+            || (i + 1 < length && is_ascii_alnum(PyUnicode_READ(kind, chars, i + 1))))
+            Py_RETURN_TRUE;
+        if (++looked > max_looks)
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"has_tone_number", has_tone_number, METH_O, "A digit 1-5 right after an ASCII letter."},
+    {"symbol_at_letter", symbol_at_letter, METH_VARARGS,
+     "One of these one-char symbols touches an ASCII letter or digit."},
+    {NULL}
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_wordkernel", "The word engine's compiled hot path.", -1, module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__wordkernel(void)
+{
+    if (PyType_Ready(&KernelType) < 0)
+        return NULL;
+    PyObject *unicodedata = PyImport_ImportModule("unicodedata");
+    if (unicodedata == NULL)
+        return NULL;
+    category_func = PyObject_GetAttrString(unicodedata, "category");
+    Py_DECREF(unicodedata);
+    if (category_func == NULL)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&KernelType);
+    if (PyModule_AddObject(module, "Kernel", (PyObject *)&KernelType) < 0) {
+        Py_DECREF(&KernelType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
