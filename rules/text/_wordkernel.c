@@ -33,6 +33,17 @@ typedef struct {
     Py_ssize_t longest;
     int check_latin;
     int max_rescans;
+    /* The checks of hits that needed an overlay (set once by configure(); see matches()). */
+    int configured;
+    PyObject *patterns;   /* tuple of (word, category, ...) tuples, by pattern index */
+    PyObject *match_type; /* Match(start, end, word, category, via) */
+    int check;            /* 0: no overlays, every hit stands as written */
+    Py_buffer base;       /* the overlay-free normaliser's codes, planes 0-1 (+ escape slot) */
+    int base_fold;
+    uint32_t *pairs;      /* per pattern: the two chars of a two-char Chinese word, or 0s */
+    PyObject *allowed;    /* frozenset of allow entries normalised without overlays */
+    PyObject *classify;   /* classify_hit(index, span, seen) -> via or None */
+    PyObject *normalize;  /* the base normalize_short, for a span the table cannot do */
 } Kernel;
 
 static inline uint32_t
@@ -75,6 +86,14 @@ Kernel_dealloc(Kernel *self)
     PyMem_Free(self->latin);
     Py_XDECREF(self->flags);
     Py_XDECREF(self->automaton);
+    if (self->base.obj != NULL)
+        PyBuffer_Release(&self->base);
+    PyMem_Free(self->pairs);
+    Py_XDECREF(self->patterns);
+    Py_XDECREF(self->match_type);
+    Py_XDECREF(self->allowed);
+    Py_XDECREF(self->classify);
+    Py_XDECREF(self->normalize);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -332,12 +351,24 @@ hides_another(const Kernel *self, PyObject *data, const Offsets *map, Py_ssize_t
     return result;
 }
 
-static PyObject *
-Kernel_resolve(Kernel *self, PyObject *args)
+typedef int (*emit_func)(Kernel *, PyObject *text, PyObject *found, Py_ssize_t index,
+                         Py_ssize_t first, Py_ssize_t last);
+
+static int
+emit_candidate(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
+               Py_ssize_t first, Py_ssize_t last)
 {
-    PyObject *text, *data, *hits;
-    if (!PyArg_ParseTuple(args, "USO!:resolve", &text, &data, &PyList_Type, &hits))
-        return NULL;
+    PyObject *item = Py_BuildValue("(nnn)", index, first, last);
+    if (item == NULL)
+        return -1;
+    int result = PyList_Append(found, item);
+    Py_DECREF(item);
+    return result;
+}
+
+static PyObject *
+resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_func emit)
+{
     const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
     Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
     const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
@@ -401,12 +432,8 @@ Kernel_resolve(Kernel *self, PyObject *args)
                     break;
                 last++;
             }
-            PyObject *item = Py_BuildValue("(nnn)", index, first, last);
-            if (item == NULL || PyList_Append(found, item) < 0) {
-                Py_XDECREF(item);
+            if (emit(self, text, found, index, first, last) < 0)
                 goto fail_hits;
-            }
-            Py_DECREF(item);
         }
         Py_DECREF(hits);
         if (restart < 0)
@@ -426,7 +453,243 @@ fail:
     return NULL;
 }
 
+static PyObject *
+Kernel_resolve(Kernel *self, PyObject *args)
+{
+    PyObject *text, *data, *hits;
+    if (!PyArg_ParseTuple(args, "USO!:resolve", &text, &data, &PyList_Type, &hits))
+        return NULL;
+    return resolve_hits(self, text, data, hits, emit_candidate);
+}
+
+static inline int
+is_cjk(uint32_t cp)
+{
+    return (cp >= 0x3400 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF)
+           || (cp >= 0x20000 && cp <= 0x2FA1F);
+}
+
+/* The overlay-free normalised span (normalize_short) into out; -1 if a char needs Python. */
+static Py_ssize_t
+normalize_span(const Kernel *self, int kind, const void *chars, Py_ssize_t first, Py_ssize_t last,
+               Py_UCS4 *out)
+{
+    const uint32_t *codes = (const uint32_t *)self->base.buf;
+    Py_ssize_t slots = self->base.len / 4 - 1, n = 0;  /* the last slot is the escape */
+    for (Py_ssize_t i = first; i < last; i++) {
+        Py_UCS4 cp = PyUnicode_READ(kind, chars, i);
+        if ((Py_ssize_t)cp >= slots)
+            return -1;
+        uint32_t code = codes[cp];
+        if (code == 0)
+            continue;
+        if (code > 0x10FFFF)
+            return -1;  /* expands to several chars */
+        if (self->base_fold && n && out[n - 1] == code)
+            continue;
+        out[n++] = code;
+    }
+    return n;
+}
+
+/* The homophone-pair shortcut for a seen str normalize_short made. */
+static int
+p_pair_rejects(const Kernel *self, Py_ssize_t index, PyObject *seen)
+{
+    uint32_t p0 = self->pairs[2 * index], p1 = self->pairs[2 * index + 1];
+    if (!p0 || PyUnicode_GET_LENGTH(seen) != 2)
+        return 0;
+    Py_UCS4 a = PyUnicode_READ_CHAR(seen, 0), b = PyUnicode_READ_CHAR(seen, 1);
+    return a != p0 && a != p1 && b != p0 && b != p1 && is_cjk(a) && is_cjk(b);
+}
+
+/* WordMatcher._resolve's checks for one candidate, then its Match appended to found. */
+static int
+emit_match(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
+           Py_ssize_t first, Py_ssize_t last)
+{
+    PyObject *pattern = PyTuple_GET_ITEM(self->patterns, index);
+    PyObject *word = PyTuple_GET_ITEM(pattern, 0), *category = PyTuple_GET_ITEM(pattern, 1);
+    PyObject *via = NULL, *match = NULL, *span = NULL, *seen = NULL;
+    int result = -1;
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    int as_written = PyUnicode_GET_LENGTH(word) == last - first;
+    if (as_written) {
+        int word_kind = PyUnicode_KIND(word);
+        const void *word_chars = PyUnicode_DATA(word);
+        for (Py_ssize_t i = 0; i < last - first && as_written; i++)
+            as_written = PyUnicode_READ(kind, chars, first + i) == PyUnicode_READ(word_kind, word_chars, i);
+    }
+    if (!self->check || as_written) {
+        via = PyUnicode_New(0, 0);
+    } else {
+        Py_UCS4 small[64], *out = small;
+        if (last - first > 64 && (out = PyMem_Malloc(sizeof(Py_UCS4) * (last - first))) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        Py_ssize_t n = normalize_span(self, kind, chars, first, last, out);
+        span = PyUnicode_Substring(text, first, last);
+        if (span == NULL)
+            goto done_out;
+        if (n >= 0) {
+            uint32_t p0 = self->pairs[2 * index], p1 = self->pairs[2 * index + 1];
+            if (p0 && n == 2 && out[0] != p0 && out[0] != p1 && out[1] != p0 && out[1] != p1
+                && is_cjk(out[0]) && is_cjk(out[1])) {
+                result = 0;  /* two homophones for a two-char word: classify says no, faster */
+                goto done_out;
+            }
+            seen = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, n);
+        } else {
+            seen = PyObject_CallOneArg(self->normalize, span);
+            if (seen != NULL && !PyUnicode_Check(seen)) {
+                PyErr_SetString(PyExc_TypeError, "normalize_short must return str");
+                Py_CLEAR(seen);
+            }
+        }
+        if (seen == NULL)
+            goto done_out;
+        if (n < 0 && p_pair_rejects(self, index, seen)) {
+            result = 0;
+            goto done_out;
+        }
+        int allowed = PySet_Contains(self->allowed, seen);
+        if (allowed) {
+            result = allowed < 0 ? -1 : 0;  /* an allowed word an overlay made look listed */
+            goto done_out;
+        }
+        via = PyObject_CallFunction(self->classify, "nOO", index, span, seen);
+        if (via == Py_None) {
+            Py_CLEAR(via);
+            result = 0;  /* an overlay's false positive (see variants.classify) */
+        }
+done_out:
+        if (out != small)
+            PyMem_Free(out);
+        if (via == NULL)
+            goto done;
+    }
+    if (via == NULL)
+        goto done;
+    match = PyObject_CallFunction(self->match_type, "nnOOO", first, last, word, category, via);
+    if (match != NULL)
+        result = PyList_Append(found, match);
+done:
+    Py_XDECREF(match);
+    Py_XDECREF(via);
+    Py_XDECREF(span);
+    Py_XDECREF(seen);
+    return result;
+}
+
+static PyObject *
+Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"patterns", "match_type", "check", "base_codes", "base_fold", "pairs",
+                            "allowed", "classify", "normalize", NULL};
+    PyObject *patterns, *match_type, *base_codes, *pairs, *allowed, *classify, *normalize;
+    int check, base_fold;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OpOpOO!OO", names, &PyTuple_Type, &patterns,
+                                     &match_type, &check, &base_codes, &base_fold, &pairs,
+                                     &PyFrozenSet_Type, &allowed, &classify, &normalize))
+        return NULL;
+    if (self->configured)
+        Py_RETURN_NONE;  /* once: a matcher is shared by threads, its parts never change */
+    Py_ssize_t count = PyBytes_GET_SIZE(self->flags);
+    if (PyTuple_GET_SIZE(patterns) != count) {
+        PyErr_SetString(PyExc_ValueError, "one pattern per automaton key");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pattern = PyTuple_GET_ITEM(patterns, i);
+        if (!PyTuple_Check(pattern) || PyTuple_GET_SIZE(pattern) < 2
+            || !PyUnicode_Check(PyTuple_GET_ITEM(pattern, 0))) {
+            PyErr_SetString(PyExc_TypeError, "a pattern is a (word, category, ...) tuple");
+            return NULL;
+        }
+    }
+    PyObject *seq = PySequence_Fast(pairs, "pairs must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != 2 * count) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "two pair chars per pattern");
+        return NULL;
+    }
+    uint32_t *codes = PyMem_Malloc(sizeof(uint32_t) * (2 * count + 1));
+    if (codes == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < 2 * count; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            PyMem_Free(codes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        codes[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    if (PyObject_GetBuffer(base_codes, &self->base, PyBUF_C_CONTIGUOUS) < 0) {
+        self->base.obj = NULL;
+        PyMem_Free(codes);
+        return NULL;
+    }
+    if (self->base.itemsize != 4 || self->base.len < 8) {
+        PyBuffer_Release(&self->base);
+        self->base.obj = NULL;
+        PyMem_Free(codes);
+        PyErr_SetString(PyExc_ValueError, "base codes must be uint32");
+        return NULL;
+    }
+    self->pairs = codes;
+    self->check = check;
+    self->base_fold = base_fold;
+    Py_INCREF(patterns);
+    self->patterns = patterns;
+    Py_INCREF(match_type);
+    self->match_type = match_type;
+    Py_INCREF(allowed);
+    self->allowed = allowed;
+    Py_INCREF(classify);
+    self->classify = classify;
+    Py_INCREF(normalize);
+    self->normalize = normalize;
+    self->configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Kernel_matches(Kernel *self, PyObject *args)
+{
+    PyObject *text, *data, *hits;
+    if (!PyArg_ParseTuple(args, "USO!:matches", &text, &data, &PyList_Type, &hits))
+        return NULL;
+    if (!self->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
+        return NULL;
+    }
+    return resolve_hits(self, text, data, hits, emit_match);
+}
+
+static PyObject *
+Kernel_configured(Kernel *self, void *closure)
+{
+    return PyBool_FromLong(self->configured);
+}
+
+static PyGetSetDef Kernel_getset[] = {
+    {"configured", (getter)Kernel_configured, NULL, "True once configure() has run.", NULL},
+    {NULL}
+};
+
 static PyMethodDef Kernel_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))Kernel_configure, METH_VARARGS | METH_KEYWORDS,
+     "Set the parts matches() checks hits with (once; later calls change nothing)."},
+    {"matches", (PyCFunction)Kernel_matches, METH_VARARGS,
+     "WordMatcher._resolve: the hits as checked Match objects."},
     {"encode", (PyCFunction)Kernel_encode, METH_O, "The compact search stream, or None."},
     {"resolve", (PyCFunction)Kernel_resolve, METH_VARARGS,
      "[(pattern index, first, last)] of the hits that pass the whole-word check."},
@@ -441,6 +704,7 @@ static PyTypeObject KernelType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "The compiled hot path of one WordMatcher.",
     .tp_methods = Kernel_methods,
+    .tp_getset = Kernel_getset,
     .tp_new = Kernel_new,
 };
 

@@ -366,10 +366,10 @@ class WordMatcher:
                  mapped: OffsetMap | np.ndarray | None, differs: np.ndarray | None) -> list[Match]:
         """Hits of the automaton as matches: placed, whole-word checked, overlays checked."""
         if kernel is not None:
-            candidates = kernel.resolve(text, data, hits)
-        else:
-            candidates = self._candidates(text, data, hits,
-                                          self._encoding.offset_map(mapped, differs))
+            if not kernel.configured:
+                self._configure_kernel(kernel)
+            return kernel.matches(text, data, hits)  # the loop below, compiled
+        candidates = self._candidates(text, data, hits, self._encoding.offset_map(mapped, differs))
         patterns = self._patterns
         found: list[Match] = []
         for index, first, last in candidates:
@@ -389,6 +389,25 @@ class WordMatcher:
                     continue  # an overlay's false positive (see variants.classify)
             found.append(Match(first, last, word, category, via))
         return found
+
+    def _configure_kernel(self, kernel) -> None:
+        """Hand the kernel what _resolve checks hits with (once, on the first hit).
+
+        Not in build(): these parts are set on the matcher after it is made.
+        """
+        patterns, wanted = self._patterns, self._wanted
+        base, transforms = self._check or (self._encoding._normalizer, None)
+
+        def classify_hit(index: int, span: str, seen: str) -> str | None:
+            word = patterns[index].word
+            return classify(span, seen, wanted[word], word, transforms)
+
+        pairs = []
+        for pattern in patterns:
+            pair = sorted(map(ord, self._pairs.get(pattern.word, ())))
+            pairs += (pair * 2)[:2] if pair else (0, 0)
+        kernel.configure(patterns, Match, self._check is not None, base.codes, base.fold_repeats,
+                         pairs, self._allowed, classify_hit, base.normalize_short)
 
     def _candidates(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
                     offsets: OffsetMap) -> list[tuple[int, int, int]]:
