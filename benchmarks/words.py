@@ -249,6 +249,15 @@ def _runs_for_this_tree() -> dict[str, dict]:
     return OPTIONS
 
 
+def _which_path() -> str:
+    """Which path this checkout's word engine runs (compiled kernel or pure Python)."""
+    try:
+        from rules.text import kernel
+    except ImportError:
+        return "sensitive words: pure-Python path (this checkout has no compiled kernel)"
+    return kernel.describe()
+
+
 def _span(values: list[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
@@ -325,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"words {n_words:,}  messages {n_messages:,} x {chars:.0f} chars  "
           f"messages with a hit {hit_rate:.0%}{'  (SMOKE: sizes reduced)' if args.smoke else ''}"
           f"{'  tree ' + args.tree if args.tree else ''}")
+    print(_which_path())
     print(f"({rounds} alternating rounds; msg/s per CPU-second, median (min-max); ratio and "
           "cost paired per round)")
     print(f"{'run (find+mask unless said)':<44}{'msg/s':>28}{'vs raw':>20}{'µs/msg over first wave':>28}")

@@ -171,3 +171,20 @@ def test_words_as_word_objects_keep_their_category_on_both_paths():
     compiled, python = build_both([Word("诈骗", "fraud"), Word("scam", "fraud")], pinyin=True, leet=True)
     found = assert_same(compiled, python, "zha pian, 5cam and 炸骗")
     assert [(m.word, m.category) for m in found] == [("诈骗", "fraud"), ("scam", "fraud"), ("诈骗", "fraud")]
+
+
+@pytest.mark.parametrize("built", [True, False])
+def test_startup_warns_once_when_the_kernel_is_missing(monkeypatch, caplog, built):
+    from rules.builtin import sensitive_words
+
+    from .test_rules_text import c2c, reply
+    if not built:
+        monkeypatch.setattr(kernel, "compiled", None)
+    sensitive_words._warn_without_kernel.cache_clear()
+    caplog.set_level("WARNING", logger="imhook.rules")
+    for _ in range(2):  # a second rule (or reload) says nothing more
+        reply("{use: sensitive_words, config: {words: ['傻逼'], pinyin: true}}", c2c("傻@逼"))
+    warnings = [r.getMessage() for r in caplog.records if "compiled kernel" in r.getMessage()]
+    assert warnings == ([] if built else [kernel.describe()])
+    assert not built or kernel.describe() == "sensitive words: compiled kernel in use"
+    sensitive_words._warn_without_kernel.cache_clear()
