@@ -110,7 +110,7 @@ def test_corpora_on_both_paths(corpus):
 _WORDS = ["诈骗", "代开发票", "scam", "paypal", "hate", "ass", "傻逼", "sb", "b站", "ab"]
 _ALPHABET = st.sampled_from(list("诈炸骗片代带开发票傻沙逼scampiythe@$0134 .-_asbABzhn站")
                             + ["\ud800", "\udfff", "\x00", "\u0301", "\u0336", "\u20dd",
-                               "𝐬", "𝓪", "😀", "\U00020000", "ß", "ﬁ", "ｓ", "а", "с",
+                               "𝐬", "𝓪", "😀", "\U00020000", "ß", "ﬁ", "ｓ", "а", "с", "ѕ", "ο", "р", "аѕѕ",
                                "\u200b", "\u3000", "４", "zha4", "pian4", "dai", "kai1"])
 _TEXTS = st.lists(_ALPHABET, max_size=60).map("".join)
 
@@ -119,6 +119,7 @@ _TEXTS = st.lists(_ALPHABET, max_size=60).map("".join)
 def hostile() -> dict[str, tuple[WordMatcher, WordMatcher]]:
     return {"every option": build_both(_WORDS, allow=["scampi", "诈骗犯罪举报"], **EVERY_OPTION),
             "any tone": build_both(_WORDS, homophones="any_tone", **EVERY_OPTION),
+            "no folding": build_both(_WORDS, pinyin=True, leet=True, confusables=True),
             "first wave": build_both(_WORDS, fold_repeats=True),
             "no whole-word check": build_both(_WORDS, whole_word_latin=False, leet=True)}
 

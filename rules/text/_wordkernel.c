@@ -44,6 +44,10 @@ typedef struct {
     PyObject *allowed;    /* frozenset of allow entries normalised without overlays */
     PyObject *classify;   /* classify_hit(index, span, seen) -> via or None */
     PyObject *normalize;  /* the base normalize_short, for a span the table cannot do */
+    PyObject *wanted;     /* per pattern: its word normalised without overlays, or None */
+    PyObject *leet;       /* str: the leet symbols (one char each) */
+    uint32_t *confusable; /* sorted code points that look like a Latin letter */
+    Py_ssize_t confusable_count;
 } Kernel;
 
 static inline uint32_t
@@ -94,6 +98,9 @@ Kernel_dealloc(Kernel *self)
     Py_XDECREF(self->allowed);
     Py_XDECREF(self->classify);
     Py_XDECREF(self->normalize);
+    Py_XDECREF(self->wanted);
+    Py_XDECREF(self->leet);
+    PyMem_Free(self->confusable);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -503,6 +510,134 @@ p_pair_rejects(const Kernel *self, Py_ssize_t index, PyObject *seen)
     return a != p0 && a != p1 && b != p0 && b != p1 && is_cjk(a) && is_cjk(b);
 }
 
+static inline int
+is_ascii_alpha(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int
+str_has(PyObject *text, Py_UCS4 c)
+{
+    return PyUnicode_FindChar(text, c, 0, PyUnicode_GET_LENGTH(text), 1) >= 0;
+}
+
+static int
+is_confusable(const Kernel *self, Py_UCS4 c)
+{
+    uint32_t code = c;
+    return self->confusable_count
+           && bsearch(&code, self->confusable, self->confusable_count, sizeof(uint32_t),
+                      compare_codes) != NULL;
+}
+
+/* variants.classify, step for step: the via string, "" or None (new references). */
+static PyObject *
+classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wanted, PyObject *word)
+{
+    int equal = PyUnicode_Compare(seen, wanted);
+    if (equal == -1 && PyErr_Occurred())
+        return NULL;
+    if (equal == 0)
+        return PyUnicode_New(0, 0);
+    const char *kinds[4];
+    int count = 0;
+    Py_ssize_t seen_length = PyUnicode_GET_LENGTH(seen), span_length = PyUnicode_GET_LENGTH(span);
+    Py_ssize_t wanted_length = PyUnicode_GET_LENGTH(wanted);
+    int latin = 0, latin_word = 0;
+    for (Py_ssize_t i = 0; i < seen_length && !latin; i++)
+        latin = is_ascii_alpha(PyUnicode_READ_CHAR(seen, i));
+    for (Py_ssize_t i = 0; i < wanted_length && !latin_word; i++)
+        latin_word = is_ascii_alpha(PyUnicode_READ_CHAR(wanted, i));
+    /* A char of the span or of seen (set(span) | set(seen) in Python). */
+    Py_ssize_t chars = span_length + seen_length;
+#define CHAR_AT(i) ((i) < span_length ? PyUnicode_READ_CHAR(span, (i)) : PyUnicode_READ_CHAR(seen, (i) - span_length))
+    if (latin_word) {
+        int leet = 0;
+        for (Py_ssize_t i = 0; i < chars && !leet; i++) {
+            Py_UCS4 c = CHAR_AT(i);
+            leet = str_has(self->leet, c) && !str_has(wanted, c) && !str_has(word, c);
+        }
+        if (leet) {
+            if (!latin)
+                Py_RETURN_NONE;  /* digits and symbols alone: a number, a price, not a word */
+            kinds[count++] = "leet";
+        }
+    }
+    if (self->confusable_count) {
+        int confusable = 0;
+        for (Py_ssize_t i = 0; i < chars && !confusable; i++)
+            confusable = is_confusable(self, CHAR_AT(i));
+        if (confusable) {
+            if (!latin)
+                Py_RETURN_NONE;  /* one script throughout: real Cyrillic or Greek text */
+            kinds[count++] = "confusables";
+        }
+    }
+#undef CHAR_AT
+    Py_ssize_t word_cjk = 0;
+    for (Py_ssize_t i = 0; i < wanted_length; i++)
+        word_cjk += is_cjk(PyUnicode_READ_CHAR(wanted, i));
+    if (word_cjk && latin)
+        kinds[count++] = "pinyin";
+    int span_cjk = 0, foreign = 0, kept = latin;
+    for (Py_ssize_t i = 0; i < seen_length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(seen, i);
+        if (!is_cjk(c))
+            continue;
+        span_cjk = 1;
+        if (str_has(wanted, c))
+            kept = 1;  /* a char of the word as written (all of wanted's CJK chars are its) */
+        else
+            foreign = 1;
+    }
+    if (span_cjk && foreign) {
+        if (word_cjk < 2 || (word_cjk < 3 && !kept))
+            Py_RETURN_NONE;
+        kinds[count++] = "homophone";
+    }
+    if (!count)
+        return PyUnicode_New(0, 0);
+    char prefix[64];
+    size_t used = 0;
+    for (int i = 0; i < count; i++)
+        used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%s", i ? "+" : "", kinds[i]);
+    snprintf(prefix + used, sizeof(prefix) - used, ": ");
+    PyObject *parts = PyUnicode_Split(span, NULL, -1), *space = NULL, *joined = NULL, *via = NULL;
+    if (parts == NULL)
+        return NULL;
+    if ((space = PyUnicode_FromString(" ")) != NULL && (joined = PyUnicode_Join(space, parts)) != NULL)
+        via = PyUnicode_FromFormat("%s%U %c %U", prefix, joined, 0x2192 /* → */, word);
+    Py_DECREF(parts);
+    Py_XDECREF(space);
+    Py_XDECREF(joined);
+    return via;
+}
+
+/* Match(first, last, word, category, via): filled like tuple.__new__ fills a subclass. */
+static PyObject *
+new_match(const Kernel *self, Py_ssize_t first, Py_ssize_t last, PyObject *word,
+          PyObject *category, PyObject *via)
+{
+    PyTypeObject *type = (PyTypeObject *)self->match_type;
+    PyObject *start = PyLong_FromSsize_t(first), *end = PyLong_FromSsize_t(last);
+    PyObject *match = start && end ? type->tp_alloc(type, 5) : NULL;
+    if (match == NULL) {
+        Py_XDECREF(start);
+        Py_XDECREF(end);
+        return NULL;
+    }
+    Py_INCREF(word);
+    Py_INCREF(category);
+    Py_INCREF(via);
+    PyTuple_SET_ITEM(match, 0, start);
+    PyTuple_SET_ITEM(match, 1, end);
+    PyTuple_SET_ITEM(match, 2, word);
+    PyTuple_SET_ITEM(match, 3, category);
+    PyTuple_SET_ITEM(match, 4, via);
+    return match;
+}
+
 /* WordMatcher._resolve's checks for one candidate, then its Match appended to found. */
 static int
 emit_match(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
@@ -559,7 +694,11 @@ emit_match(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
             result = allowed < 0 ? -1 : 0;  /* an allowed word an overlay made look listed */
             goto done_out;
         }
-        via = PyObject_CallFunction(self->classify, "nOO", index, span, seen);
+        PyObject *wanted = PyTuple_GET_ITEM(self->wanted, index);
+        if (wanted == Py_None)  /* not a listed word's pattern: Python's way (and its error) */
+            via = PyObject_CallFunction(self->classify, "nOO", index, span, seen);
+        else
+            via = classify_hit(self, span, seen, wanted, word);
         if (via == Py_None) {
             Py_CLEAR(via);
             result = 0;  /* an overlay's false positive (see variants.classify) */
@@ -572,7 +711,7 @@ done_out:
     }
     if (via == NULL)
         goto done;
-    match = PyObject_CallFunction(self->match_type, "nnOOO", first, last, word, category, via);
+    match = new_match(self, first, last, word, category, via);
     if (match != NULL)
         result = PyList_Append(found, match);
 done:
@@ -587,18 +726,25 @@ static PyObject *
 Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"patterns", "match_type", "check", "base_codes", "base_fold", "pairs",
-                            "allowed", "classify", "normalize", NULL};
+                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", NULL};
     PyObject *patterns, *match_type, *base_codes, *pairs, *allowed, *classify, *normalize;
+    PyObject *wanted, *leet, *confusable;
     int check, base_fold;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OpOpOO!OO", names, &PyTuple_Type, &patterns,
-                                     &match_type, &check, &base_codes, &base_fold, &pairs,
-                                     &PyFrozenSet_Type, &allowed, &classify, &normalize))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UO", names, &PyTuple_Type, &patterns,
+                                     &PyType_Type, &match_type, &check, &base_codes, &base_fold,
+                                     &pairs, &PyFrozenSet_Type, &allowed, &classify, &normalize,
+                                     &PyTuple_Type, &wanted, &leet, &confusable))
         return NULL;
     if (self->configured)
         Py_RETURN_NONE;  /* once: a matcher is shared by threads, its parts never change */
     Py_ssize_t count = PyBytes_GET_SIZE(self->flags);
-    if (PyTuple_GET_SIZE(patterns) != count) {
-        PyErr_SetString(PyExc_ValueError, "one pattern per automaton key");
+    if (PyTuple_GET_SIZE(patterns) != count || PyTuple_GET_SIZE(wanted) != count) {
+        PyErr_SetString(PyExc_ValueError, "one pattern (and wanted) per automaton key");
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)match_type, &PyTuple_Type)
+        || ((PyTypeObject *)match_type)->tp_basicsize != PyTuple_Type.tp_basicsize) {
+        PyErr_SetString(PyExc_TypeError, "match_type must be a plain tuple subclass (a NamedTuple)");
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -606,6 +752,11 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
         if (!PyTuple_Check(pattern) || PyTuple_GET_SIZE(pattern) < 2
             || !PyUnicode_Check(PyTuple_GET_ITEM(pattern, 0))) {
             PyErr_SetString(PyExc_TypeError, "a pattern is a (word, category, ...) tuple");
+            return NULL;
+        }
+        PyObject *one = PyTuple_GET_ITEM(wanted, i);
+        if (one != Py_None && !PyUnicode_Check(one)) {
+            PyErr_SetString(PyExc_TypeError, "wanted holds str or None");
             return NULL;
         }
     }
@@ -632,19 +783,51 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
         codes[i] = (uint32_t)value;
     }
     Py_DECREF(seq);
+    seq = PySequence_Fast(confusable, "confusable must be a sequence of code points");
+    if (seq == NULL) {
+        PyMem_Free(codes);
+        return NULL;
+    }
+    Py_ssize_t confusable_count = PySequence_Fast_GET_SIZE(seq);
+    uint32_t *confusables = PyMem_Malloc(sizeof(uint32_t) * (confusable_count + 1));
+    if (confusables == NULL) {
+        Py_DECREF(seq);
+        PyMem_Free(codes);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < confusable_count; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            PyMem_Free(confusables);
+            PyMem_Free(codes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        confusables[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    qsort(confusables, confusable_count, sizeof(uint32_t), compare_codes);
     if (PyObject_GetBuffer(base_codes, &self->base, PyBUF_C_CONTIGUOUS) < 0) {
         self->base.obj = NULL;
+        PyMem_Free(confusables);
         PyMem_Free(codes);
         return NULL;
     }
     if (self->base.itemsize != 4 || self->base.len < 8) {
         PyBuffer_Release(&self->base);
         self->base.obj = NULL;
+        PyMem_Free(confusables);
         PyMem_Free(codes);
         PyErr_SetString(PyExc_ValueError, "base codes must be uint32");
         return NULL;
     }
     self->pairs = codes;
+    self->confusable = confusables;
+    self->confusable_count = confusable_count;
+    Py_INCREF(wanted);
+    self->wanted = wanted;
+    Py_INCREF(leet);
+    self->leet = leet;
     self->check = check;
     self->base_fold = base_fold;
     Py_INCREF(patterns);

@@ -22,7 +22,7 @@ import numpy as np
 from . import kernel as _kernel
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
 from .spellings import add_pinyin_keys
-from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
+from .variants import (TONE_NUMBER, Transforms, classify, confusable_map, homophone_mode, homophone_pairs,
                        is_cjk, leet_table, merge_matches,
                        symbol_leet, without_tone_numbers)
 
@@ -406,8 +406,13 @@ class WordMatcher:
         for pattern in patterns:
             pair = sorted(map(ord, self._pairs.get(pattern.word, ())))
             pairs += (pair * 2)[:2] if pair else (0, 0)
+        wanted_of = tuple(wanted.get(pattern.word) for pattern in patterns)
+        leet = "".join(symbol for symbol, _ in transforms.leet) if transforms else ""
+        confusable = sorted(ord(c) for c in confusable_map() if len(c) == 1) if (
+            transforms and transforms.confusables) else []
         kernel.configure(patterns, Match, self._check is not None, base.codes, base.fold_repeats,
-                         pairs, self._allowed, classify_hit, base.normalize_short)
+                         pairs, self._allowed, classify_hit, base.normalize_short, wanted_of,
+                         leet, confusable)
 
     def _candidates(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
                     offsets: OffsetMap) -> list[tuple[int, int, int]]:
