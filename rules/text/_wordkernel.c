@@ -48,6 +48,10 @@ typedef struct {
     PyObject *leet;       /* str: the leet symbols (one char each) */
     uint32_t *confusable; /* sorted code points that look like a Latin letter */
     Py_ssize_t confusable_count;
+    /* find(): texts it leaves to Python (they need a second pass) */
+    PyObject *symbols;    /* str: leet symbols of the symbol pass ("" without one) */
+    Py_ssize_t max_looks;
+    int tones;            /* pinyin: a text with a tone number gets a pass without them */
 } Kernel;
 
 static inline uint32_t
@@ -82,6 +86,58 @@ put_code(unsigned char *p, uint32_t code, int width)
         p[i] = (unsigned char)(code >> (8 * i));
 }
 
+static inline int
+is_ascii_letter(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int
+is_ascii_alnum(Py_UCS4 c)
+{
+    return is_ascii_letter(c) || (c >= '0' && c <= '9');
+}
+
+/* variants.has_tone_number: a digit 1-5 right after an ASCII letter. */
+static int
+tone_number_in(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 1; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        if (c >= '1' && c <= '5' && is_ascii_letter(PyUnicode_READ(kind, chars, i - 1)))
+            return 1;
+    }
+    return 0;
+}
+
+/* variants.symbol_at_letter for one-char symbols: one touches an ASCII letter or digit, or
+ * the text holds more than `max_looks` of them (then the pass simply runs). */
+static int
+symbol_touches_letter(PyObject *text, PyObject *symbols, Py_ssize_t max_looks)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), count = PyUnicode_GET_LENGTH(symbols);
+    int kind = PyUnicode_KIND(text), symbol_kind = PyUnicode_KIND(symbols);
+    const void *chars = PyUnicode_DATA(text), *symbol_chars = PyUnicode_DATA(symbols);
+    Py_ssize_t looked = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        int symbol = 0;
+        for (Py_ssize_t s = 0; s < count && !symbol; s++)
+            symbol = c == PyUnicode_READ(symbol_kind, symbol_chars, s);
+        if (!symbol)
+            continue;
+        if ((i && is_ascii_alnum(PyUnicode_READ(kind, chars, i - 1)))
+            || (i + 1 < length && is_ascii_alnum(PyUnicode_READ(kind, chars, i + 1))))
+            return 1;
+        if (++looked > max_looks)
+            return 1;
+    }
+    return 0;
+}
+
 static void
 Kernel_dealloc(Kernel *self)
 {
@@ -101,6 +157,7 @@ Kernel_dealloc(Kernel *self)
     Py_XDECREF(self->wanted);
     Py_XDECREF(self->leet);
     PyMem_Free(self->confusable);
+    Py_XDECREF(self->symbols);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -726,14 +783,16 @@ static PyObject *
 Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"patterns", "match_type", "check", "base_codes", "base_fold", "pairs",
-                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", NULL};
+                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", "symbols", "max_looks", "tones", NULL};
     PyObject *patterns, *match_type, *base_codes, *pairs, *allowed, *classify, *normalize;
-    PyObject *wanted, *leet, *confusable;
-    int check, base_fold;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UO", names, &PyTuple_Type, &patterns,
+    PyObject *wanted, *leet, *confusable, *symbols;
+    Py_ssize_t max_looks;
+    int check, base_fold, tones;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UOUnp", names, &PyTuple_Type, &patterns,
                                      &PyType_Type, &match_type, &check, &base_codes, &base_fold,
                                      &pairs, &PyFrozenSet_Type, &allowed, &classify, &normalize,
-                                     &PyTuple_Type, &wanted, &leet, &confusable))
+                                     &PyTuple_Type, &wanted, &leet, &confusable, &symbols,
+                                     &max_looks, &tones))
         return NULL;
     if (self->configured)
         Py_RETURN_NONE;  /* once: a matcher is shared by threads, its parts never change */
@@ -828,6 +887,10 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
     self->wanted = wanted;
     Py_INCREF(leet);
     self->leet = leet;
+    Py_INCREF(symbols);
+    self->symbols = symbols;
+    self->max_looks = max_looks;
+    self->tones = tones;
     self->check = check;
     self->base_fold = base_fold;
     Py_INCREF(patterns);
@@ -857,6 +920,38 @@ Kernel_matches(Kernel *self, PyObject *args)
     return resolve_hits(self, text, data, hits, emit_match);
 }
 
+/* WordMatcher.find in one call for the common text; None for one that needs Python's steps
+ * (a second pass: leet symbols at letters, tone numbers; or a char past the table). */
+static PyObject *
+Kernel_find(Kernel *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    if (!self->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) == 0)
+        return PyList_New(0);
+    if ((PyUnicode_GET_LENGTH(self->symbols) && symbol_touches_letter(text, self->symbols, self->max_looks))
+        || (self->tones && tone_number_in(text)))
+        Py_RETURN_NONE;
+    PyObject *data = Kernel_encode(self, text);
+    if (data == NULL || data == Py_None)
+        return data;
+    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", data);
+    PyObject *found = NULL;
+    if (hits != NULL && !PyList_Check(hits))
+        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
+    else if (hits != NULL)
+        found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match) : PyList_New(0);
+    Py_XDECREF(hits);
+    Py_DECREF(data);
+    return found;
+}
+
 static PyObject *
 Kernel_configured(Kernel *self, void *closure)
 {
@@ -871,6 +966,8 @@ static PyGetSetDef Kernel_getset[] = {
 static PyMethodDef Kernel_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))Kernel_configure, METH_VARARGS | METH_KEYWORDS,
      "Set the parts matches() checks hits with (once; later calls change nothing)."},
+    {"find", (PyCFunction)Kernel_find, METH_O,
+     "WordMatcher.find for a text that needs no second pass; None for one that does."},
     {"matches", (PyCFunction)Kernel_matches, METH_VARARGS,
      "WordMatcher._resolve: the hits as checked Match objects."},
     {"encode", (PyCFunction)Kernel_encode, METH_O, "The compact search stream, or None."},
@@ -891,19 +988,6 @@ static PyTypeObject KernelType = {
     .tp_new = Kernel_new,
 };
 
-static inline int
-is_ascii_letter(Py_UCS4 c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static inline int
-is_ascii_alnum(Py_UCS4 c)
-{
-    return is_ascii_letter(c) || (c >= '0' && c <= '9');
-}
-
-/* variants.has_tone_number: a digit 1-5 right after an ASCII letter. */
 static PyObject *
 has_tone_number(PyObject *module, PyObject *text)
 {
@@ -911,19 +995,9 @@ has_tone_number(PyObject *module, PyObject *text)
         PyErr_SetString(PyExc_TypeError, "text must be str");
         return NULL;
     }
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *chars = PyUnicode_DATA(text);
-    for (Py_ssize_t i = 1; i < length; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
-        if (c >= '1' && c <= '5' && is_ascii_letter(PyUnicode_READ(kind, chars, i - 1)))
-            Py_RETURN_TRUE;
-    }
-    Py_RETURN_FALSE;
+    return PyBool_FromLong(tone_number_in(text));
 }
 
-/* variants.symbol_at_letter for one-char symbols: one touches an ASCII letter or digit, or
- * the text holds more than `max_looks` of them (then the pass simply runs). */
 static PyObject *
 symbol_at_letter(PyObject *module, PyObject *args)
 {
@@ -931,24 +1005,7 @@ symbol_at_letter(PyObject *module, PyObject *args)
     Py_ssize_t max_looks;
     if (!PyArg_ParseTuple(args, "UUn:symbol_at_letter", &text, &symbols, &max_looks))
         return NULL;
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text), count = PyUnicode_GET_LENGTH(symbols);
-    int kind = PyUnicode_KIND(text), symbol_kind = PyUnicode_KIND(symbols);
-    const void *chars = PyUnicode_DATA(text), *symbol_chars = PyUnicode_DATA(symbols);
-    Py_ssize_t looked = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
-        int symbol = 0;
-        for (Py_ssize_t s = 0; s < count && !symbol; s++)
-            symbol = c == PyUnicode_READ(symbol_kind, symbol_chars, s);
-        if (!symbol)
-            continue;
-        if ((i && is_ascii_alnum(PyUnicode_READ(kind, chars, i - 1)))
-            || (i + 1 < length && is_ascii_alnum(PyUnicode_READ(kind, chars, i + 1))))
-            Py_RETURN_TRUE;
-        if (++looked > max_looks)
-            Py_RETURN_TRUE;
-    }
-    Py_RETURN_FALSE;
+    return PyBool_FromLong(symbol_touches_letter(text, symbols, max_looks));
 }
 
 static PyMethodDef module_methods[] = {

@@ -22,7 +22,7 @@ import numpy as np
 from . import kernel as _kernel
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
 from .spellings import add_pinyin_keys
-from .variants import (TONE_NUMBER, Transforms, classify, confusable_map, homophone_mode, homophone_pairs,
+from .variants import (_MAX_SYMBOL_LOOKS, TONE_NUMBER, Transforms, classify, confusable_map, homophone_mode, homophone_pairs,
                        is_cjk, leet_table, merge_matches,
                        symbol_leet, without_tone_numbers)
 
@@ -315,6 +315,13 @@ class WordMatcher:
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
+        kernel = self._kernel
+        if kernel is not None:
+            if not kernel.configured:
+                self._configure_kernel(kernel)
+            found = kernel.find(text)  # the steps below in one call, for most texts
+            if found is not None:
+                return found
         found = self._find(text)
         if self._tones and self._tone_scan(text):
             return merge_matches(found, self._find_toned(text)) if found else self._find_toned(text)
@@ -391,7 +398,7 @@ class WordMatcher:
         return found
 
     def _configure_kernel(self, kernel) -> None:
-        """Hand the kernel what _resolve checks hits with (once, on the first hit).
+        """Hand the kernel what find and _resolve check hits with (once, on the first text).
 
         Not in build(): these parts are set on the matcher after it is made.
         """
@@ -412,7 +419,13 @@ class WordMatcher:
             transforms and transforms.confusables) else []
         kernel.configure(patterns, Match, self._check is not None, base.codes, base.fold_repeats,
                          pairs, self._allowed, classify_hit, base.normalize_short, wanted_of,
-                         leet, confusable)
+                         leet, confusable, *self._second_passes())
+
+    def _second_passes(self) -> tuple[str, int, bool]:
+        """(symbols, max looks, tones): the texts Kernel.find leaves to Python's steps."""
+        # Leet symbols are one char each (variants.leet_table refuses others).
+        symbols = "".join(self._symbols) if self._symbol_pass is not None else ""
+        return symbols, _MAX_SYMBOL_LOOKS, self._tones
 
     def _candidates(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
                     offsets: OffsetMap) -> list[tuple[int, int, int]]:
