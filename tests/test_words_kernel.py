@@ -44,6 +44,8 @@ def assert_same(compiled: WordMatcher, python: WordMatcher, text: str) -> list:
     found = compiled.find(text)
     assert found == python.find(text), text
     assert compiled.mask(text, found) == python.mask(text, found)
+    assert compiled.mask(text, found, replacement="[✂]") == python.mask(text, found, replacement="[✂]")
+    assert compiled.mask(text, found, char="🙈") == python.mask(text, found, char="🙈")
     return found
 
 

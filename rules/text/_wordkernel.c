@@ -952,6 +952,131 @@ Kernel_find(Kernel *self, PyObject *text)
     return found;
 }
 
+typedef struct {
+    Py_ssize_t start, end;
+} Span;
+
+static int
+compare_spans(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* WordMatcher.mask for a list of this matcher's Match objects inside the text; None for
+ * anything else (caller-made matches, offsets outside the text): Python's way then. */
+static PyObject *
+Kernel_mask(Kernel *self, PyObject *args)
+{
+    PyObject *text, *matches, *replacement;
+    Py_UCS4 mask_char;
+    if (!PyArg_ParseTuple(args, "UO!CO:mask", &text, &PyList_Type, &matches, &mask_char, &replacement))
+        return NULL;
+    if (!self->configured || (replacement != Py_None && !PyUnicode_Check(replacement)))
+        Py_RETURN_NONE;
+    Py_ssize_t count = PyList_GET_SIZE(matches), length = PyUnicode_GET_LENGTH(text);
+    Span *spans = PyMem_Malloc(sizeof(Span) * (count + 1));
+    if (spans == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *match = PyList_GET_ITEM(matches, i);
+        if (Py_TYPE(match) != (PyTypeObject *)self->match_type
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(match, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(match, 1))) {
+            PyMem_Free(spans);
+            Py_RETURN_NONE;
+        }
+        spans[i].start = PyLong_AsSsize_t(PyTuple_GET_ITEM(match, 0));
+        spans[i].end = PyLong_AsSsize_t(PyTuple_GET_ITEM(match, 1));
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            PyMem_Free(spans);
+            Py_RETURN_NONE;
+        }
+        if (spans[i].start < 0 || spans[i].end < 0 || spans[i].start > length || spans[i].end > length) {
+            PyMem_Free(spans);
+            Py_RETURN_NONE;
+        }
+    }
+    /* Equal spans are equal in every way that counts here, so an unstable sort is enough. */
+    qsort(spans, count, sizeof(Span), compare_spans);
+    /* Two passes: the length and widest char of the result (a str must be stored in the
+     * narrowest kind that holds it, or it compares unequal), then the copy. */
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    Py_UCS4 limit = PyUnicode_MAX_CHAR_VALUE(text), widest = 0;
+#define WIDEST_OF(from, to) \
+    for (Py_ssize_t k = (from); k < (to) && widest < limit; k++) { \
+        Py_UCS4 c = PyUnicode_READ(kind, chars, k); \
+        if (c > widest) widest = c; \
+    }
+    Py_ssize_t size = 0, position = 0, pieces = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t start = spans[i].start > position ? spans[i].start : position;
+        if (spans[i].end <= start)
+            continue;
+        pieces++;
+        size += start - position;
+        WIDEST_OF(position, start)
+        if (replacement == Py_None) {
+            size += spans[i].end - start;
+            if (mask_char > widest)
+                widest = mask_char;
+        } else if (start == spans[i].start) {
+            size += PyUnicode_GET_LENGTH(replacement);
+            Py_ssize_t r = PyUnicode_GET_LENGTH(replacement);
+            for (Py_ssize_t k = 0; k < r; k++) {
+                Py_UCS4 c = PyUnicode_READ_CHAR(replacement, k);
+                if (c > widest) widest = c;
+            }
+        }
+        position = spans[i].end;
+    }
+    if (!pieces) {
+        PyMem_Free(spans);
+        Py_INCREF(text);
+        return text;
+    }
+    size += length - position;
+    WIDEST_OF(position, length)
+#undef WIDEST_OF
+    PyObject *out = PyUnicode_New(size, widest);
+    if (out == NULL) {
+        PyMem_Free(spans);
+        return NULL;
+    }
+    Py_ssize_t at = 0;
+    position = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t start = spans[i].start > position ? spans[i].start : position;
+        if (spans[i].end <= start)
+            continue;
+        if (PyUnicode_CopyCharacters(out, at, text, position, start - position) < 0)
+            goto fail;
+        at += start - position;
+        if (replacement == Py_None) {
+            if (PyUnicode_Fill(out, at, spans[i].end - start, mask_char) < 0)
+                goto fail;
+            at += spans[i].end - start;
+        } else if (start == spans[i].start) {
+            if (PyUnicode_CopyCharacters(out, at, replacement, 0, PyUnicode_GET_LENGTH(replacement)) < 0)
+                goto fail;
+            at += PyUnicode_GET_LENGTH(replacement);
+        }
+        position = spans[i].end;
+    }
+    if (PyUnicode_CopyCharacters(out, at, text, position, length - position) < 0)
+        goto fail;
+    PyMem_Free(spans);
+    return out;
+fail:
+    PyMem_Free(spans);
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyObject *
 Kernel_configured(Kernel *self, void *closure)
 {
@@ -966,6 +1091,8 @@ static PyGetSetDef Kernel_getset[] = {
 static PyMethodDef Kernel_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))Kernel_configure, METH_VARARGS | METH_KEYWORDS,
      "Set the parts matches() checks hits with (once; later calls change nothing)."},
+    {"mask", (PyCFunction)Kernel_mask, METH_VARARGS,
+     "WordMatcher.mask for this matcher's matches; None for others."},
     {"find", (PyCFunction)Kernel_find, METH_O,
      "WordMatcher.find for a text that needs no second pass; None for one that does."},
     {"matches", (PyCFunction)Kernel_matches, METH_VARARGS,

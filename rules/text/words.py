@@ -498,6 +498,10 @@ class WordMatcher:
         """Replace each matched span: char per original char, or the span by ``replacement``."""
         if replacement is None and len(char) != 1:
             raise ValueError("mask char must be exactly one character")
+        if self._kernel is not None and type(matches) is list and len(char) == 1:
+            masked = self._kernel.mask(text, matches, char, replacement)
+            if masked is not None:  # None: matches it does not know; the loop below does them
+                return masked
         pieces: list[str] = []
         position = 0
         for match in sorted(matches, key=_START_END):
