@@ -22,7 +22,7 @@ import numpy as np
 from . import kernel as _kernel
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
 from .spellings import add_pinyin_keys
-from .variants import (_MAX_SYMBOL_LOOKS, TONE_NUMBER, Transforms, classify, confusable_map, homophone_mode, homophone_pairs,
+from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
                        is_cjk, leet_table, merge_matches,
                        symbol_leet, without_tone_numbers)
 
@@ -318,7 +318,7 @@ class WordMatcher:
         kernel = self._kernel
         if kernel is not None:
             if not kernel.configured:
-                self._configure_kernel(kernel)
+                _kernel.configure(kernel, self, Match)
             found = kernel.find(text)  # the steps below in one call, for most texts
             if found is not None:
                 return found
@@ -374,7 +374,7 @@ class WordMatcher:
         """Hits of the automaton as matches: placed, whole-word checked, overlays checked."""
         if kernel is not None:
             if not kernel.configured:
-                self._configure_kernel(kernel)
+                _kernel.configure(kernel, self, Match)
             return kernel.matches(text, data, hits)  # the loop below, compiled
         candidates = self._candidates(text, data, hits, self._encoding.offset_map(mapped, differs))
         patterns = self._patterns
@@ -397,35 +397,6 @@ class WordMatcher:
             found.append(Match(first, last, word, category, via))
         return found
 
-    def _configure_kernel(self, kernel) -> None:
-        """Hand the kernel what find and _resolve check hits with (once, on the first text).
-
-        Not in build(): these parts are set on the matcher after it is made.
-        """
-        patterns, wanted = self._patterns, self._wanted
-        base, transforms = self._check or (self._encoding._normalizer, None)
-
-        def classify_hit(index: int, span: str, seen: str) -> str | None:
-            word = patterns[index].word
-            return classify(span, seen, wanted[word], word, transforms)
-
-        pairs = []
-        for pattern in patterns:
-            pair = sorted(map(ord, self._pairs.get(pattern.word, ())))
-            pairs += (pair * 2)[:2] if pair else (0, 0)
-        wanted_of = tuple(wanted.get(pattern.word) for pattern in patterns)
-        leet = "".join(symbol for symbol, _ in transforms.leet) if transforms else ""
-        confusable = sorted(ord(c) for c in confusable_map() if len(c) == 1) if (
-            transforms and transforms.confusables) else []
-        kernel.configure(patterns, Match, self._check is not None, base.codes, base.fold_repeats,
-                         pairs, self._allowed, classify_hit, base.normalize_short, wanted_of,
-                         leet, confusable, *self._second_passes())
-
-    def _second_passes(self) -> tuple[str, int, bool]:
-        """(symbols, max looks, tones): the texts Kernel.find leaves to Python's steps."""
-        # Leet symbols are one char each (variants.leet_table refuses others).
-        symbols = "".join(self._symbols) if self._symbol_pass is not None else ""
-        return symbols, _MAX_SYMBOL_LOOKS, self._tones
 
     def _candidates(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
                     offsets: OffsetMap) -> list[tuple[int, int, int]]:
