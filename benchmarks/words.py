@@ -261,7 +261,7 @@ def kernel_breakdown(words: list[Word], messages: list[str], seconds: float) -> 
             (f"Kernel.find, one call ({len(in_c) / len(messages):.0%} of messages; rest: second passes)",
              us(kernel.find, in_c)),
             ("WordMatcher.find", us(matcher.find, messages)),
-            (f"mask (Python, {len(found) / len(messages):.0%} of messages)", us(lambda p: matcher.mask(*p), found)),
+            (f"mask (C, {len(found) / len(messages):.0%} of messages)", us(lambda p: matcher.mask(*p), found)),
             ("=> find + mask", us(find_and_mask, messages))]
 
 

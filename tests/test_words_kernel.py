@@ -191,3 +191,15 @@ def test_startup_warns_once_when_the_kernel_is_missing(monkeypatch, caplog, buil
     assert warnings == ([] if built else [kernel.describe()])
     assert not built or kernel.describe() == "sensitive words: compiled kernel in use"
     sensitive_words._warn_without_kernel.cache_clear()
+
+
+def test_the_benchmark_says_which_path_and_where_the_kernel_spends():
+    script = ROOT / "benchmarks" / "words.py"
+    out = subprocess.run([sys.executable, str(script), "--smoke", "--breakdown"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    assert "sensitive words: compiled kernel in use" in out
+    section = out.split("every option on the compiled kernel")[1].splitlines()[1:]
+    steps = [line for line in section if line.startswith("  ")]
+    labels = [line.rsplit(None, 1)[0].strip() for line in steps]
+    assert labels[0] == "encode (C)" and labels[-1] == "=> find + mask", out
+    assert all(float(line.rsplit(None, 1)[1]) >= 0 for line in steps)
