@@ -4,10 +4,13 @@ FROM python:3.11-slim
 
 # The package only: receiver/, rules/ and what pyproject.toml needs to build it.
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# gcc only while installing: it builds the word engine's C kernel (setup.py), then goes.
+COPY pyproject.toml setup.py README.md ./
 COPY receiver ./receiver
 COPY rules ./rules
-RUN pip install --no-cache-dir . && rm -rf /src
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . && (cd / && python -c "import rules.text._wordkernel") \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* /src
 
 # The production starting config and the bundled word list beside it (deploy/imhook.yaml).
 COPY deploy/imhook.yaml /etc/imhook/imhook.yaml

@@ -228,6 +228,43 @@ def breakdown(words: list[Word], messages: list[str], seconds: float) -> list[tu
              (1 - share) * plain_us + share * (hit_us + mask_us))]
 
 
+def kernel_breakdown(words: list[Word], messages: list[str], seconds: float) -> list[tuple[str, float]]:
+    """Return (step, µs per message, averaged over all messages) of every option's find+mask
+    on the compiled kernel; [] where this checkout has none or it is not built."""
+    matcher = WordMatcher.build(words, fold_repeats=True, **OPTIONS[EVERY])
+    kernel = getattr(matcher, "_kernel", None)
+    if kernel is None or not hasattr(kernel, "find"):
+        return []
+    matcher.find(messages[0])  # configures the kernel
+    automaton = matcher._automaton
+    streams = [kernel.encode(t) for t in messages]
+    in_c = [t for t in messages if kernel.find(t) is not None]
+    triples = [(t, d, automaton.find_matches_as_indexes(d)) for t, d in zip(messages, streams)
+               if d is not None]
+    triples = [x for x in triples if x[2]]
+    found = [(t, f) for t in messages if (f := matcher.find(t))]
+    scale = 1 / len(messages)  # each step's µs over the messages it runs on, per message of all
+    each = seconds / 7
+
+    def us(func, items) -> float:
+        return 1e6 / throughput(func, items, each) * len(items) * scale if items else 0.0
+
+    def find_and_mask(text: str) -> str:
+        hits = matcher.find(text)
+        return matcher.mask(text, hits) if hits else text
+
+    return [("encode (C)", us(kernel.encode, messages)),
+            ("search the encoded stream (ahocorasick_rs)", us(automaton.find_matches_as_indexes,
+                                                             [d for d in streams if d is not None])),
+            (f"resolve + check hits (C, {len(triples) / len(messages):.0%} of messages)",
+             us(lambda x: kernel.matches(*x), triples)),
+            (f"Kernel.find, one call ({len(in_c) / len(messages):.0%} of messages; rest: second passes)",
+             us(kernel.find, in_c)),
+            ("WordMatcher.find", us(matcher.find, messages)),
+            (f"mask (C, {len(found) / len(messages):.0%} of messages)", us(lambda p: matcher.mask(*p), found)),
+            ("=> find + mask", us(find_and_mask, messages))]
+
+
 def _runs_for_this_tree() -> dict[str, dict]:
     """OPTIONS as this checkout's WordMatcher.build spells them (--tree: older checkouts).
 
@@ -247,6 +284,15 @@ def _runs_for_this_tree() -> dict[str, dict]:
                 runs[name]["homophones"] = True
         return runs
     return OPTIONS
+
+
+def _which_path() -> str:
+    """Which path this checkout's word engine runs (compiled kernel or pure Python)."""
+    try:
+        from rules.text import kernel
+    except ImportError:
+        return "sensitive words: pure-Python path (this checkout has no compiled kernel)"
+    return kernel.describe()
 
 
 def _span(values: list[float], fmt: str) -> str:
@@ -325,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"words {n_words:,}  messages {n_messages:,} x {chars:.0f} chars  "
           f"messages with a hit {hit_rate:.0%}{'  (SMOKE: sizes reduced)' if args.smoke else ''}"
           f"{'  tree ' + args.tree if args.tree else ''}")
+    print(_which_path())
     print(f"({rounds} alternating rounds; msg/s per CPU-second, median (min-max); ratio and "
           "cost paired per round)")
     print(f"{'run (find+mask unless said)':<44}{'msg/s':>28}{'vs raw':>20}{'µs/msg over first wave':>28}")
@@ -348,6 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         print("where find+mask time goes (µs per message, best of 3 rounds each):")
         for label, micros in breakdown(words, messages, 3.0):
             print(f"  {label:<50}{micros:>8.2f}")
+        steps = kernel_breakdown(words, messages, 3.0)
+        if steps:
+            print("every option on the compiled kernel (µs per message, averaged over all messages):")
+            for label, micros in steps:
+                print(f"  {label:<76}{micros:>8.2f}")
 
     def median(name: str) -> float:
         return statistics.median(rates[name]) if name in rates else 0.0

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
 from receiver.errors import ConfigError
+from rules.text import kernel
 from rules.text.words import Word, WordMatcher, load_word_file
 
 from .textscan import ACTIONS, Span, TextScanConfig, TextScanRule
 
+log = logging.getLogger("imhook.rules")
 
 HOMOPHONE_MODES = ("same_tone", "any_tone", "off")
 
@@ -89,6 +93,7 @@ class SensitiveWords(TextScanRule):
             leet=(config["leet_table"] or True) if config["leet"] else False,
             confusables=config["confusables"])
         self.file_count = len(files)
+        _warn_without_kernel()
 
     @staticmethod
     def _word(entry: str) -> Word:
@@ -127,3 +132,10 @@ class SensitiveWords(TextScanRule):
         return (f"{len(self.matcher)} words from {self.file_count} file(s) and inline, action={c['action']}"
                 f", allow-list {len(c['allow'])}+{len(c['allow_files'])} file(s), whole_word_latin="
                 f"{c['whole_word_latin']}, fold_repeats={c['fold_repeats']}, traditional={c['traditional']}")
+
+
+@functools.cache  # once per process: at startup, when the first rule is built
+def _warn_without_kernel() -> None:
+    """Tell the operator when the word engine runs its slower pure-Python path."""
+    if kernel.compiled is None:
+        log.warning(kernel.describe())

@@ -19,11 +19,12 @@ from typing import Iterable, NamedTuple, Sequence
 import ahocorasick_rs
 import numpy as np
 
+from . import kernel as _kernel
 from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
 from .spellings import add_pinyin_keys
 from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
-                       has_tone_number, is_cjk, leet_table, merge_matches,
-                       symbol_at_letter, symbol_leet, without_tone_numbers)
+                       is_cjk, leet_table, merge_matches,
+                       symbol_leet, without_tone_numbers)
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
 
@@ -184,7 +185,7 @@ class WordMatcher:
 
     __slots__ = ("_automaton", "_patterns", "_encoding", "_whole_word_latin", "_longest",
                  "word_count", "_check", "_symbols", "_symbol_pass", "_allowed", "_wanted",
-                 "_pairs", "_tones")
+                 "_pairs", "_tones", "_kernel", "_tone_scan", "_symbol_scan")
 
     def __init__(self, automaton: ahocorasick_rs.BytesAhoCorasick | None,
                  patterns: Sequence[_Pattern], encoding: SearchEncoding,
@@ -205,6 +206,11 @@ class WordMatcher:
         # overlays); a hit on one that kept neither char is dropped without classify.
         self._pairs: dict[str, frozenset[str]] = {}
         self._tones = False  # pinyin: texts with tone numbers get a pass without them
+        # The compiled hot path (rules.text.kernel), or None: the Python one, same results.
+        self._kernel = _kernel.make_kernel(encoding, self._patterns, automaton, whole_word_latin,
+                                           longest, _MAX_RESCANS)
+        self._tone_scan = _kernel.tone_scan(self._kernel)
+        self._symbol_scan = None
 
     @classmethod
     def build(cls, words: Iterable[Word], *, allow: Iterable[str] = (),
@@ -286,6 +292,7 @@ class WordMatcher:
                                   if len(wanted) == 2 and all(map(is_cjk, wanted))}
         if symbols and not _latin_symbols:
             matcher._symbols = tuple(s for s, _ in symbols)
+            matcher._symbol_scan = _kernel.symbol_scan(matcher._kernel, matcher._symbols)
             matcher._symbol_pass = cls.build(
                 words, allow=allow, whole_word_latin=whole_word_latin, confusables=confusables,
                 leet=dict(p for p in leet_pairs if p not in symbols), **options,
@@ -308,8 +315,15 @@ class WordMatcher:
 
     def find(self, text: str) -> list[Match]:
         """Return non-overlapping leftmost-longest matches, in order, as original offsets."""
+        kernel = self._kernel
+        if kernel is not None:
+            if not kernel.configured:
+                _kernel.configure(kernel, self, Match)
+            found = kernel.find(text)  # the steps below in one call, for most texts
+            if found is not None:
+                return found
         found = self._find(text)
-        if self._tones and has_tone_number(text):
+        if self._tones and self._tone_scan(text):
             return merge_matches(found, self._find_toned(text)) if found else self._find_toned(text)
         return found
 
@@ -339,33 +353,66 @@ class WordMatcher:
     def _find(self, text: str) -> list[Match]:
         if not text or self._automaton is None:
             return []
-        encoding = self._encoding
-        data, mapped, differs = encoding.encode(text)
+        kernel = self._kernel
+        data = kernel.encode(text) if kernel is not None else None
+        mapped = differs = None
+        if data is None:  # no kernel, or a char only the per-char path can do (rare)
+            kernel = None
+            data, mapped, differs = self._encoding.encode(text)
         hits = self._automaton.find_matches_as_indexes(data)
-        if self._symbol_pass is not None and symbol_at_letter(text, self._symbols):
+        if self._symbol_pass is not None and self._symbol_scan(text):
             extra = self._symbol_pass.find(text)
             if extra:
-                found = self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs)
-                                      ) if hits else []
+                found = self._resolve(text, data, hits, kernel, mapped, differs) if hits else []
                 return merge_matches(found, extra)
         if not hits:
             return []  # the common case: offsets are never computed
-        return self._resolve(text, data, hits, self._encoding.offset_map(mapped, differs))
+        return self._resolve(text, data, hits, kernel, mapped, differs)
 
-    def _resolve(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
-                 offsets: OffsetMap) -> list[Match]:
+    def _resolve(self, text: str, data: bytes, hits: list[tuple[int, int, int]], kernel,
+                 mapped: OffsetMap | np.ndarray | None, differs: np.ndarray | None) -> list[Match]:
+        """Hits of the automaton as matches: placed, whole-word checked, overlays checked."""
+        if kernel is not None:
+            if not kernel.configured:
+                _kernel.configure(kernel, self, Match)
+            return kernel.matches(text, data, hits)  # the loop below, compiled
+        candidates = self._candidates(text, data, hits, self._encoding.offset_map(mapped, differs))
+        patterns = self._patterns
+        found: list[Match] = []
+        for index, first, last in candidates:
+            word, category, _, _ = patterns[index]
+            via = ""
+            if self._check is not None and text[first:last] != word:
+                span = text[first:last]
+                seen = self._check[0].normalize_short(span)
+                pair = self._pairs.get(word)
+                if pair is not None and len(seen) == 2 and pair.isdisjoint(seen) and all(
+                        map(is_cjk, seen)):
+                    continue  # two homophones for a two-char word: classify says no, faster
+                if seen in self._allowed:
+                    continue  # an allowed word that an overlay made look like a listed one
+                via = classify(span, seen, self._wanted[word], word, self._check[1])
+                if via is None:
+                    continue  # an overlay's false positive (see variants.classify)
+            found.append(Match(first, last, word, category, via))
+        return found
+
+
+    def _candidates(self, text: str, data: bytes, hits: list[tuple[int, int, int]],
+                    offsets: OffsetMap) -> list[tuple[int, int, int]]:
+        """(pattern, first, last) of each hit that stands: Kernel.resolve in Python."""
         # Hits are byte offsets into the encoded stream, ``width`` bytes a char; offsets
         # maps char positions back to the original text.
         width = self._encoding.width
         patterns = self._patterns
         check_latin = self._whole_word_latin
-        found: list[Match] = []
+        candidates: list[tuple[int, int, int]] = []
         base = 0
         rescans = 0
         while True:
             restart = -1
             for index, start, end in hits:
-                word, category, allowed, latin_only = patterns[index]
+                _, _, allowed, latin_only = patterns[index]
                 if allowed:
                     continue
                 start = (start + base) // width
@@ -383,22 +430,9 @@ class WordMatcher:
                 # Combining marks after the last matched char belong to it ("m̶"): mask them.
                 while last < len(text) and unicodedata.category(text[last]) in _MARKS:
                     last += 1
-                via = ""
-                if self._check is not None and text[first:last] != word:
-                    span = text[first:last]
-                    seen = self._check[0].normalize_short(span)
-                    pair = self._pairs.get(word)
-                    if pair is not None and len(seen) == 2 and pair.isdisjoint(seen) and all(
-                            map(is_cjk, seen)):
-                        continue  # two homophones for a two-char word: classify says no, faster
-                    if seen in self._allowed:
-                        continue  # an allowed word that an overlay made look like a listed one
-                    via = classify(span, seen, self._wanted[word], word, self._check[1])
-                    if via is None:
-                        continue  # an overlay's false positive (see variants.classify)
-                found.append(Match(first, last, word, category, via))
+                candidates.append((index, first, last))
             if restart < 0:
-                return found
+                return candidates
             base = restart
             hits = self._automaton.find_matches_as_indexes(data[base:])
 
@@ -435,6 +469,10 @@ class WordMatcher:
         """Replace each matched span: char per original char, or the span by ``replacement``."""
         if replacement is None and len(char) != 1:
             raise ValueError("mask char must be exactly one character")
+        if self._kernel is not None and type(matches) is list and len(char) == 1:
+            masked = self._kernel.mask(text, matches, char, replacement)
+            if masked is not None:  # None: matches it does not know; the loop below does them
+                return masked
         pieces: list[str] = []
         position = 0
         for match in sorted(matches, key=_START_END):

@@ -1,0 +1,1171 @@
+/* The sensitive-word engine's hot path in C (optional; rules/text/words.py has the same
+ * steps in Python and numpy, and falls back to them when this module is not built).
+ *
+ * Kernel(table, width, fold, latin_codes, flags, automaton, longest, check_latin, max_rescans)
+ *   .encode(text)            -> the compact search stream (bytes), or None when a char of
+ *                               the text escapes to the per-char path (SearchEncoding.encode)
+ *   .resolve(text, data, hits) -> [(pattern index, first, last)] in original offsets, the
+ *                               whole-word check and its re-searches done (WordMatcher._candidates)
+ * has_tone_number(text), symbol_at_letter(text, symbols): variants.py's per-message scans.
+ *
+ * Every str is read by code point (PyUnicode_READ), lone surrogates and NUL included; every
+ * index read from Python (a hit) is bounds-checked, and errors come back as exceptions.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CODE_POINTS 0x110000
+
+static PyObject *category_func;  /* unicodedata.category, for marks after a match */
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer table;      /* one code per code point, `width` bytes, little-endian */
+    int width;
+    int fold;
+    uint32_t escape;      /* all bytes 0xFF: the char needs the per-char path */
+    uint32_t *latin;      /* sorted codes standing for a Latin letter or digit */
+    Py_ssize_t latin_count;
+    PyObject *flags;      /* bytes, per pattern: 1 allowed, 2 latin_only */
+    PyObject *automaton;
+    Py_ssize_t longest;
+    int check_latin;
+    int max_rescans;
+    /* The checks of hits that needed an overlay (set once by configure(); see matches()). */
+    int configured;
+    PyObject *patterns;   /* tuple of (word, category, ...) tuples, by pattern index */
+    PyObject *match_type; /* Match(start, end, word, category, via) */
+    int check;            /* 0: no overlays, every hit stands as written */
+    Py_buffer base;       /* the overlay-free normaliser's codes, planes 0-1 (+ escape slot) */
+    int base_fold;
+    uint32_t *pairs;      /* per pattern: the two chars of a two-char Chinese word, or 0s */
+    PyObject *allowed;    /* frozenset of allow entries normalised without overlays */
+    PyObject *classify;   /* classify_hit(index, span, seen) -> via or None */
+    PyObject *normalize;  /* the base normalize_short, for a span the table cannot do */
+    PyObject *wanted;     /* per pattern: its word normalised without overlays, or None */
+    PyObject *leet;       /* str: the leet symbols (one char each) */
+    uint32_t *confusable; /* sorted code points that look like a Latin letter */
+    Py_ssize_t confusable_count;
+    /* find(): texts it leaves to Python (they need a second pass) */
+    PyObject *symbols;    /* str: leet symbols of the symbol pass ("" without one) */
+    Py_ssize_t max_looks;
+    int tones;            /* pinyin: a text with a tone number gets a pass without them */
+} Kernel;
+
+static inline uint32_t
+table_code(const Kernel *k, Py_UCS4 cp)
+{
+    const unsigned char *t = (const unsigned char *)k->table.buf;
+    if (cp >= CODE_POINTS)
+        return k->escape;  /* cannot happen for a str; treated like a char past the table */
+    switch (k->width) {
+    case 1: return t[cp];
+    case 2: return (uint32_t)t[2 * cp] | ((uint32_t)t[2 * cp + 1] << 8);
+    default: {
+        const unsigned char *p = t + 4 * (size_t)cp;
+        return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    }
+    }
+}
+
+static inline uint32_t
+data_code(const unsigned char *p, int width)
+{
+    uint32_t value = 0;
+    for (int i = width - 1; i >= 0; i--)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+static inline void
+put_code(unsigned char *p, uint32_t code, int width)
+{
+    for (int i = 0; i < width; i++)
+        p[i] = (unsigned char)(code >> (8 * i));
+}
+
+static inline int
+is_ascii_letter(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int
+is_ascii_alnum(Py_UCS4 c)
+{
+    return is_ascii_letter(c) || (c >= '0' && c <= '9');
+}
+
+/* variants.has_tone_number: a digit 1-5 right after an ASCII letter. */
+static int
+tone_number_in(PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 1; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        if (c >= '1' && c <= '5' && is_ascii_letter(PyUnicode_READ(kind, chars, i - 1)))
+            return 1;
+    }
+    return 0;
+}
+
+/* variants.symbol_at_letter for one-char symbols: one touches an ASCII letter or digit, or
+ * the text holds more than `max_looks` of them (then the pass simply runs). */
+static int
+symbol_touches_letter(PyObject *text, PyObject *symbols, Py_ssize_t max_looks)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), count = PyUnicode_GET_LENGTH(symbols);
+    int kind = PyUnicode_KIND(text), symbol_kind = PyUnicode_KIND(symbols);
+    const void *chars = PyUnicode_DATA(text), *symbol_chars = PyUnicode_DATA(symbols);
+    Py_ssize_t looked = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        int symbol = 0;
+        for (Py_ssize_t s = 0; s < count && !symbol; s++)
+            symbol = c == PyUnicode_READ(symbol_kind, symbol_chars, s);
+        if (!symbol)
+            continue;
+        if ((i && is_ascii_alnum(PyUnicode_READ(kind, chars, i - 1)))
+            || (i + 1 < length && is_ascii_alnum(PyUnicode_READ(kind, chars, i + 1))))
+            return 1;
+        if (++looked > max_looks)
+            return 1;
+    }
+    return 0;
+}
+
+static void
+Kernel_dealloc(Kernel *self)
+{
+    if (self->table.obj != NULL)
+        PyBuffer_Release(&self->table);
+    PyMem_Free(self->latin);
+    Py_XDECREF(self->flags);
+    Py_XDECREF(self->automaton);
+    if (self->base.obj != NULL)
+        PyBuffer_Release(&self->base);
+    PyMem_Free(self->pairs);
+    Py_XDECREF(self->patterns);
+    Py_XDECREF(self->match_type);
+    Py_XDECREF(self->allowed);
+    Py_XDECREF(self->classify);
+    Py_XDECREF(self->normalize);
+    Py_XDECREF(self->wanted);
+    Py_XDECREF(self->leet);
+    PyMem_Free(self->confusable);
+    Py_XDECREF(self->symbols);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+compare_codes(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static PyObject *
+Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"table", "width", "fold", "latin_codes", "flags", "automaton",
+                            "longest", "check_latin", "max_rescans", NULL};
+    PyObject *table, *latin_codes, *flags, *automaton;
+    int width, fold, check_latin, max_rescans;
+    Py_ssize_t longest;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OipOSOnpi", names, &table, &width, &fold,
+                                     &latin_codes, &flags, &automaton, &longest, &check_latin,
+                                     &max_rescans))
+        return NULL;
+    if (width != 1 && width != 2 && width != 4) {
+        PyErr_SetString(PyExc_ValueError, "width must be 1, 2 or 4");
+        return NULL;
+    }
+    Kernel *self = (Kernel *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    if (PyObject_GetBuffer(table, &self->table, PyBUF_C_CONTIGUOUS) < 0) {
+        self->table.obj = NULL;
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (self->table.len != (Py_ssize_t)CODE_POINTS * width) {
+        PyErr_SetString(PyExc_ValueError, "table must hold one code per code point");
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->width = width;
+    self->fold = fold;
+    self->escape = width == 4 ? 0xFFFFFFFFu : (1u << (8 * width)) - 1;
+    PyObject *seq = PySequence_Fast(latin_codes, "latin_codes must be a sequence of ints");
+    if (seq == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->latin_count = PySequence_Fast_GET_SIZE(seq);
+    self->latin = PyMem_Malloc(sizeof(uint32_t) * (self->latin_count + 1));
+    if (self->latin == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < self->latin_count; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->latin[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    qsort(self->latin, self->latin_count, sizeof(uint32_t), compare_codes);
+    Py_INCREF(flags);
+    self->flags = flags;
+    Py_INCREF(automaton);
+    self->automaton = automaton;
+    self->longest = longest;
+    self->check_latin = check_latin;
+    self->max_rescans = max_rescans;
+    return (PyObject *)self;
+}
+
+/* SearchEncoding.encode in one pass: look up, drop, fold; None if a char escapes. */
+static PyObject *
+Kernel_encode(Kernel *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text), width = self->width;
+    const void *chars = PyUnicode_DATA(text);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, length * width);
+    if (out == NULL)
+        return NULL;
+    unsigned char *data = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t n = 0;
+    uint32_t previous = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
+        if (code == 0)
+            continue;  /* dropped */
+        if (code == self->escape) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        if (self->fold && n && code == previous)
+            continue;
+        put_code(data + n * width, code, width);
+        previous = code;
+        n++;
+    }
+    if (_PyBytes_Resize(&out, n * width) < 0)
+        return NULL;
+    return out;
+}
+
+/* For encoded char p: the original indices of the first and last char folded into it. */
+typedef struct {
+    Py_ssize_t *first, *last, count;
+} Offsets;
+
+static int
+offsets_of(const Kernel *self, PyObject *text, Offsets *map)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    map->first = PyMem_Malloc(sizeof(Py_ssize_t) * (2 * length + 2));
+    if (map->first == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    map->last = map->first + length + 1;
+    Py_ssize_t n = 0;
+    uint32_t previous = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
+        if (code == 0)
+            continue;
+        if (code == self->escape) {
+            PyMem_Free(map->first);
+            PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
+            return -1;
+        }
+        if (self->fold && n && code == previous) {
+            map->last[n - 1] = i;
+            continue;
+        }
+        map->first[n] = map->last[n] = i;
+        previous = code;
+        n++;
+    }
+    map->count = n;
+    return 0;
+}
+
+/* OffsetMap.adjacent: no original char dropped between encoded chars p-1 and p. */
+static inline int
+adjacent(const Offsets *map, Py_ssize_t p)
+{
+    return p > 0 && p < map->count && map->first[p] <= map->last[p - 1] + 1;
+}
+
+static int
+latin_at(const Kernel *self, const unsigned char *data, Py_ssize_t size, Py_ssize_t offset)
+{
+    if (offset < 0 || offset + self->width > size)
+        return 0;
+    uint32_t code = data_code(data + offset, self->width);
+    return bsearch(&code, self->latin, self->latin_count, sizeof(uint32_t), compare_codes) != NULL;
+}
+
+/* unicodedata.category(ch) in ("Mn", "Me"), without a call for ranges that hold no mark. */
+static int
+is_mark(Py_UCS4 cp)
+{
+    if (cp < 0x300 || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF)
+        || (cp >= 0xAC00 && cp <= 0xD7A3) || (cp >= 0x20000 && cp <= 0x2FFFF))
+        return 0;
+    PyObject *ch = PyUnicode_FromOrdinal(cp);
+    if (ch == NULL)
+        return -1;
+    PyObject *category = PyObject_CallOneArg(category_func, ch);
+    Py_DECREF(ch);
+    if (category == NULL)
+        return -1;
+    int mark = PyUnicode_CompareWithASCIIString(category, "Mn") == 0
+               || PyUnicode_CompareWithASCIIString(category, "Me") == 0;
+    Py_DECREF(category);
+    return mark;
+}
+
+/* One hit of the automaton, checked: its pattern index and byte offsets. */
+static int
+read_hit(PyObject *hit, Py_ssize_t patterns, Py_ssize_t *index, Py_ssize_t *start, Py_ssize_t *end)
+{
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a hit must be an (index, start, end) tuple");
+        return -1;
+    }
+    *index = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
+    *start = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+    *end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 2));
+    if (PyErr_Occurred())
+        return -1;
+    if (*index < 0 || *index >= patterns) {
+        PyErr_SetString(PyExc_IndexError, "hit names no pattern");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+search(const Kernel *self, PyObject *data, Py_ssize_t from, Py_ssize_t to)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (to > size)
+        to = size;
+    if (from > to)
+        from = to;
+    PyObject *window = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + from, to - from);
+    if (window == NULL)
+        return NULL;
+    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", window);
+    Py_DECREF(window);
+    if (hits != NULL && !PyList_Check(hits)) {
+        Py_DECREF(hits);
+        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
+        return NULL;
+    }
+    return hits;
+}
+
+/* WordMatcher._hides_another: 1, 0, or -1 with an exception set. */
+static int
+hides_another(const Kernel *self, PyObject *data, const Offsets *map, Py_ssize_t start, Py_ssize_t end)
+{
+    int width = self->width;
+    const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
+    Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
+    Py_ssize_t inside = (end - start - 1) * width;
+    PyObject *hits = search(self, data, (start + 1) * width, end * width + self->longest);
+    if (hits == NULL)
+        return -1;
+    int result = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
+        Py_ssize_t index, at, stop;
+        if (read_hit(PyList_GET_ITEM(hits, i), patterns, &index, &at, &stop) < 0) {
+            result = -1;
+            break;
+        }
+        if (at >= inside)
+            break;
+        if (!((flags[index] & 2) && adjacent(map, start + 1 + at / width))) {
+            result = 1;
+            break;
+        }
+    }
+    Py_DECREF(hits);
+    return result;
+}
+
+typedef int (*emit_func)(Kernel *, PyObject *text, PyObject *found, Py_ssize_t index,
+                         Py_ssize_t first, Py_ssize_t last);
+
+static int
+emit_candidate(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
+               Py_ssize_t first, Py_ssize_t last)
+{
+    PyObject *item = Py_BuildValue("(nnn)", index, first, last);
+    if (item == NULL)
+        return -1;
+    int result = PyList_Append(found, item);
+    Py_DECREF(item);
+    return result;
+}
+
+static PyObject *
+resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_func emit)
+{
+    const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
+    Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data), length = PyUnicode_GET_LENGTH(text);
+    int width = self->width, kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    Offsets map;
+    if (offsets_of(self, text, &map) < 0)
+        return NULL;
+    if (map.count * width != size) {
+        PyMem_Free(map.first);
+        PyErr_SetString(PyExc_ValueError, "data is not this text's encoding");
+        return NULL;
+    }
+    PyObject *found = PyList_New(0);
+    if (found == NULL)
+        goto fail;
+    Py_INCREF(hits);
+    Py_ssize_t base = 0;
+    int rescans = 0;
+    for (;;) {
+        Py_ssize_t restart = -1;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hits); i++) {
+            Py_ssize_t index, start, end;
+            if (read_hit(PyList_GET_ITEM(hits, i), patterns, &index, &start, &end) < 0)
+                goto fail_hits;
+            if (flags[index] & 1)
+                continue;  /* an allow-list entry: consumes its span, never reported */
+            start = (start + base) / width;
+            end = (end + base) / width;
+            if (start < 0 || end <= start || end > map.count) {
+                PyErr_SetString(PyExc_IndexError, "hit outside the encoded text");
+                goto fail_hits;
+            }
+            if (self->check_latin && (flags[index] & 2)) {
+                int glued = (start > 0 && latin_at(self, bytes, size, (start - 1) * width)
+                             && adjacent(&map, start))
+                            || (end * width < size && latin_at(self, bytes, size, end * width)
+                                && adjacent(&map, end));
+                if (glued) {
+                    if (rescans < self->max_rescans) {
+                        int hides = hides_another(self, data, &map, start, end);
+                        if (hides < 0)
+                            goto fail_hits;
+                        if (hides) {
+                            rescans++;
+                            restart = (start + 1) * width;
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            }
+            Py_ssize_t first = map.first[start], last = map.last[end - 1] + 1;
+            /* Combining marks after the last matched char belong to it: mask them too. */
+            while (last < length) {
+                int mark = is_mark(PyUnicode_READ(kind, chars, last));
+                if (mark < 0)
+                    goto fail_hits;
+                if (!mark)
+                    break;
+                last++;
+            }
+            if (emit(self, text, found, index, first, last) < 0)
+                goto fail_hits;
+        }
+        Py_DECREF(hits);
+        if (restart < 0)
+            break;
+        base = restart;
+        hits = search(self, data, base, size);
+        if (hits == NULL)
+            goto fail;
+    }
+    PyMem_Free(map.first);
+    return found;
+fail_hits:
+    Py_DECREF(hits);
+fail:
+    PyMem_Free(map.first);
+    Py_XDECREF(found);
+    return NULL;
+}
+
+static PyObject *
+Kernel_resolve(Kernel *self, PyObject *args)
+{
+    PyObject *text, *data, *hits;
+    if (!PyArg_ParseTuple(args, "USO!:resolve", &text, &data, &PyList_Type, &hits))
+        return NULL;
+    return resolve_hits(self, text, data, hits, emit_candidate);
+}
+
+static inline int
+is_cjk(uint32_t cp)
+{
+    return (cp >= 0x3400 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF)
+           || (cp >= 0x20000 && cp <= 0x2FA1F);
+}
+
+/* The overlay-free normalised span (normalize_short) into out; -1 if a char needs Python. */
+static Py_ssize_t
+normalize_span(const Kernel *self, int kind, const void *chars, Py_ssize_t first, Py_ssize_t last,
+               Py_UCS4 *out)
+{
+    const uint32_t *codes = (const uint32_t *)self->base.buf;
+    Py_ssize_t slots = self->base.len / 4 - 1, n = 0;  /* the last slot is the escape */
+    for (Py_ssize_t i = first; i < last; i++) {
+        Py_UCS4 cp = PyUnicode_READ(kind, chars, i);
+        if ((Py_ssize_t)cp >= slots)
+            return -1;
+        uint32_t code = codes[cp];
+        if (code == 0)
+            continue;
+        if (code > 0x10FFFF)
+            return -1;  /* expands to several chars */
+        if (self->base_fold && n && out[n - 1] == code)
+            continue;
+        out[n++] = code;
+    }
+    return n;
+}
+
+/* The homophone-pair shortcut for a seen str normalize_short made. */
+static int
+p_pair_rejects(const Kernel *self, Py_ssize_t index, PyObject *seen)
+{
+    uint32_t p0 = self->pairs[2 * index], p1 = self->pairs[2 * index + 1];
+    if (!p0 || PyUnicode_GET_LENGTH(seen) != 2)
+        return 0;
+    Py_UCS4 a = PyUnicode_READ_CHAR(seen, 0), b = PyUnicode_READ_CHAR(seen, 1);
+    return a != p0 && a != p1 && b != p0 && b != p1 && is_cjk(a) && is_cjk(b);
+}
+
+static inline int
+is_ascii_alpha(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int
+str_has(PyObject *text, Py_UCS4 c)
+{
+    return PyUnicode_FindChar(text, c, 0, PyUnicode_GET_LENGTH(text), 1) >= 0;
+}
+
+static int
+is_confusable(const Kernel *self, Py_UCS4 c)
+{
+    uint32_t code = c;
+    return self->confusable_count
+           && bsearch(&code, self->confusable, self->confusable_count, sizeof(uint32_t),
+                      compare_codes) != NULL;
+}
+
+/* variants.classify, step for step: the via string, "" or None (new references). */
+static PyObject *
+classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wanted, PyObject *word)
+{
+    int equal = PyUnicode_Compare(seen, wanted);
+    if (equal == -1 && PyErr_Occurred())
+        return NULL;
+    if (equal == 0)
+        return PyUnicode_New(0, 0);
+    const char *kinds[4];
+    int count = 0;
+    Py_ssize_t seen_length = PyUnicode_GET_LENGTH(seen), span_length = PyUnicode_GET_LENGTH(span);
+    Py_ssize_t wanted_length = PyUnicode_GET_LENGTH(wanted);
+    int latin = 0, latin_word = 0;
+    for (Py_ssize_t i = 0; i < seen_length && !latin; i++)
+        latin = is_ascii_alpha(PyUnicode_READ_CHAR(seen, i));
+    for (Py_ssize_t i = 0; i < wanted_length && !latin_word; i++)
+        latin_word = is_ascii_alpha(PyUnicode_READ_CHAR(wanted, i));
+    /* A char of the span or of seen (set(span) | set(seen) in Python). */
+    Py_ssize_t chars = span_length + seen_length;
+#define CHAR_AT(i) ((i) < span_length ? PyUnicode_READ_CHAR(span, (i)) : PyUnicode_READ_CHAR(seen, (i) - span_length))
+    if (latin_word) {
+        int leet = 0;
+        for (Py_ssize_t i = 0; i < chars && !leet; i++) {
+            Py_UCS4 c = CHAR_AT(i);
+            leet = str_has(self->leet, c) && !str_has(wanted, c) && !str_has(word, c);
+        }
+        if (leet) {
+            if (!latin)
+                Py_RETURN_NONE;  /* digits and symbols alone: a number, a price, not a word */
+            kinds[count++] = "leet";
+        }
+    }
+    if (self->confusable_count) {
+        int confusable = 0;
+        for (Py_ssize_t i = 0; i < chars && !confusable; i++)
+            confusable = is_confusable(self, CHAR_AT(i));
+        if (confusable) {
+            if (!latin)
+                Py_RETURN_NONE;  /* one script throughout: real Cyrillic or Greek text */
+            kinds[count++] = "confusables";
+        }
+    }
+#undef CHAR_AT
+    Py_ssize_t word_cjk = 0;
+    for (Py_ssize_t i = 0; i < wanted_length; i++)
+        word_cjk += is_cjk(PyUnicode_READ_CHAR(wanted, i));
+    if (word_cjk && latin)
+        kinds[count++] = "pinyin";
+    int span_cjk = 0, foreign = 0, kept = latin;
+    for (Py_ssize_t i = 0; i < seen_length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(seen, i);
+        if (!is_cjk(c))
+            continue;
+        span_cjk = 1;
+        if (str_has(wanted, c))
+            kept = 1;  /* a char of the word as written (all of wanted's CJK chars are its) */
+        else
+            foreign = 1;
+    }
+    if (span_cjk && foreign) {
+        if (word_cjk < 2 || (word_cjk < 3 && !kept))
+            Py_RETURN_NONE;
+        kinds[count++] = "homophone";
+    }
+    if (!count)
+        return PyUnicode_New(0, 0);
+    char prefix[64];
+    size_t used = 0;
+    for (int i = 0; i < count; i++)
+        used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%s", i ? "+" : "", kinds[i]);
+    snprintf(prefix + used, sizeof(prefix) - used, ": ");
+    PyObject *parts = PyUnicode_Split(span, NULL, -1), *space = NULL, *joined = NULL, *via = NULL;
+    if (parts == NULL)
+        return NULL;
+    if ((space = PyUnicode_FromString(" ")) != NULL && (joined = PyUnicode_Join(space, parts)) != NULL)
+        via = PyUnicode_FromFormat("%s%U %c %U", prefix, joined, 0x2192 /* → */, word);
+    Py_DECREF(parts);
+    Py_XDECREF(space);
+    Py_XDECREF(joined);
+    return via;
+}
+
+/* Match(first, last, word, category, via): filled like tuple.__new__ fills a subclass. */
+static PyObject *
+new_match(const Kernel *self, Py_ssize_t first, Py_ssize_t last, PyObject *word,
+          PyObject *category, PyObject *via)
+{
+    PyTypeObject *type = (PyTypeObject *)self->match_type;
+    PyObject *start = PyLong_FromSsize_t(first), *end = PyLong_FromSsize_t(last);
+    PyObject *match = start && end ? type->tp_alloc(type, 5) : NULL;
+    if (match == NULL) {
+        Py_XDECREF(start);
+        Py_XDECREF(end);
+        return NULL;
+    }
+    Py_INCREF(word);
+    Py_INCREF(category);
+    Py_INCREF(via);
+    PyTuple_SET_ITEM(match, 0, start);
+    PyTuple_SET_ITEM(match, 1, end);
+    PyTuple_SET_ITEM(match, 2, word);
+    PyTuple_SET_ITEM(match, 3, category);
+    PyTuple_SET_ITEM(match, 4, via);
+    return match;
+}
+
+/* WordMatcher._resolve's checks for one candidate, then its Match appended to found. */
+static int
+emit_match(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
+           Py_ssize_t first, Py_ssize_t last)
+{
+    PyObject *pattern = PyTuple_GET_ITEM(self->patterns, index);
+    PyObject *word = PyTuple_GET_ITEM(pattern, 0), *category = PyTuple_GET_ITEM(pattern, 1);
+    PyObject *via = NULL, *match = NULL, *span = NULL, *seen = NULL;
+    int result = -1;
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    int as_written = PyUnicode_GET_LENGTH(word) == last - first;
+    if (as_written) {
+        int word_kind = PyUnicode_KIND(word);
+        const void *word_chars = PyUnicode_DATA(word);
+        for (Py_ssize_t i = 0; i < last - first && as_written; i++)
+            as_written = PyUnicode_READ(kind, chars, first + i) == PyUnicode_READ(word_kind, word_chars, i);
+    }
+    if (!self->check || as_written) {
+        via = PyUnicode_New(0, 0);
+    } else {
+        Py_UCS4 small[64], *out = small;
+        if (last - first > 64 && (out = PyMem_Malloc(sizeof(Py_UCS4) * (last - first))) == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        Py_ssize_t n = normalize_span(self, kind, chars, first, last, out);
+        span = PyUnicode_Substring(text, first, last);
+        if (span == NULL)
+            goto done_out;
+        if (n >= 0) {
+            uint32_t p0 = self->pairs[2 * index], p1 = self->pairs[2 * index + 1];
+            if (p0 && n == 2 && out[0] != p0 && out[0] != p1 && out[1] != p0 && out[1] != p1
+                && is_cjk(out[0]) && is_cjk(out[1])) {
+                result = 0;  /* two homophones for a two-char word: classify says no, faster */
+                goto done_out;
+            }
+            seen = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, n);
+        } else {
+            seen = PyObject_CallOneArg(self->normalize, span);
+            if (seen != NULL && !PyUnicode_Check(seen)) {
+                PyErr_SetString(PyExc_TypeError, "normalize_short must return str");
+                Py_CLEAR(seen);
+            }
+        }
+        if (seen == NULL)
+            goto done_out;
+        if (n < 0 && p_pair_rejects(self, index, seen)) {
+            result = 0;
+            goto done_out;
+        }
+        int allowed = PySet_Contains(self->allowed, seen);
+        if (allowed) {
+            result = allowed < 0 ? -1 : 0;  /* an allowed word an overlay made look listed */
+            goto done_out;
+        }
+        PyObject *wanted = PyTuple_GET_ITEM(self->wanted, index);
+        if (wanted == Py_None)  /* not a listed word's pattern: Python's way (and its error) */
+            via = PyObject_CallFunction(self->classify, "nOO", index, span, seen);
+        else
+            via = classify_hit(self, span, seen, wanted, word);
+        if (via == Py_None) {
+            Py_CLEAR(via);
+            result = 0;  /* an overlay's false positive (see variants.classify) */
+        }
+done_out:
+        if (out != small)
+            PyMem_Free(out);
+        if (via == NULL)
+            goto done;
+    }
+    if (via == NULL)
+        goto done;
+    match = new_match(self, first, last, word, category, via);
+    if (match != NULL)
+        result = PyList_Append(found, match);
+done:
+    Py_XDECREF(match);
+    Py_XDECREF(via);
+    Py_XDECREF(span);
+    Py_XDECREF(seen);
+    return result;
+}
+
+static PyObject *
+Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"patterns", "match_type", "check", "base_codes", "base_fold", "pairs",
+                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", "symbols", "max_looks", "tones", NULL};
+    PyObject *patterns, *match_type, *base_codes, *pairs, *allowed, *classify, *normalize;
+    PyObject *wanted, *leet, *confusable, *symbols;
+    Py_ssize_t max_looks;
+    int check, base_fold, tones;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UOUnp", names, &PyTuple_Type, &patterns,
+                                     &PyType_Type, &match_type, &check, &base_codes, &base_fold,
+                                     &pairs, &PyFrozenSet_Type, &allowed, &classify, &normalize,
+                                     &PyTuple_Type, &wanted, &leet, &confusable, &symbols,
+                                     &max_looks, &tones))
+        return NULL;
+    if (self->configured)
+        Py_RETURN_NONE;  /* once: a matcher is shared by threads, its parts never change */
+    Py_ssize_t count = PyBytes_GET_SIZE(self->flags);
+    if (PyTuple_GET_SIZE(patterns) != count || PyTuple_GET_SIZE(wanted) != count) {
+        PyErr_SetString(PyExc_ValueError, "one pattern (and wanted) per automaton key");
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)match_type, &PyTuple_Type)
+        || ((PyTypeObject *)match_type)->tp_basicsize != PyTuple_Type.tp_basicsize) {
+        PyErr_SetString(PyExc_TypeError, "match_type must be a plain tuple subclass (a NamedTuple)");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pattern = PyTuple_GET_ITEM(patterns, i);
+        if (!PyTuple_Check(pattern) || PyTuple_GET_SIZE(pattern) < 2
+            || !PyUnicode_Check(PyTuple_GET_ITEM(pattern, 0))) {
+            PyErr_SetString(PyExc_TypeError, "a pattern is a (word, category, ...) tuple");
+            return NULL;
+        }
+        PyObject *one = PyTuple_GET_ITEM(wanted, i);
+        if (one != Py_None && !PyUnicode_Check(one)) {
+            PyErr_SetString(PyExc_TypeError, "wanted holds str or None");
+            return NULL;
+        }
+    }
+    PyObject *seq = PySequence_Fast(pairs, "pairs must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    if (PySequence_Fast_GET_SIZE(seq) != 2 * count) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "two pair chars per pattern");
+        return NULL;
+    }
+    uint32_t *codes = PyMem_Malloc(sizeof(uint32_t) * (2 * count + 1));
+    if (codes == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < 2 * count; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            PyMem_Free(codes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        codes[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    seq = PySequence_Fast(confusable, "confusable must be a sequence of code points");
+    if (seq == NULL) {
+        PyMem_Free(codes);
+        return NULL;
+    }
+    Py_ssize_t confusable_count = PySequence_Fast_GET_SIZE(seq);
+    uint32_t *confusables = PyMem_Malloc(sizeof(uint32_t) * (confusable_count + 1));
+    if (confusables == NULL) {
+        Py_DECREF(seq);
+        PyMem_Free(codes);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < confusable_count; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            PyMem_Free(confusables);
+            PyMem_Free(codes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        confusables[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    qsort(confusables, confusable_count, sizeof(uint32_t), compare_codes);
+    if (PyObject_GetBuffer(base_codes, &self->base, PyBUF_C_CONTIGUOUS) < 0) {
+        self->base.obj = NULL;
+        PyMem_Free(confusables);
+        PyMem_Free(codes);
+        return NULL;
+    }
+    if (self->base.itemsize != 4 || self->base.len < 8) {
+        PyBuffer_Release(&self->base);
+        self->base.obj = NULL;
+        PyMem_Free(confusables);
+        PyMem_Free(codes);
+        PyErr_SetString(PyExc_ValueError, "base codes must be uint32");
+        return NULL;
+    }
+    self->pairs = codes;
+    self->confusable = confusables;
+    self->confusable_count = confusable_count;
+    Py_INCREF(wanted);
+    self->wanted = wanted;
+    Py_INCREF(leet);
+    self->leet = leet;
+    Py_INCREF(symbols);
+    self->symbols = symbols;
+    self->max_looks = max_looks;
+    self->tones = tones;
+    self->check = check;
+    self->base_fold = base_fold;
+    Py_INCREF(patterns);
+    self->patterns = patterns;
+    Py_INCREF(match_type);
+    self->match_type = match_type;
+    Py_INCREF(allowed);
+    self->allowed = allowed;
+    Py_INCREF(classify);
+    self->classify = classify;
+    Py_INCREF(normalize);
+    self->normalize = normalize;
+    self->configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Kernel_matches(Kernel *self, PyObject *args)
+{
+    PyObject *text, *data, *hits;
+    if (!PyArg_ParseTuple(args, "USO!:matches", &text, &data, &PyList_Type, &hits))
+        return NULL;
+    if (!self->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
+        return NULL;
+    }
+    return resolve_hits(self, text, data, hits, emit_match);
+}
+
+/* WordMatcher.find in one call for the common text; None for one that needs Python's steps
+ * (a second pass: leet symbols at letters, tone numbers; or a char past the table). */
+static PyObject *
+Kernel_find(Kernel *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    if (!self->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
+        return NULL;
+    }
+    if (PyUnicode_GET_LENGTH(text) == 0)
+        return PyList_New(0);
+    if ((PyUnicode_GET_LENGTH(self->symbols) && symbol_touches_letter(text, self->symbols, self->max_looks))
+        || (self->tones && tone_number_in(text)))
+        Py_RETURN_NONE;
+    PyObject *data = Kernel_encode(self, text);
+    if (data == NULL || data == Py_None)
+        return data;
+    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", data);
+    PyObject *found = NULL;
+    if (hits != NULL && !PyList_Check(hits))
+        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
+    else if (hits != NULL)
+        found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match) : PyList_New(0);
+    Py_XDECREF(hits);
+    Py_DECREF(data);
+    return found;
+}
+
+typedef struct {
+    Py_ssize_t start, end;
+} Span;
+
+static int
+compare_spans(const void *a, const void *b)
+{
+    const Span *x = a, *y = b;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* WordMatcher.mask for a list of this matcher's Match objects inside the text; None for
+ * anything else (caller-made matches, offsets outside the text): Python's way then. */
+static PyObject *
+Kernel_mask(Kernel *self, PyObject *args)
+{
+    PyObject *text, *matches, *replacement;
+    Py_UCS4 mask_char;
+    if (!PyArg_ParseTuple(args, "UO!CO:mask", &text, &PyList_Type, &matches, &mask_char, &replacement))
+        return NULL;
+    if (!self->configured || (replacement != Py_None && !PyUnicode_Check(replacement)))
+        Py_RETURN_NONE;
+    Py_ssize_t count = PyList_GET_SIZE(matches), length = PyUnicode_GET_LENGTH(text);
+    Span *spans = PyMem_Malloc(sizeof(Span) * (count + 1));
+    if (spans == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *match = PyList_GET_ITEM(matches, i);
+        if (Py_TYPE(match) != (PyTypeObject *)self->match_type
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(match, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(match, 1))) {
+            PyMem_Free(spans);
+            Py_RETURN_NONE;
+        }
+        spans[i].start = PyLong_AsSsize_t(PyTuple_GET_ITEM(match, 0));
+        spans[i].end = PyLong_AsSsize_t(PyTuple_GET_ITEM(match, 1));
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            PyMem_Free(spans);
+            Py_RETURN_NONE;
+        }
+        if (spans[i].start < 0 || spans[i].end < 0 || spans[i].start > length || spans[i].end > length) {
+            PyMem_Free(spans);
+            Py_RETURN_NONE;
+        }
+    }
+    /* Equal spans are equal in every way that counts here, so an unstable sort is enough. */
+    qsort(spans, count, sizeof(Span), compare_spans);
+    /* Two passes: the length and widest char of the result (a str must be stored in the
+     * narrowest kind that holds it, or it compares unequal), then the copy. */
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    Py_UCS4 limit = PyUnicode_MAX_CHAR_VALUE(text), widest = 0;
+#define WIDEST_OF(from, to) \
+    for (Py_ssize_t k = (from); k < (to) && widest < limit; k++) { \
+        Py_UCS4 c = PyUnicode_READ(kind, chars, k); \
+        if (c > widest) widest = c; \
+    }
+    Py_ssize_t size = 0, position = 0, pieces = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t start = spans[i].start > position ? spans[i].start : position;
+        if (spans[i].end <= start)
+            continue;
+        pieces++;
+        size += start - position;
+        WIDEST_OF(position, start)
+        if (replacement == Py_None) {
+            size += spans[i].end - start;
+            if (mask_char > widest)
+                widest = mask_char;
+        } else if (start == spans[i].start) {
+            size += PyUnicode_GET_LENGTH(replacement);
+            Py_ssize_t r = PyUnicode_GET_LENGTH(replacement);
+            for (Py_ssize_t k = 0; k < r; k++) {
+                Py_UCS4 c = PyUnicode_READ_CHAR(replacement, k);
+                if (c > widest) widest = c;
+            }
+        }
+        position = spans[i].end;
+    }
+    if (!pieces) {
+        PyMem_Free(spans);
+        Py_INCREF(text);
+        return text;
+    }
+    size += length - position;
+    WIDEST_OF(position, length)
+#undef WIDEST_OF
+    PyObject *out = PyUnicode_New(size, widest);
+    if (out == NULL) {
+        PyMem_Free(spans);
+        return NULL;
+    }
+    Py_ssize_t at = 0;
+    position = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t start = spans[i].start > position ? spans[i].start : position;
+        if (spans[i].end <= start)
+            continue;
+        if (PyUnicode_CopyCharacters(out, at, text, position, start - position) < 0)
+            goto fail;
+        at += start - position;
+        if (replacement == Py_None) {
+            if (PyUnicode_Fill(out, at, spans[i].end - start, mask_char) < 0)
+                goto fail;
+            at += spans[i].end - start;
+        } else if (start == spans[i].start) {
+            if (PyUnicode_CopyCharacters(out, at, replacement, 0, PyUnicode_GET_LENGTH(replacement)) < 0)
+                goto fail;
+            at += PyUnicode_GET_LENGTH(replacement);
+        }
+        position = spans[i].end;
+    }
+    if (PyUnicode_CopyCharacters(out, at, text, position, length - position) < 0)
+        goto fail;
+    PyMem_Free(spans);
+    return out;
+fail:
+    PyMem_Free(spans);
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *
+Kernel_configured(Kernel *self, void *closure)
+{
+    return PyBool_FromLong(self->configured);
+}
+
+static PyGetSetDef Kernel_getset[] = {
+    {"configured", (getter)Kernel_configured, NULL, "True once configure() has run.", NULL},
+    {NULL}
+};
+
+static PyMethodDef Kernel_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))Kernel_configure, METH_VARARGS | METH_KEYWORDS,
+     "Set the parts matches() checks hits with (once; later calls change nothing)."},
+    {"mask", (PyCFunction)Kernel_mask, METH_VARARGS,
+     "WordMatcher.mask for this matcher's matches; None for others."},
+    {"find", (PyCFunction)Kernel_find, METH_O,
+     "WordMatcher.find for a text that needs no second pass; None for one that does."},
+    {"matches", (PyCFunction)Kernel_matches, METH_VARARGS,
+     "WordMatcher._resolve: the hits as checked Match objects."},
+    {"encode", (PyCFunction)Kernel_encode, METH_O, "The compact search stream, or None."},
+    {"resolve", (PyCFunction)Kernel_resolve, METH_VARARGS,
+     "[(pattern index, first, last)] of the hits that pass the whole-word check."},
+    {NULL}
+};
+
+static PyTypeObject KernelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rules.text._wordkernel.Kernel",
+    .tp_basicsize = sizeof(Kernel),
+    .tp_dealloc = (destructor)Kernel_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The compiled hot path of one WordMatcher.",
+    .tp_methods = Kernel_methods,
+    .tp_getset = Kernel_getset,
+    .tp_new = Kernel_new,
+};
+
+static PyObject *
+has_tone_number(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return NULL;
+    }
+    return PyBool_FromLong(tone_number_in(text));
+}
+
+static PyObject *
+symbol_at_letter(PyObject *module, PyObject *args)
+{
+    PyObject *text, *symbols;
+    Py_ssize_t max_looks;
+    if (!PyArg_ParseTuple(args, "UUn:symbol_at_letter", &text, &symbols, &max_looks))
+        return NULL;
+    return PyBool_FromLong(symbol_touches_letter(text, symbols, max_looks));
+}
+
+static PyMethodDef module_methods[] = {
+    {"has_tone_number", has_tone_number, METH_O, "A digit 1-5 right after an ASCII letter."},
+    {"symbol_at_letter", symbol_at_letter, METH_VARARGS,
+     "One of these one-char symbols touches an ASCII letter or digit."},
+    {NULL}
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_wordkernel", "The word engine's compiled hot path.", -1, module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__wordkernel(void)
+{
+    if (PyType_Ready(&KernelType) < 0)
+        return NULL;
+    PyObject *unicodedata = PyImport_ImportModule("unicodedata");
+    if (unicodedata == NULL)
+        return NULL;
+    category_func = PyObject_GetAttrString(unicodedata, "category");
+    Py_DECREF(unicodedata);
+    if (category_func == NULL)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&KernelType);
+    if (PyModule_AddObject(module, "Kernel", (PyObject *)&KernelType) < 0) {
+        Py_DECREF(&KernelType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
