@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .normalize import ESCAPE, CharNormalizer
-from .variants import MAX_PINYIN_CHARS, pinyin_keys, syllables
+from .pinyin import MAX_PINYIN_CHARS, pinyin_keys, syllables
 
 __all__ = ["add_pinyin_keys"]
 
