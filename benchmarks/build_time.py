@@ -3,92 +3,89 @@
     python benchmarks/build_time.py [--rounds N] [--tree DIR ...]
 
 The build lines of benchmarks/words.py alone, without its minutes of message runs, so
-before/after pairs are cheap enough to repeat.  Each measurement is a fresh process (the
-build's cost depends on what the process already holds: its tables, its heap), set up as
-words.py sets it up: the normalisation table, the same seeded 100,000 words, the build
-without pinyin, a small build per option (reading data, overlay tables), then the build
-with pinyin.  Both are CPU seconds (time.process_time), as words.py reports them.
-
-Every round runs each tree once (default: this checkout), the order reversed every round so
-a disturbance on a shared machine falls on all alike; the report gives each tree's median
-and range, and each tree's time over the first tree's, paired per round.
+before/after pairs are cheap enough to repeat, and paired in ONE process: each --tree's
+``rules/text`` is copied into a temporary folder as a package of its own (it imports only
+itself), so the checkouts' builds alternate build by build under the same load, the order
+reversed every round.  Set up as words.py sets up: the normalisation table, the same seeded
+100,000 words, a small build per option (reading data, overlay tables), then per round the
+build without pinyin and the build with pinyin of each checkout.  CPU seconds
+(time.process_time), as words.py reports them; each build's matcher is dropped before the
+next, as in words.py.  The report gives each checkout's median and range, and each one's
+time over the first checkout's, paired per round.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
+import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(1, str(HERE))
+
+from words import make_data  # noqa: E402  (benchmarks/words.py: the same seeded list)
+
 WORDS = 100_000
 # The option sets words.py warms up with before it times the pinyin build.
 WARM_UP = ({}, {"confusables": True}, {"leet": True}, {"pinyin": True, "homophones": "off"},
            {"pinyin": True}, {"pinyin": True, "homophones": "any_tone"},
            {"pinyin": True, "leet": True, "confusables": True})
+RUNS = {"build": {}, "build, pinyin on": {"pinyin": True}}
 
 
-def measure(tree: str) -> dict[str, float]:
-    """One process's build times (run in a child: ``--child``)."""
-    sys.path.insert(0, tree)
-    sys.path.insert(1, str(HERE))
-    from words import make_data  # noqa: E402  (benchmarks/words.py: same seeded list)
-
-    from rules.text.normalize import get_normalizer
-    from rules.text.words import WordMatcher
-
-    started = time.process_time()
-    get_normalizer(skip_noise=True, traditional=True, fold_repeats=True)
-    table_s = time.process_time() - started
-    words, _ = make_data(seed=7, n_words=WORDS, n_messages=0)
-    started = time.process_time()
-    WordMatcher.build(words, fold_repeats=True)
-    build_s = time.process_time() - started
-    for options in WARM_UP:
-        try:
-            WordMatcher.build(words[:10], fold_repeats=True, **options)
-        except ValueError:  # an older checkout without this option's spelling
-            pass
-    started = time.process_time()
-    WordMatcher.build(words, fold_repeats=True, pinyin=True)
-    pinyin_s = time.process_time() - started
-    return {"table": table_s, "build": build_s, "build, pinyin on": pinyin_s}
+def load_matchers(trees: list[str], into: Path) -> list:
+    """Each tree's WordMatcher, from its rules/text copied as package text_<n>."""
+    sys.path.insert(0, str(into))
+    matchers = []
+    for number, tree in enumerate(trees):
+        shutil.copytree(Path(tree) / "rules" / "text", into / f"text_{number}")
+        module = importlib.import_module(f"text_{number}.words")
+        matcher = module.WordMatcher
+        for options in WARM_UP:
+            try:
+                matcher.build(["诈骗", "scam"], fold_repeats=True, **options)
+            except ValueError:  # an older checkout without this option's spelling
+                pass
+        matchers.append(matcher)
+    return matchers
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tree", action="append",
-                        help="a checkout to import rules/ from (repeat: paired trees)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+                        help="a checkout whose rules/text to time (repeat: paired checkouts)")
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(measure(args.child)))
-        return 0
     trees = args.tree or [str(HERE.parent)]
-    results: dict[str, list[dict[str, float]]] = {tree: [] for tree in trees}
-    for round_number in range(args.rounds):
-        order = trees if round_number % 2 == 0 else trees[::-1]
-        for tree in order:
-            child = subprocess.run([sys.executable, __file__, "--child", tree], check=True,
-                                   capture_output=True, text=True)
-            results[tree].append(json.loads(child.stdout))
-            print(f"round {round_number + 1} {tree}: "
-                  + ", ".join(f"{k} {v:.3f} s" for k, v in results[tree][-1].items()), flush=True)
+    words, _ = make_data(seed=7, n_words=WORDS, n_messages=0)
+    times: dict[tuple[str, str], list[float]] = {(t, r): [] for t in trees for r in RUNS}
+    with tempfile.TemporaryDirectory() as folder:
+        matchers = load_matchers(trees, Path(folder))
+        for round_number in range(args.rounds):
+            order = list(zip(trees, matchers))
+            for tree, matcher in order if round_number % 2 == 0 else order[::-1]:
+                line = []
+                for run, options in RUNS.items():
+                    started = time.process_time()
+                    matcher.build(words, fold_repeats=True, **options)
+                    times[tree, run].append(time.process_time() - started)
+                    line.append(f"{run} {times[tree, run][-1]:.3f} s")
+                print(f"round {round_number + 1} {tree}: {', '.join(line)}", flush=True)
     print(f"\n{args.rounds} rounds, {WORDS:,} words; CPU s, median (min-max)")
-    first = results[trees[0]]
-    for name in first[0]:
-        print(f"{name}:")
+    for run in RUNS:
+        print(f"{run}:")
+        first = times[trees[0], run]
         for tree in trees:
-            values = [r[name] for r in results[tree]]
-            line = f"  {tree}: {_summary(values)}"
+            line = f"  {tree}: {_summary(times[tree, run])}"
             if tree != trees[0]:
-                ratios = [r[name] / f[name] for r, f in zip(results[tree], first)]
-                line += f"  paired / {trees[0]}: {_summary(ratios)}"
+                ratios = [t / f for t, f in zip(times[tree, run], first)]
+                line += f"  paired / first: {_summary(ratios)}"
             print(line)
     return 0
 
