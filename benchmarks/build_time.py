@@ -1,6 +1,6 @@
 """Time WordMatcher.build of benchmarks/words.py's 100,000-word list, checkouts paired.
 
-    python benchmarks/build_time.py [--rounds N] [--tree DIR ...]
+    python benchmarks/build_time.py [--rounds N] [--words N] [--tree DIR ...]
 
 The build lines of benchmarks/words.py alone, without its minutes of message runs, so
 before/after pairs are cheap enough to repeat, and paired in ONE process: each --tree's
@@ -59,11 +59,12 @@ def load_matchers(trees: list[str], into: Path) -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--words", type=int, default=WORDS, help="list size (default 100,000)")
     parser.add_argument("--tree", action="append",
                         help="a checkout whose rules/text to time (repeat: paired checkouts)")
     args = parser.parse_args(argv)
     trees = args.tree or [str(HERE.parent)]
-    words, _ = make_data(seed=7, n_words=WORDS, n_messages=0)
+    words, _ = make_data(seed=7, n_words=args.words, n_messages=0)
     times: dict[tuple[str, str], list[float]] = {(t, r): [] for t in trees for r in RUNS}
     with tempfile.TemporaryDirectory() as folder:
         matchers = load_matchers(trees, Path(folder))
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[tree, run].append(time.process_time() - started)
                     line.append(f"{run} {times[tree, run][-1]:.3f} s")
                 print(f"round {round_number + 1} {tree}: {', '.join(line)}", flush=True)
-    print(f"\n{args.rounds} rounds, {WORDS:,} words; CPU s, median (min-max)")
+    print(f"\n{args.rounds} rounds, {args.words:,} words; CPU s, median (min-max)")
     for run in RUNS:
         print(f"{run}:")
         first = times[trees[0], run]
