@@ -40,9 +40,9 @@ def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a build runs.
 
     A 100,000-word build makes a few hundred thousand tuples (patterns, pairs), none in a
-    reference cycle; each few hundred of them start a collection, and every tenth of those
-    walks every object the process holds: up to a third of the build's time in a process
-    that holds much (measured in benchmarks/RESULTS.md, "Build time, third pass").
+    reference cycle; every 700 of them start a collection, and now and then one of those
+    walks every object the process holds: a sixth to over a third of the build's time in
+    a process that holds much (benchmarks/RESULTS.md, "Build time, third pass").
     Reference counting still frees everything; the collector resumes afterwards.  Only
     resumed if it was running: a caller that paused it keeps it paused.
     """
