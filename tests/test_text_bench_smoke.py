@@ -29,3 +29,25 @@ def test_benchmark_smoke_prints_figures():
     assert re.search(r"build 5,000 words\s+[\d.]+ s", out), out
     assert re.search(r"build 5,000 words, pinyin on\s+[\d.]+ s", out), out
     assert len(re.findall(r"^target .* (PASS|MISS)$", out, flags=re.MULTILINE)) == 5, out
+
+
+def test_build_benchmark_pairs_two_checkouts(tmp_path):
+    """build_time.py loads each checkout's rules/text as its own package and pairs them."""
+    root = SCRIPT.parent.parent
+    other = tmp_path / "other"
+    (other / "rules").mkdir(parents=True)
+    (other / "rules" / "text").symlink_to(root / "rules" / "text")
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "build_time.py"),
+                             "--rounds", "2", "--words", "300", "--tree", str(root),
+                             "--tree", str(other)],
+                            capture_output=True, text=True, timeout=120, cwd=root)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    # each round runs both checkouts, the second round in reverse order
+    rounds = re.findall(r"^round (\d) (\S+): build [\d.]+ s, build, pinyin on [\d.]+ s$", out,
+                        flags=re.MULTILINE)
+    assert rounds == [("1", str(root)), ("1", str(other)), ("2", str(other)), ("2", str(root))]
+    number = r"[\d.]+ \([\d.]+-[\d.]+\)"
+    assert re.search(r"^  " + re.escape(str(other)) + ": " + number + "  paired / first: "
+                     + number + "$", out, flags=re.MULTILINE), out
+    assert "2 rounds, 300 words" in out

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .normalize import ESCAPE, CharNormalizer
-from .variants import MAX_PINYIN_CHARS, pinyin_keys, syllables
+from .pinyin import MAX_PINYIN_CHARS, pinyin_keys, syllables
 
 __all__ = ["add_pinyin_keys"]
 
@@ -76,7 +76,9 @@ def add_pinyin_keys(by_key: dict[str, Any], plain_of: dict[str, str],
         if whole and whole not in by_key:
             by_key[whole] = make(word, category, allowed_entry,
                                  whole.isascii() and whole.isalnum())
-        partly = make(word, category, allowed_entry, False)  # holds a Chinese char
+        # These keys hold a Chinese char: not Latin, like (nearly always) the word itself,
+        # whose pattern then serves (one tuple fewer a word).
+        partly = pattern if not pattern[3] else make(word, category, allowed_entry, False)
         for key in mixed[at:at + size]:
             setdefault(key, partly)
         at += size

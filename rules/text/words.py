@@ -11,30 +11,18 @@ from __future__ import annotations
 
 import functools
 import operator
-import os
 import unicodedata
-from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 import ahocorasick_rs
 import numpy as np
 
 from . import kernel as _kernel
-from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, get_normalizer, is_latin_alnum
-from .spellings import add_pinyin_keys
-from .variants import (TONE_NUMBER, Transforms, classify, homophone_mode, homophone_pairs,
-                       is_cjk, leet_table, merge_matches,
-                       symbol_leet, without_tone_numbers)
+from .normalize import DROPPED, ESCAPE, CharNormalizer, OffsetMap, is_latin_alnum
+from .variants import TONE_NUMBER, classify, is_cjk, merge_matches, without_tone_numbers
+from .wordlist import Word, load_word_file
 
 __all__ = ["Word", "Match", "WordMatcher", "load_word_file"]
-
-
-@dataclass(frozen=True)
-class Word:
-    """A sensitive word and the category it is reported under."""
-
-    text: str
-    category: str = ""
 
 
 class Match(NamedTuple):
@@ -138,10 +126,20 @@ class SearchEncoding:
 
     def encode_keys(self, keys: list[str]) -> list[bytes]:
         """Encode the normalised words (all of whose chars have their own code)."""
-        points = np.frombuffer("".join(keys).encode("utf-32-le"), np.uint32)
-        data = self._pack(self._indices(points, np.zeros(len(points), bool))).tobytes()
+        data = self.encode_joined(keys)
         ends = np.cumsum(np.fromiter(map(len, keys), np.int64, len(keys)) * self.width).tolist()
         return [data[start:end] for start, end in zip([0] + ends, ends)]
+
+    def encode_joined(self, keys: list[str]) -> bytes:
+        """:meth:`encode_keys`, the codes of all the keys one after another in one bytes."""
+        points = np.frombuffer("".join(keys).encode("utf-32-le"), np.uint32)
+        if not len(points):
+            return b""
+        # Every char is one of _chars: a table over their range is one take, where
+        # _indices searches (a 100,000-word build with pinyin encodes 2.2 million chars).
+        codes = np.zeros(int(self._chars[-1]) + 1, np.uint32)
+        codes[self._chars] = np.arange(_FIRST_WORD_CHAR, _FIRST_WORD_CHAR + len(self._chars))
+        return self._pack(codes.take(points)).tobytes()
 
     def encode(self, text: str) -> tuple[bytes, OffsetMap | np.ndarray, np.ndarray | None]:
         """Normalise and encode ``text`` (the hot path: a handful of vectorised steps).
@@ -196,7 +194,8 @@ class WordMatcher:
         self._encoding = encoding
         self._whole_word_latin = whole_word_latin
         self._longest = longest  # longest encoded pattern in bytes, bounds the re-check window
-        self.word_count = sum(not p.allowed for p in self._patterns)
+        # Counted in C: a 100,000-word list with pinyin has ~384,000 patterns.
+        self.word_count = len(self._patterns) - sum(map(_ALLOWED, self._patterns))
         self._check = None  # with overlays: (plain normaliser, transforms) to check hits by
         self._symbols: tuple[str, ...] = ()  # leet symbols that are noise without leet
         self._symbol_pass: WordMatcher | None = None  # Latin words with those read as letters
@@ -217,88 +216,23 @@ class WordMatcher:
               whole_word_latin: bool = True, fold_repeats: bool = False,
               skip_noise: bool = True, traditional: bool = True, pinyin: bool = False,
               homophones: bool | str | None = None, leet: bool | dict[str, str] = False,
-              confusables: bool = False,
-              _latin_symbols: tuple[tuple[str, str], ...] = ()) -> "WordMatcher":
+              confusables: bool = False) -> "WordMatcher":
         """Normalise the words and allow-list once and compile them into one automaton.
 
         ``pinyin`` (extra keys), ``homophones``, ``leet`` (True for DEFAULT_LEET, or a table)
         and ``confusables`` (overlays) are the options of ``rules.text.variants``; hits
         that needed one are checked.  ``homophones``: None for the default (same-tone
         homophones with ``pinyin``, none without), "same_tone", "any_tone", "off", or the
-        first version's boolean (True: tones ignored).
+        first version's boolean (True: tones ignored).  The work is in
+        ``rules.text.wordbuild``.
         """
-        options = dict(skip_noise=skip_noise, traditional=traditional, fold_repeats=fold_repeats)
-        leet_pairs = leet_table(leet)
-        transforms = Transforms(homophone_mode(homophones, pinyin), leet_pairs, confusables)
-        base = get_normalizer(**options)
-        symbols = symbol_leet(leet_pairs, base.codes, DROPPED)
-        # Symbols that are noise stay noise in the main pass ("傻@逼" still reads 傻逼); a
-        # second pass reads them as letters, for Latin words only.
-        transforms = transforms._replace(leet=tuple(p for p in leet_pairs if p not in symbols)
-                                         + _latin_symbols)
-        words = [Word(word) if isinstance(word, str) else word for word in words]
-        allow = list(allow)
-        texts = [word.text for word in words] + allow
-        # Normalised without overlays: for the checks, the pinyin spellings and ``keep``.
-        plain = base.normalize_many(texts) if transforms or pinyin else []
-        if transforms.homophones:
-            transforms = transforms._replace(
-                keep=homophone_pairs(plain, transforms.homophones, fold_repeats))
-        normalizer = get_normalizer(**options, transforms=transforms)
-        normalised = normalizer.normalize_many(texts)
-        by_key: dict[str, _Pattern] = {}
-        for word, key in zip(words, normalised):
-            if _latin_symbols and not _is_latin_word(key):
-                continue
-            if key and key not in by_key:  # first spelling/category of a duplicate wins
-                by_key[key] = _Pattern(word.text, word.category, False, _is_latin_word(key))
-        for text, key in zip(allow, normalised[len(words):]):
-            if not key:
-                continue
-            # An allow entry beats a sensitive word that normalises the same, unless only
-            # an overlay made them the same (an allowed homophone of a listed word).
-            other = by_key.get(key)
-            if other is None or other.allowed or not transforms or (
-                    base.normalize(other.word) == base.normalize(text)):
-                by_key[key] = _Pattern(text, "", True, _is_latin_word(key))
-        plain_of = dict(zip(texts, plain))
-        listed = list(by_key.values())  # the words themselves; pinyin keys repeat them
-        if pinyin:
-            add_pinyin_keys(by_key, plain_of, normalizer, _Pattern)
-        keys = list(by_key)
-        encoding = SearchEncoding(normalizer, keys)
-        encoded = encoding.encode_keys(keys)
-        # Keys in byte order build the automaton ~1.5x faster (its trie is filled in order;
-        # 384,000 keys for 100,000 words with pinyin).  Order changes no match: two distinct
-        # keys never match the same span, so leftmost-longest has no ties to break.
-        # numpy sorts them as fixed-width bytes, padded with 0s, which no code holds.
-        order = np.argsort(np.array(encoded, f"S{max(map(len, encoded), default=1)}"),
-                           kind="stable").tolist()
-        encoded = [encoded[i] for i in order]
-        values = list(by_key.values())
-        automaton = None
-        if encoded:
-            automaton = ahocorasick_rs.BytesAhoCorasick(
-                encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
-        longest = max(map(len, encoded), default=0)
-        matcher = cls(automaton, [values[i] for i in order], encoding, whole_word_latin, longest)
-        matcher._tones = pinyin and not _latin_symbols
-        if transforms or pinyin:
-            matcher._check = (base, transforms)
-            matcher._allowed = frozenset(filter(None, map(base.normalize_short, allow)))
-            matcher._wanted = {p.word: plain_of[p.word] for p in listed if not p.allowed}
-            if transforms.homophones:
-                matcher._pairs = {word: frozenset(wanted) for word, wanted in matcher._wanted.items()
-                                  if len(wanted) == 2 and all(map(is_cjk, wanted))}
-        if symbols and not _latin_symbols:
-            matcher._symbols = tuple(s for s, _ in symbols)
-            matcher._symbol_scan = _kernel.symbol_scan(matcher._kernel, matcher._symbols)
-            matcher._symbol_pass = cls.build(
-                words, allow=allow, whole_word_latin=whole_word_latin, confusables=confusables,
-                leet=dict(p for p in leet_pairs if p not in symbols), **options,
-                homophones=transforms.homophones or "off",
-                _latin_symbols=symbols)
-        return matcher
+        # Imported here: wordbuild builds on this module's SearchEncoding and _Pattern.
+        from .wordbuild import build_matcher
+
+        return build_matcher(cls, words, allow=allow, whole_word_latin=whole_word_latin,
+                             fold_repeats=fold_repeats, skip_noise=skip_noise,
+                             traditional=traditional, pinyin=pinyin, homophones=homophones,
+                             leet=leet, confusables=confusables)
 
     def __len__(self) -> int:
         return self.word_count
@@ -494,38 +428,6 @@ class WordMatcher:
 # Full re-searches per text after a rejected Latin hit; beyond this, hidden words are missed.
 _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
+_ALLOWED = operator.itemgetter(2)  # _Pattern.allowed
 # Marks that attach to the char before them: a mask covers them with it.
 _MARKS = ("Mn", "Me")
-
-
-def _is_latin_word(key: str) -> bool:
-    if key.isascii():
-        return key.isalnum()
-    if is_cjk(key[0]):
-        return False  # the common case in a Chinese list, without a call per char
-    return all(is_latin_alnum(c) for c in key)
-
-
-def load_word_file(path: str | os.PathLike[str]) -> list[Word]:
-    """Read ``word``, ``word<TAB>category`` or ``word,category`` lines; '#' starts a comment."""
-    words: list[Word] = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid UTF-8 ({exc.reason})") from None
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            separator = "\t" if "\t" in line else ","
-            fields = [field.strip() for field in line.split(separator)]
-            if len(fields) > 2:
-                raise ValueError(f"{path}:{number}: expected 'word' or 'word{separator!r}category',"
-                                 f" got {len(fields)} fields: {line!r}")
-            if not fields[0]:
-                raise ValueError(f"{path}:{number}: empty word: {line!r}")
-            if len(fields) == 2 and not fields[1]:
-                raise ValueError(f"{path}:{number}: empty category after separator: {line!r}")
-            words.append(Word(fields[0], fields[1] if len(fields) == 2 else ""))
-    return words
