@@ -151,6 +151,12 @@ def test_duplicate_words_keep_first_category():
     assert [(m.word, m.category) for m in matcher.find("fuck")] == [("Fuck", "first")]
 
 
+def test_the_word_count_counts_listed_words_not_their_pinyin_keys():
+    matcher = WordMatcher.build([Word("诈骗", "fraud"), Word("scam")], allow=["骗子"], pinyin=True)
+    assert len(matcher) == 2
+    assert matcher.find("zha pian")[0].word == "诈骗"  # the pinyin keys are there all the same
+
+
 def test_build_accepts_plain_strings_and_skips_words_that_normalise_to_nothing():
     matcher = WordMatcher.build(["傻逼", "@@@", " "])
     assert len(matcher) == 1

@@ -10,6 +10,7 @@ Build once (startup / reload), then share: ``find`` does no I/O and keeps no sta
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import unicodedata
 from typing import Iterable, NamedTuple, Sequence
@@ -194,8 +195,9 @@ class WordMatcher:
         self._encoding = encoding
         self._whole_word_latin = whole_word_latin
         self._longest = longest  # longest encoded pattern in bytes, bounds the re-check window
-        # Counted in C: a 100,000-word list with pinyin has ~384,000 patterns.
-        self.word_count = len(self._patterns) - sum(map(_ALLOWED, self._patterns))
+        # The listed words, not the keys: pinyin spellings repeat their word's pattern (a
+        # 100,000-word list with pinyin has ~384,000). A set of the words, built in C.
+        self.word_count = len(set(map(_WORD, itertools.filterfalse(_ALLOWED, self._patterns))))
         self._check = None  # with overlays: (plain normaliser, transforms) to check hits by
         self._symbols: tuple[str, ...] = ()  # leet symbols that are noise without leet
         self._symbol_pass: WordMatcher | None = None  # Latin words with those read as letters
@@ -429,5 +431,6 @@ class WordMatcher:
 _MAX_RESCANS = 16
 _START_END = operator.attrgetter("start", "end")
 _ALLOWED = operator.itemgetter(2)  # _Pattern.allowed
+_WORD = operator.itemgetter(0)  # _Pattern.word
 # Marks that attach to the char before them: a mask covers them with it.
 _MARKS = ("Mn", "Me")
