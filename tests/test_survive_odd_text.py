@@ -104,9 +104,12 @@ def test_an_after_callback_with_a_lone_surrogate_is_forwarded_byte_for_byte(serv
         send(server, json.dumps(c2c_after(1)).encode())  # and the events after it flow too
         assert wait_until(lambda: len(downstream.events()) == 2, 10), server.log()[-3000:]
         time.sleep(0.3)
-        [(headers, forwarded), (_, after)] = downstream.events()
+        # Two workers record independently, so the two events may reach the outbox in either
+        # order: forwarding keeps order within a conversation, not across them.
+        by_command = {headers["X-Imhook-Command"]: body for headers, body in downstream.events()}
+        assert sorted(by_command) == ["C2C.CallbackAfterSendMsg", "Group.CallbackAfterGroupInfoChanged"]
+        forwarded, after = by_command["Group.CallbackAfterGroupInfoChanged"], by_command["C2C.CallbackAfterSendMsg"]
         assert forwarded == raw  # the exact bytes the IM sent, the escape included
-        assert headers["X-Imhook-Command"] == "Group.CallbackAfterGroupInfoChanged"
         assert json.loads(after)["MsgKey"] == c2c_after(1)["MsgKey"]
         with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
             [(conversation,)] = db.execute("SELECT conversation FROM outbox WHERE command LIKE 'Group.%'").fetchall()
