@@ -43,10 +43,35 @@ def worker_pids(master: int) -> list[int]:
 
 
 def rss_bytes(pid: int) -> int:
+    return rss_parts(pid).get("VmRSS", 0)
+
+
+RSS_KINDS = ("RssAnon", "RssFile", "RssShmem")  # what VmRSS is made of (proc(5))
+
+
+def rss_parts(pid: int) -> dict[str, int]:
+    """VmRSS and its parts in bytes: anonymous memory (the heaps), file-backed pages (code,
+    mapped files) and shared memory (SQLite's WAL index, prometheus_client's multiprocess files)."""
+    parts = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        name, _, value = line.partition(":")
+        if name == "VmRSS" or name in RSS_KINDS:
+            parts[name] = int(value.split()[0]) * 1024
+    return parts
+
+
+def trend_per_15_min(points: list[tuple[float, int]]) -> float | None:
+    """The least-squares slope of (seconds, bytes), in bytes per 15 minutes: unlike first-to-last,
+    not moved by where the last sample falls in malloc_trim's saw-tooth (receiver/heap.py)."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if not spread:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread * 900
 
 
 def disk_bytes(directory: Path) -> int:
@@ -120,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             before_disk, sent = disk_bytes(workdir), 0
             totals = {"requests": 0, "non_2xx": 0, "socket_errors": 0, "timeouts": 0, "over_2s": 0, "max_ms": 0.0}
             samples: list[tuple[float, dict[int, int]]] = []
+            kind_samples: list[tuple[float, dict[int, dict[str, int]]]] = []
             rows = []
             start = time.monotonic()
             while time.monotonic() - start < args.minutes * 60:
@@ -128,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                                            seconds=args.chunk_seconds, generator=args.generator)
                 cpu_server, _, cpu_others = meter.stop()
                 elapsed = time.monotonic() - start
-                rss = {pid: rss_bytes(pid) for pid in worker_pids(server.process.pid)}
+                parts = {pid: rss_parts(pid) for pid in worker_pids(server.process.pid)}
+                rss = {pid: p.get("VmRSS", 0) for pid, p in parts.items()}
                 samples.append((elapsed, rss))
+                kind_samples.append((elapsed, parts))
                 sent += result.requests
                 for key in ("requests", "non_2xx", "socket_errors", "timeouts", "over_2s"):
                     totals[key] += getattr(result, key)
@@ -138,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"t": round(elapsed), "requests": result.requests, "p99_ms": result.p99,
                              "max_ms": result.max, "errors": result.errors, "over_2s": result.over_2s,
                              "rss_mb": {pid: round(v / MB, 1) for pid, v in rss.items()},
+                             "rss_parts_mb": {pid: {k: round(v / MB, 2) for k, v in p.items()}
+                                              for pid, p in parts.items()},
                              "disk_mb": round(disk / MB, 1), "cpu_server": round(cpu_server, 2),
                              "cpu_others": round(cpu_others, 2)})
                 print(f"  t={elapsed:6.0f}s  {result.rps:7,.0f} req/s  p99 {result.p99:6.1f} ms  max "
@@ -155,6 +185,17 @@ def main(argv: list[str] | None = None) -> int:
               f"over 2 s {totals['over_2s']}, max {totals['max_ms']:.1f} ms")
         print("RESULT rss growth over the second half (from t=%.0fs): %s" % (total_s / 2, ", ".join(
             f"worker {pid} {'restarted' if g is None else f'{g / MB:+.2f} MB'}" for pid, g in half.items())))
+        second_half = [s for s in kind_samples if s[0] >= total_s / 2]
+        for pid in half:
+            slopes = []
+            for kind in ("VmRSS",) + RSS_KINDS:
+                slope = trend_per_15_min([(t, p[pid][kind]) for t, p in second_half if kind in p.get(pid, {})])
+                first_last = [p[pid][kind] for _, p in second_half if kind in p.get(pid, {})]
+                if slope is not None and first_last:
+                    slopes.append(f"{kind} {(first_last[-1] - first_last[0]) / MB:+.2f} (trend {slope / MB:+.2f})")
+            if slopes:
+                print(f"RESULT rss parts over the second half, worker {pid}, MB first-to-last (least-squares "
+                      f"trend per 15 min): " + ", ".join(slopes))
         print(f"RESULT disk {disk / MB:.1f} MB for {sent:,} callbacks: "
               f"{disk / max(sent, 1) * 10_000 / MB:.2f} MB per 10,000 callbacks")
         if args.trace:
