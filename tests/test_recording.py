@@ -19,7 +19,7 @@ from receiver.core import HttpRequest, Receiver
 from receiver.errors import ConfigError
 from receiver.recording.privacy import hash_id, hash_text
 from receiver.recording.record import Record
-from receiver.recording.store import Filters, Store
+from receiver.recording.store import Filters, Store, statement_sizes
 from receiver.recording.writer import Recorder
 from receiver.tencent.platform import TencentPlatform
 from rules.loader import build_chain
@@ -365,3 +365,27 @@ def test_privacy_walk_redacts_at_any_depth_the_parser_accepts():
         node, seen = node[0]["Inner"], seen + 1
     assert seen == depth
     assert "secret" not in json.dumps(stored)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 63, 64, 65, 100, 127, 128, 200, 201, 1000])
+def test_a_batch_is_cut_into_inserts_of_a_few_fixed_sizes(count):
+    # The sqlite3 module keeps each prepared statement (~2.2 KB per row of an INSERT): one statement
+    # per batch size grew a worker's heap by ~13 MB over a long soak as rare sizes turned up.
+    sizes = statement_sizes(count)
+    assert sum(sizes) == count
+    assert set(sizes) <= {64, 32, 16, 8, 4, 2, 1}
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_batches_of_every_size_are_stored_whole_through_seven_statements(tmp_path):
+    store = Store(tmp_path / "r.sqlite")
+    statements: set[str] = set()
+    store.conn.set_trace_callback(lambda sql: statements.add(sql.partition(" VALUES ")[0]
+                                                            + f" x{sql.count('(') - 1}"
+                                                            if sql.startswith("INSERT") else ""))
+    template = Record(received_at=time.time(), command="C2C.CallbackBeforeSendMsg", query={}, body=b"{}")
+    stored = 0
+    for count in range(1, 131):
+        stored += store.insert([template] * count, keys=[f"k:{count}:{i}" for i in range(count)])
+    assert stored == sum(range(1, 131)) == store.count()
+    assert len({sql for sql in statements if sql.startswith("INSERT")}) == 7

@@ -75,11 +75,30 @@ _INSERT = (f"INSERT OR IGNORE INTO recordings ({', '.join(_COLUMNS)}, key) "
            f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})")
 # Many rows per statement, not executemany: the sqlite3 module lets go of the GIL around every
 # statement step, so executemany hands the GIL back and forth once per row, and the worker's request
-# threads wait on each hand-off. 100 rows x 19 values stays far below SQLite's 32,766 parameters.
-ROWS_PER_STATEMENT = 100
+# threads wait on each hand-off. 64 rows x 19 values stays far below SQLite's 32,766 parameters.
+ROWS_PER_STATEMENT = 64
 
 
-@functools.lru_cache(maxsize=128)
+def statement_sizes(count: int) -> list[int]:
+    """How many rows each INSERT of a batch of `count` carries: ROWS_PER_STATEMENT while that many
+    are left, then the rest by powers of two (100 -> 64, 32, 4).
+
+    Only these 7 sizes: the sqlite3 module keeps every statement it has prepared (up to 128 per
+    connection), and a prepared INSERT of n rows holds ~2.2 KB per row. With one statement per
+    batch size, as before, a worker's heap grew by ~13 MB as rarer batch sizes turned up over hours
+    of traffic (benchmarks/RESULTS.md, the soak); now the statements of a connection hold ~0.3 MB.
+    """
+    sizes = [ROWS_PER_STATEMENT] * (count // ROWS_PER_STATEMENT)
+    rest, size = count % ROWS_PER_STATEMENT, ROWS_PER_STATEMENT
+    while rest:
+        size //= 2
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+    return sizes
+
+
+@functools.lru_cache(maxsize=16)
 def _insert_rows(count: int) -> str:
     row = f"({', '.join('?' * (len(_COLUMNS) + 1))})"
     return _INSERT.partition(" VALUES ")[0] + " VALUES " + ", ".join([row] * count)
@@ -225,9 +244,11 @@ class Store:
         before = self.conn.total_changes
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                chunk = rows[start:start + ROWS_PER_STATEMENT]
-                self.conn.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
+            start = 0
+            for size in statement_sizes(len(rows)):
+                chunk = rows[start:start + size]
+                start += size
+                self.conn.execute(_insert_rows(size), [value for row in chunk for value in row])
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
