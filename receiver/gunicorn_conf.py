@@ -2,7 +2,7 @@
 
 Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
 IMHOOK_WORKER_CLASS, IMHOOK_WORKER_CONNECTIONS, IMHOOK_LOG_LEVEL, IMHOOK_ACCESS_LOG,
-IMHOOK_REUSE_PORT) or on the gunicorn command line; IMHOOK_MALLOC_TRIM_SECONDS (60; 0: never) sets how
+IMHOOK_REUSE_PORT) or on the gunicorn command line; IMHOOK_MALLOC_TRIM_SECONDS (10; 0: never) sets how
 often each worker hands free C heap back to the system (receiver/heap.py).
 """
 
@@ -113,7 +113,7 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
-    # Free C heap back to the system once a minute, so RSS follows the memory in use (receiver/heap.py).
+    # Free C heap back to the system every 10 s, so RSS follows the memory in use (receiver/heap.py).
     start_trimming()
 
 
