@@ -107,12 +107,9 @@ def post_worker_init(worker):
     Frozen objects are still freed by reference counting; only cycles among them stay, e.g. those
     of a chain replaced by `reload.watch` (a HUP reload starts new workers): small, once per reload.
     """
-    import gc
+    from receiver.heap import settle, start_trimming
 
-    from receiver.heap import start_trimming
-
-    gc.collect()
-    gc.freeze()
+    settle()
     # Free C heap back to the system every 10 s, so RSS follows the memory in use (receiver/heap.py).
     start_trimming()
 

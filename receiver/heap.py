@@ -28,6 +28,30 @@ log = logging.getLogger("imhook.worker")
 TRIM_SECONDS = float(os.environ.get("IMHOOK_MALLOC_TRIM_SECONDS", "10"))  # 0: never
 
 
+# The garbage collector's first threshold: container objects allocated (net of those freed) before
+# a young collection. CPython's 700 meant a young collection every ~100 callbacks, each walking the
+# callbacks' records still queued for the recording writer and promoting them, and an old
+# collection now and then over whatever was promoted: 7-12 µs of a production callback in all
+# (benchmarks/RESULTS.md, issue 16, step 8). At 10,000 most of those records are written and freed
+# before a collection comes. What waits for a collection is only cyclic garbage, which a callback
+# makes little of (werkzeug's URL matcher leaves one closure cycle of 8 objects, under 1 KB, per
+# request): under 1 MB at this threshold. A young collection then takes ~3-4 ms, once every
+# ~1,000 callbacks, instead of ~0.2 ms every ~100 and the old collections. 0: Python's default.
+GC_THRESHOLD = int(os.environ.get("IMHOOK_GC_THRESHOLD", "10000"))
+
+
+def settle(threshold: int = GC_THRESHOLD) -> None:
+    """Once the app is built in a worker: move everything it holds out of the garbage collector's
+    sight (see gunicorn_conf.post_worker_init), and collect young objects less often."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    if threshold > 0:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(threshold, middle, old)
+
+
 def malloc_trim():
     """glibc's malloc_trim, or None where there is none."""
     try:

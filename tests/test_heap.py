@@ -45,3 +45,18 @@ def test_glibc_has_the_call_and_it_returns_memory():
     del blocks[::2]
     assert trim(0) == 1  # 1: whole free pages between the live blocks were given back
     del blocks
+
+
+@pytest.mark.parametrize("threshold, expected", [(10_000, 10_000), (0, None)])
+def test_settle_freezes_the_app_and_sets_the_young_threshold(threshold, expected):
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        heap.settle(threshold)
+        assert gc.get_freeze_count() > 0  # the app's objects are out of the collector's sight
+        assert gc.get_threshold() == ((expected or 700), 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

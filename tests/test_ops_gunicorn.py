@@ -82,7 +82,9 @@ def test_a_worker_freezes_the_built_app_out_of_the_collectors_sight():
 
     # In a fresh interpreter: freezing is for the life of the process.
     code = ("import gc; from receiver import gunicorn_conf; big = [[i] for i in range(10000)]; "
-            "gunicorn_conf.post_worker_init(None); print(gc.get_freeze_count())")
+            "gunicorn_conf.post_worker_init(None); print(gc.get_freeze_count(), gc.get_threshold()[0])")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert int(run.stdout.strip()) > 10000
+    frozen, young_threshold = map(int, run.stdout.split())
+    assert frozen > 10000
+    assert young_threshold == 10_000  # receiver/heap.py: GC_THRESHOLD
