@@ -100,8 +100,13 @@ def test_killing_a_worker_loses_only_its_requests_in_flight(serve, tmp_path):
           f"missing from the outbox: {len(missing_outbox)}, from the recording: {len(missing_recording)}; "
           f"its journal ({sum(lines for lines, _ in recovered)} lines) gave back "
           f"{sum(new for _, new in recovered)} records it had not stored")
-    # Only requests on connections the killed worker held fail: at most one per client, at the kill.
-    assert len(failed) == len({index for index, _ in failed}) <= CLIENTS
+    # Only requests at the kill fail: the one a client had in flight on the killed worker and, with
+    # reuse_port (one accept queue per worker), its reconnection if the kernel queued it to the
+    # dying worker's socket in the few ms before that socket closed (docs/performance.md: queued
+    # connections are reset unless net.ipv4.tcp_migrate_req=1). So at most two per client, all at
+    # the kill.
+    per_client = [sum(1 for index, _ in failed if index == client) for client in range(CLIENTS)]
+    assert max(per_client) <= 2, failed
     assert all(killed_at - 0.05 <= t <= killed_at + 2.0 for _, t in failed)
     assert accepted_after_kill > 0  # the other workers kept answering
     assert not missing_outbox
