@@ -19,6 +19,7 @@
 #define CODE_POINTS 0x110000
 
 static PyObject *category_func;  /* unicodedata.category, for marks after a match */
+static PyObject *search_name;    /* "find_matches_as_indexes", interned once */
 
 typedef struct {
     PyObject_HEAD
@@ -50,6 +51,10 @@ typedef struct {
     Py_ssize_t confusable_count;
     /* find(): texts it leaves to Python (they need a second pass) */
     PyObject *symbols;    /* str: leet symbols of the symbol pass ("" without one) */
+    Py_ssize_t symbol_count;
+    uint64_t ascii_symbols[2];  /* the ASCII ones as a bitmap */
+    Py_UCS4 *wide_symbols;      /* the others */
+    Py_ssize_t wide_symbol_count;
     Py_ssize_t max_looks;
     int tones;            /* pinyin: a text with a tone number gets a pass without them */
 } Kernel;
@@ -158,6 +163,7 @@ Kernel_dealloc(Kernel *self)
     Py_XDECREF(self->leet);
     PyMem_Free(self->confusable);
     Py_XDECREF(self->symbols);
+    PyMem_Free(self->wide_symbols);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -233,6 +239,119 @@ Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* For encoded char p: the original indices of the first and last char folded into it. */
+typedef struct {
+    Py_ssize_t *first, *last, count;
+} Offsets;
+
+/* What encode_text does besides encoding, and what it met. */
+enum {
+    ENCODE_SCANS = 1,  /* stop at a text find() leaves to Python (a second pass) */
+};
+#define ENCODE_ESCAPED (-1)  /* a char the table cannot do: the per-char path */
+#define ENCODE_SECOND_PASS (-2)
+
+/* Is c one of the symbol pass's symbols?  A bitmap for ASCII, the list beyond. */
+static inline int
+is_symbol(const Kernel *self, Py_UCS4 c)
+{
+    if (c < 128)
+        return (self->ascii_symbols[c >> 6] >> (c & 63)) & 1;
+    for (Py_ssize_t s = 0; s < self->wide_symbol_count; s++)
+        if (self->wide_symbols[s] == c)
+            return 1;
+    return 0;
+}
+
+/* SearchEncoding.encode's loop (look up, drop, fold) for one str kind and code width, so
+ * the compiler makes a tight loop of each (PyUnicode_READ and the width switch per char
+ * were half the kernel's own instructions).  With ENCODE_SCANS it also does find()'s two
+ * scans in the same pass: variants.symbol_at_letter (a symbol touching an ASCII letter or
+ * digit, or more than max_looks symbols) and has_tone_number (a digit 1-5 right after an
+ * ASCII letter).  Returns the encoded chars, ENCODE_ESCAPED or ENCODE_SECOND_PASS. */
+static inline __attribute__((always_inline)) Py_ssize_t
+encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t length,
+            const int width, unsigned char *data, Offsets *map, const int what)
+{
+    const unsigned char *table = (const unsigned char *)self->table.buf;
+    const uint32_t escape = self->escape;
+    const int fold = self->fold;
+    const int symbols = (what & ENCODE_SCANS) && self->symbol_count;
+    const int tones = (what & ENCODE_SCANS) && self->tones;
+    Py_ssize_t n = 0, looks = 0;
+    uint32_t previous = 0;
+    Py_UCS4 before = 0;  /* the char before this one (for the scans) */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 cp = kind == PyUnicode_1BYTE_KIND ? ((const Py_UCS1 *)chars)[i]
+                     : kind == PyUnicode_2BYTE_KIND ? ((const Py_UCS2 *)chars)[i]
+                     : ((const Py_UCS4 *)chars)[i];
+        if (tones && cp >= '1' && cp <= '5' && is_ascii_letter(before))
+            return ENCODE_SECOND_PASS;
+        if (symbols && is_symbol(self, cp)) {
+            Py_UCS4 after = i + 1 < length ? PyUnicode_READ(kind, chars, i + 1) : 0;
+            if (is_ascii_alnum(before) || is_ascii_alnum(after) || ++looks > self->max_looks)
+                return ENCODE_SECOND_PASS;
+        }
+        before = cp;
+        uint32_t code;
+        if (cp >= CODE_POINTS)
+            code = escape;  /* cannot happen for a str; treated like a char past the table */
+        else if (width == 1)
+            code = table[cp];
+        else if (width == 2)
+            code = (uint32_t)table[2 * (size_t)cp] | ((uint32_t)table[2 * (size_t)cp + 1] << 8);
+        else
+            code = data_code(table + 4 * (size_t)cp, 4);
+        if (code == 0)
+            continue;  /* dropped */
+        if (code == escape)
+            return ENCODE_ESCAPED;
+        if (fold && n && code == previous) {
+            if (map)
+                map->last[n - 1] = i;
+            continue;
+        }
+        if (data) {
+            if (width == 1)
+                data[n] = (unsigned char)code;
+            else if (width == 2) {
+                data[2 * n] = (unsigned char)code;
+                data[2 * n + 1] = (unsigned char)(code >> 8);
+            } else
+                put_code(data + 4 * n, code, 4);
+        }
+        if (map)
+            map->first[n] = map->last[n] = i;
+        previous = code;
+        n++;
+    }
+    if (map)
+        map->count = n;
+    return n;
+}
+
+#define ENCODE_WIDTHS(kind_, what_) \
+    (width == 1 ? encode_loop(self, kind_, chars, length, 1, data, map, what_) \
+     : width == 2 ? encode_loop(self, kind_, chars, length, 2, data, map, what_) \
+     : encode_loop(self, kind_, chars, length, 4, data, map, what_))
+#define ENCODE_KINDS(what_) \
+    (kind == PyUnicode_1BYTE_KIND ? ENCODE_WIDTHS(PyUnicode_1BYTE_KIND, what_) \
+     : kind == PyUnicode_2BYTE_KIND ? ENCODE_WIDTHS(PyUnicode_2BYTE_KIND, what_) \
+     : ENCODE_WIDTHS(PyUnicode_4BYTE_KIND, what_))
+
+/* encode_loop for any text: data (length * width bytes) and map (arrays of length + 1)
+ * may each be NULL. */
+static Py_ssize_t
+encode_text(const Kernel *self, PyObject *text, unsigned char *data, Offsets *map, int what)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text), width = self->width;
+    const void *chars = PyUnicode_DATA(text);
+    if (what & ENCODE_SCANS)
+        return ENCODE_KINDS(ENCODE_SCANS);
+    return ENCODE_KINDS(0);
+}
+
 /* SearchEncoding.encode in one pass: look up, drop, fold; None if a char escapes. */
 static PyObject *
 Kernel_encode(Kernel *self, PyObject *text)
@@ -241,71 +360,43 @@ Kernel_encode(Kernel *self, PyObject *text)
         PyErr_SetString(PyExc_TypeError, "text must be str");
         return NULL;
     }
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text), width = self->width;
-    const void *chars = PyUnicode_DATA(text);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, length * width);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, PyUnicode_GET_LENGTH(text) * self->width);
     if (out == NULL)
         return NULL;
-    unsigned char *data = (unsigned char *)PyBytes_AS_STRING(out);
-    Py_ssize_t n = 0;
-    uint32_t previous = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
-        if (code == 0)
-            continue;  /* dropped */
-        if (code == self->escape) {
-            Py_DECREF(out);
-            Py_RETURN_NONE;
-        }
-        if (self->fold && n && code == previous)
-            continue;
-        put_code(data + n * width, code, width);
-        previous = code;
-        n++;
+    Py_ssize_t n = encode_text(self, text, (unsigned char *)PyBytes_AS_STRING(out), NULL, 0);
+    if (n < 0) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
     }
-    if (_PyBytes_Resize(&out, n * width) < 0)
+    if (_PyBytes_Resize(&out, n * self->width) < 0)
         return NULL;
     return out;
 }
 
-/* For encoded char p: the original indices of the first and last char folded into it. */
-typedef struct {
-    Py_ssize_t *first, *last, count;
-} Offsets;
-
+/* Allocate map's arrays for a text of `length` chars. */
 static int
-offsets_of(const Kernel *self, PyObject *text, Offsets *map)
+offsets_alloc(Offsets *map, Py_ssize_t length)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *chars = PyUnicode_DATA(text);
     map->first = PyMem_Malloc(sizeof(Py_ssize_t) * (2 * length + 2));
     if (map->first == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     map->last = map->first + length + 1;
-    Py_ssize_t n = 0;
-    uint32_t previous = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
-        if (code == 0)
-            continue;
-        if (code == self->escape) {
-            PyMem_Free(map->first);
-            PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
-            return -1;
-        }
-        if (self->fold && n && code == previous) {
-            map->last[n - 1] = i;
-            continue;
-        }
-        map->first[n] = map->last[n] = i;
-        previous = code;
-        n++;
+    map->count = 0;
+    return 0;
+}
+
+static int
+offsets_of(const Kernel *self, PyObject *text, Offsets *map)
+{
+    if (offsets_alloc(map, PyUnicode_GET_LENGTH(text)) < 0)
+        return -1;
+    if (encode_text(self, text, NULL, map, 0) < 0) {  /* cannot be ENCODE_SECOND_PASS here */
+        PyMem_Free(map->first);
+        PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
+        return -1;
     }
-    map->count = n;
     return 0;
 }
 
@@ -376,7 +467,7 @@ search(const Kernel *self, PyObject *data, Py_ssize_t from, Py_ssize_t to)
     PyObject *window = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + from, to - from);
     if (window == NULL)
         return NULL;
-    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", window);
+    PyObject *hits = PyObject_CallMethodOneArg(self->automaton, search_name, window);
     Py_DECREF(window);
     if (hits != NULL && !PyList_Check(hits)) {
         Py_DECREF(hits);
@@ -430,8 +521,11 @@ emit_candidate(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
     return result;
 }
 
+/* The hits as emit() makes them.  `given`: the text's Offsets if the caller has them
+ * (find() makes them while encoding), else NULL. */
 static PyObject *
-resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_func emit)
+resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_func emit,
+             const Offsets *given)
 {
     const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
     Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
@@ -440,10 +534,13 @@ resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_
     int width = self->width, kind = PyUnicode_KIND(text);
     const void *chars = PyUnicode_DATA(text);
     Offsets map;
-    if (offsets_of(self, text, &map) < 0)
+    if (given != NULL)
+        map = *given;
+    else if (offsets_of(self, text, &map) < 0)
         return NULL;
     if (map.count * width != size) {
-        PyMem_Free(map.first);
+        if (given == NULL)
+            PyMem_Free(map.first);
         PyErr_SetString(PyExc_ValueError, "data is not this text's encoding");
         return NULL;
     }
@@ -507,12 +604,14 @@ resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_
         if (hits == NULL)
             goto fail;
     }
-    PyMem_Free(map.first);
+    if (given == NULL)
+        PyMem_Free(map.first);
     return found;
 fail_hits:
     Py_DECREF(hits);
 fail:
-    PyMem_Free(map.first);
+    if (given == NULL)
+        PyMem_Free(map.first);
     Py_XDECREF(found);
     return NULL;
 }
@@ -523,7 +622,7 @@ Kernel_resolve(Kernel *self, PyObject *args)
     PyObject *text, *data, *hits;
     if (!PyArg_ParseTuple(args, "USO!:resolve", &text, &data, &PyList_Type, &hits))
         return NULL;
-    return resolve_hits(self, text, data, hits, emit_candidate);
+    return resolve_hits(self, text, data, hits, emit_candidate, NULL);
 }
 
 static inline int
@@ -887,6 +986,24 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
     self->wanted = wanted;
     Py_INCREF(leet);
     self->leet = leet;
+    Py_ssize_t symbol_count = PyUnicode_GET_LENGTH(symbols);
+    Py_UCS4 *wide = PyMem_Malloc(sizeof(Py_UCS4) * (symbol_count + 1));
+    if (wide == NULL) {
+        PyBuffer_Release(&self->base);
+        self->base.obj = NULL;
+        PyMem_Free(confusables);
+        PyMem_Free(codes);
+        return PyErr_NoMemory();
+    }
+    self->wide_symbols = wide;
+    for (Py_ssize_t i = 0; i < symbol_count; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(symbols, i);
+        if (c < 128)
+            self->ascii_symbols[c >> 6] |= (uint64_t)1 << (c & 63);
+        else
+            wide[self->wide_symbol_count++] = c;
+    }
+    self->symbol_count = symbol_count;
     Py_INCREF(symbols);
     self->symbols = symbols;
     self->max_looks = max_looks;
@@ -917,11 +1034,14 @@ Kernel_matches(Kernel *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
         return NULL;
     }
-    return resolve_hits(self, text, data, hits, emit_match);
+    return resolve_hits(self, text, data, hits, emit_match, NULL);
 }
 
 /* WordMatcher.find in one call for the common text; None for one that needs Python's steps
  * (a second pass: leet symbols at letters, tone numbers; or a char past the table). */
+/* Texts up to this many chars need no allocation for their offsets in find(). */
+#define FIND_STACK_CHARS 256
+
 static PyObject *
 Kernel_find(Kernel *self, PyObject *text)
 {
@@ -933,22 +1053,38 @@ Kernel_find(Kernel *self, PyObject *text)
         PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
         return NULL;
     }
-    if (PyUnicode_GET_LENGTH(text) == 0)
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length == 0)
         return PyList_New(0);
-    if ((PyUnicode_GET_LENGTH(self->symbols) && symbol_touches_letter(text, self->symbols, self->max_looks))
-        || (self->tones && tone_number_in(text)))
-        Py_RETURN_NONE;
-    PyObject *data = Kernel_encode(self, text);
-    if (data == NULL || data == Py_None)
-        return data;
-    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", data);
-    PyObject *found = NULL;
+    /* One pass: the scans, the encoding and the offsets (a chat message fits the stack). */
+    Py_ssize_t small[2 * (FIND_STACK_CHARS + 1)];
+    Offsets map = {small, small + FIND_STACK_CHARS + 1, 0};
+    if (length > FIND_STACK_CHARS && offsets_alloc(&map, length) < 0)
+        return NULL;
+    PyObject *found = NULL, *hits = NULL;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, length * self->width);
+    if (data == NULL)
+        goto done;
+    Py_ssize_t n = encode_text(self, text, (unsigned char *)PyBytes_AS_STRING(data), &map,
+                               ENCODE_SCANS);
+    if (n < 0) {  /* a second pass, or a char the table cannot do: Python's steps */
+        Py_INCREF(Py_None);
+        found = Py_None;
+        goto done;
+    }
+    if (_PyBytes_Resize(&data, n * self->width) < 0)
+        goto done;
+    hits = PyObject_CallMethodOneArg(self->automaton, search_name, data);
     if (hits != NULL && !PyList_Check(hits))
         PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
     else if (hits != NULL)
-        found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match) : PyList_New(0);
+        found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match, &map)
+                                      : PyList_New(0);
+done:
     Py_XDECREF(hits);
-    Py_DECREF(data);
+    Py_XDECREF(data);
+    if (map.first != small)
+        PyMem_Free(map.first);
     return found;
 }
 
@@ -1157,6 +1293,9 @@ PyInit__wordkernel(void)
     category_func = PyObject_GetAttrString(unicodedata, "category");
     Py_DECREF(unicodedata);
     if (category_func == NULL)
+        return NULL;
+    search_name = PyUnicode_InternFromString("find_matches_as_indexes");
+    if (search_name == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
