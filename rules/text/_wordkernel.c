@@ -21,7 +21,7 @@
 static PyObject *category_func;  /* unicodedata.category, for marks after a match */
 static PyObject *search_name;    /* "find_matches_as_indexes", interned once */
 
-typedef struct {
+typedef struct Kernel_ {
     PyObject_HEAD
     Py_buffer table;      /* one code per code point, `width` bytes, little-endian */
     int width;
@@ -55,6 +55,7 @@ typedef struct {
     uint64_t ascii_symbols[2];  /* the ASCII ones as a bitmap */
     Py_UCS4 *wide_symbols;      /* the others */
     Py_ssize_t wide_symbol_count;
+    struct Kernel_ *symbol_kernel;  /* the symbol pass's kernel, configured; or NULL */
     Py_ssize_t max_looks;
     int tones;            /* pinyin: a text with a tone number gets a pass without them */
 } Kernel;
@@ -164,6 +165,7 @@ Kernel_dealloc(Kernel *self)
     PyMem_Free(self->confusable);
     Py_XDECREF(self->symbols);
     PyMem_Free(self->wide_symbols);
+    Py_XDECREF(self->symbol_kernel);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -249,14 +251,13 @@ enum {
     ENCODE_SCANS = 1,  /* stop at a text find() leaves to Python (a second pass) */
 };
 #define ENCODE_ESCAPED (-1)  /* a char the table cannot do: the per-char path */
-#define ENCODE_SECOND_PASS (-2)
+#define ENCODE_TONE (-2)     /* a tone number: the tone pass (Python's steps) */
+#define ENCODE_SYMBOL (-3)   /* a leet symbol at a letter: the symbol pass */
 
-/* Is c one of the symbol pass's symbols?  A bitmap for ASCII, the list beyond. */
+/* Is c, past ASCII, one of the symbol pass's symbols (ASCII ones are a bitmap)? */
 static inline int
-is_symbol(const Kernel *self, Py_UCS4 c)
+is_wide_symbol(const Kernel *self, Py_UCS4 c)
 {
-    if (c < 128)
-        return (self->ascii_symbols[c >> 6] >> (c & 63)) & 1;
     for (Py_ssize_t s = 0; s < self->wide_symbol_count; s++)
         if (self->wide_symbols[s] == c)
             return 1;
@@ -268,7 +269,8 @@ is_symbol(const Kernel *self, Py_UCS4 c)
  * were half the kernel's own instructions).  With ENCODE_SCANS it also does find()'s two
  * scans in the same pass: variants.symbol_at_letter (a symbol touching an ASCII letter or
  * digit, or more than max_looks symbols) and has_tone_number (a digit 1-5 right after an
- * ASCII letter).  Returns the encoded chars, ENCODE_ESCAPED or ENCODE_SECOND_PASS. */
+ * ASCII letter).  Returns the encoded chars, or ENCODE_ESCAPED, ENCODE_TONE or ENCODE_SYMBOL
+ * for the first such char met (a tone number may follow a symbol's stop). */
 static inline __attribute__((always_inline)) Py_ssize_t
 encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t length,
             const int width, unsigned char *data, Offsets *map, const int what)
@@ -276,23 +278,31 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
     const unsigned char *table = (const unsigned char *)self->table.buf;
     const uint32_t escape = self->escape;
     const int fold = self->fold;
-    const int symbols = (what & ENCODE_SCANS) && self->symbol_count;
-    const int tones = (what & ENCODE_SCANS) && self->tones;
+    const int scans = (what & ENCODE_SCANS) && (self->symbol_count || self->tones);
+    const int tones = self->tones, wide_symbols = self->wide_symbol_count > 0;
+    const uint64_t symbols_low = self->ascii_symbols[0], symbols_high = self->ascii_symbols[1];
     Py_ssize_t n = 0, looks = 0;
-    uint32_t previous = 0;
+    uint32_t previous = 0;  /* no code is 0, so the first char never folds */
     Py_UCS4 before = 0;  /* the char before this one (for the scans) */
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 cp = kind == PyUnicode_1BYTE_KIND ? ((const Py_UCS1 *)chars)[i]
                      : kind == PyUnicode_2BYTE_KIND ? ((const Py_UCS2 *)chars)[i]
                      : ((const Py_UCS4 *)chars)[i];
-        if (tones && cp >= '1' && cp <= '5' && is_ascii_letter(before))
-            return ENCODE_SECOND_PASS;
-        if (symbols && is_symbol(self, cp)) {
-            Py_UCS4 after = i + 1 < length ? PyUnicode_READ(kind, chars, i + 1) : 0;
-            if (is_ascii_alnum(before) || is_ascii_alnum(after) || ++looks > self->max_looks)
-                return ENCODE_SECOND_PASS;
+        if (scans) {
+            int symbol;
+            if (cp < 128) {
+                if (tones && cp >= '1' && cp <= '5' && is_ascii_letter(before))
+                    return ENCODE_TONE;
+                symbol = (int)(((cp < 64 ? symbols_low : symbols_high) >> (cp & 63)) & 1);
+            } else
+                symbol = wide_symbols && is_wide_symbol(self, cp);
+            if (symbol) {
+                Py_UCS4 after = i + 1 < length ? PyUnicode_READ(kind, chars, i + 1) : 0;
+                if (is_ascii_alnum(before) || is_ascii_alnum(after) || ++looks > self->max_looks)
+                    return ENCODE_SYMBOL;
+            }
+            before = cp;
         }
-        before = cp;
         uint32_t code;
         if (cp >= CODE_POINTS)
             code = escape;  /* cannot happen for a str; treated like a char past the table */
@@ -306,7 +316,7 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
             continue;  /* dropped */
         if (code == escape)
             return ENCODE_ESCAPED;
-        if (fold && n && code == previous) {
+        if (fold && code == previous) {
             if (map)
                 map->last[n - 1] = i;
             continue;
@@ -392,7 +402,7 @@ offsets_of(const Kernel *self, PyObject *text, Offsets *map)
 {
     if (offsets_alloc(map, PyUnicode_GET_LENGTH(text)) < 0)
         return -1;
-    if (encode_text(self, text, NULL, map, 0) < 0) {  /* cannot be ENCODE_SECOND_PASS here */
+    if (encode_text(self, text, NULL, map, 0) < 0) {  /* only ENCODE_ESCAPED without scans */
         PyMem_Free(map->first);
         PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
         return -1;
@@ -882,19 +892,27 @@ static PyObject *
 Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"patterns", "match_type", "check", "base_codes", "base_fold", "pairs",
-                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", "symbols", "max_looks", "tones", NULL};
+                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", "symbols", "max_looks", "tones",
+                            "symbol_kernel", NULL};
     PyObject *patterns, *match_type, *base_codes, *pairs, *allowed, *classify, *normalize;
     PyObject *wanted, *leet, *confusable, *symbols;
     Py_ssize_t max_looks;
     int check, base_fold, tones;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UOUnp", names, &PyTuple_Type, &patterns,
+    PyObject *symbol_kernel = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UOUnp|O", names, &PyTuple_Type, &patterns,
                                      &PyType_Type, &match_type, &check, &base_codes, &base_fold,
                                      &pairs, &PyFrozenSet_Type, &allowed, &classify, &normalize,
                                      &PyTuple_Type, &wanted, &leet, &confusable, &symbols,
-                                     &max_looks, &tones))
+                                     &max_looks, &tones, &symbol_kernel))
         return NULL;
     if (self->configured)
         Py_RETURN_NONE;  /* once: a matcher is shared by threads, its parts never change */
+    if (symbol_kernel != Py_None && (!PyObject_TypeCheck(symbol_kernel, Py_TYPE(self))
+                                     || !((Kernel *)symbol_kernel)->configured
+                                     || PyUnicode_GET_LENGTH(((Kernel *)symbol_kernel)->symbols))) {
+        PyErr_SetString(PyExc_TypeError, "symbol_kernel: a configured Kernel without a symbol pass, or None");
+        return NULL;
+    }
     Py_ssize_t count = PyBytes_GET_SIZE(self->flags);
     if (PyTuple_GET_SIZE(patterns) != count || PyTuple_GET_SIZE(wanted) != count) {
         PyErr_SetString(PyExc_ValueError, "one pattern (and wanted) per automaton key");
@@ -1004,6 +1022,10 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
             wide[self->wide_symbol_count++] = c;
     }
     self->symbol_count = symbol_count;
+    if (symbol_kernel != Py_None) {
+        Py_INCREF(symbol_kernel);
+        self->symbol_kernel = (Kernel *)symbol_kernel;
+    }
     Py_INCREF(symbols);
     self->symbols = symbols;
     self->max_looks = max_looks;
@@ -1039,9 +1061,119 @@ Kernel_matches(Kernel *self, PyObject *args)
 
 /* WordMatcher.find in one call for the common text; None for one that needs Python's steps
  * (a second pass: leet symbols at letters, tone numbers; or a char past the table). */
+/* variants.merge_matches: both passes' matches in order; where they overlap, the earlier
+ * (then longer) wins, and of equal spans the first list's (a stable sort, as sorted()). */
+static PyObject *
+merge_matches(PyObject *first, PyObject *second)
+{
+    Py_ssize_t a = PyList_GET_SIZE(first), count = a + PyList_GET_SIZE(second);
+    PyObject **items = PyMem_Malloc(sizeof(PyObject *) * (count + 1));
+    Py_ssize_t *starts = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * (count + 1));
+    PyObject *merged = NULL;
+    if (items == NULL || starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t *ends = starts + count + 1;
+    for (Py_ssize_t i = 0; i < count; i++) {  /* insertion sort: a handful of matches */
+        PyObject *item = i < a ? PyList_GET_ITEM(first, i) : PyList_GET_ITEM(second, i - a);
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 0));
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+        if (PyErr_Occurred())
+            goto done;
+        Py_ssize_t j = i;
+        for (; j > 0 && (starts[j - 1] > start || (starts[j - 1] == start && ends[j - 1] < end)); j--) {
+            items[j] = items[j - 1];
+            starts[j] = starts[j - 1];
+            ends[j] = ends[j - 1];
+        }
+        items[j] = item;
+        starts[j] = start;
+        ends[j] = end;
+    }
+    merged = PyList_New(0);
+    if (merged == NULL)
+        goto done;
+    for (Py_ssize_t i = 0, kept = 0; i < count; i++) {
+        if (kept && starts[i] < ends[kept - 1])
+            continue;
+        if (PyList_Append(merged, items[i]) < 0) {
+            Py_CLEAR(merged);
+            goto done;
+        }
+        starts[kept] = starts[i];  /* the kept ones, compacted: ends[kept - 1] is the last's */
+        ends[kept++] = ends[i];
+    }
+done:
+    PyMem_Free(items);
+    PyMem_Free(starts);
+    return merged;
+}
+
 /* Texts up to this many chars need no allocation for their offsets in find(). */
 #define FIND_STACK_CHARS 256
 
+/* Kernel.find's work (the text a str, the kernel configured). */
+static PyObject *
+find_text(Kernel *self, PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length == 0)
+        return PyList_New(0);
+    /* One pass: the scans, the encoding and the offsets (a chat message fits the stack). */
+    Py_ssize_t small[2 * (FIND_STACK_CHARS + 1)];
+    Offsets map = {small, small + FIND_STACK_CHARS + 1, 0};
+    if (length > FIND_STACK_CHARS && offsets_alloc(&map, length) < 0)
+        return NULL;
+    PyObject *found = NULL, *hits = NULL, *extra = NULL;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, length * self->width);
+    if (data == NULL)
+        goto done;
+    unsigned char *bytes = (unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = encode_text(self, text, bytes, &map, ENCODE_SCANS);
+    /* A leet symbol at a letter ("$cam"): this pass over the whole text, then the symbol
+     * pass's, merged (WordMatcher._find); unless a tone number needs Python's steps too. */
+    int symbol_pass = n == ENCODE_SYMBOL && self->symbol_kernel != NULL
+                      && !(self->tones && tone_number_in(text));
+    if (symbol_pass)
+        n = encode_text(self, text, bytes, &map, 0);
+    if (n < 0) {  /* a second pass, or a char the table cannot do: Python's steps */
+        Py_INCREF(Py_None);
+        found = Py_None;
+        goto done;
+    }
+    if (_PyBytes_Resize(&data, n * self->width) < 0)
+        goto done;
+    hits = PyObject_CallMethodOneArg(self->automaton, search_name, data);
+    if (hits == NULL)
+        goto done;
+    if (!PyList_Check(hits)) {
+        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
+        goto done;
+    }
+    found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match, &map)
+                                  : PyList_New(0);
+    if (found == NULL || !symbol_pass)
+        goto done;
+    extra = find_text(self->symbol_kernel, text);
+    if (extra == NULL || extra == Py_None) {  /* an error, or Python's steps after all */
+        Py_DECREF(found);
+        found = extra;
+        extra = NULL;
+    } else if (PyList_GET_SIZE(extra)) {
+        Py_SETREF(found, merge_matches(found, extra));
+    }
+done:
+    Py_XDECREF(extra);
+    Py_XDECREF(hits);
+    Py_XDECREF(data);
+    if (map.first != small)
+        PyMem_Free(map.first);
+    return found;
+}
+
+/* WordMatcher.find in one call, the symbol pass included; None for a text that needs
+ * Python's steps (a tone number, or a char past the table). */
 static PyObject *
 Kernel_find(Kernel *self, PyObject *text)
 {
@@ -1053,39 +1185,7 @@ Kernel_find(Kernel *self, PyObject *text)
         PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
         return NULL;
     }
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    if (length == 0)
-        return PyList_New(0);
-    /* One pass: the scans, the encoding and the offsets (a chat message fits the stack). */
-    Py_ssize_t small[2 * (FIND_STACK_CHARS + 1)];
-    Offsets map = {small, small + FIND_STACK_CHARS + 1, 0};
-    if (length > FIND_STACK_CHARS && offsets_alloc(&map, length) < 0)
-        return NULL;
-    PyObject *found = NULL, *hits = NULL;
-    PyObject *data = PyBytes_FromStringAndSize(NULL, length * self->width);
-    if (data == NULL)
-        goto done;
-    Py_ssize_t n = encode_text(self, text, (unsigned char *)PyBytes_AS_STRING(data), &map,
-                               ENCODE_SCANS);
-    if (n < 0) {  /* a second pass, or a char the table cannot do: Python's steps */
-        Py_INCREF(Py_None);
-        found = Py_None;
-        goto done;
-    }
-    if (_PyBytes_Resize(&data, n * self->width) < 0)
-        goto done;
-    hits = PyObject_CallMethodOneArg(self->automaton, search_name, data);
-    if (hits != NULL && !PyList_Check(hits))
-        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
-    else if (hits != NULL)
-        found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match, &map)
-                                      : PyList_New(0);
-done:
-    Py_XDECREF(hits);
-    Py_XDECREF(data);
-    if (map.first != small)
-        PyMem_Free(map.first);
-    return found;
+    return find_text(self, text);
 }
 
 typedef struct {
