@@ -254,6 +254,31 @@ enum {
 #define ENCODE_TONE (-2)     /* a tone number: the tone pass (Python's steps) */
 #define ENCODE_SYMBOL (-3)   /* a leet symbol at a letter: the symbol pass */
 
+/* A little-endian 16-bit code: one load or store where the machine is little-endian. */
+static inline uint32_t
+load16(const unsigned char *p)
+{
+#if PY_LITTLE_ENDIAN
+    uint16_t value;
+    memcpy(&value, p, 2);
+    return value;
+#else
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+#endif
+}
+
+static inline void
+store16(unsigned char *p, uint32_t code)
+{
+#if PY_LITTLE_ENDIAN
+    uint16_t value = (uint16_t)code;
+    memcpy(p, &value, 2);
+#else
+    p[0] = (unsigned char)code;
+    p[1] = (unsigned char)(code >> 8);
+#endif
+}
+
 /* Is c, past ASCII, one of the symbol pass's symbols (ASCII ones are a bitmap)? */
 static inline int
 is_wide_symbol(const Kernel *self, Py_UCS4 c)
@@ -309,7 +334,7 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
         else if (width == 1)
             code = table[cp];
         else if (width == 2)
-            code = (uint32_t)table[2 * (size_t)cp] | ((uint32_t)table[2 * (size_t)cp + 1] << 8);
+            code = load16(table + 2 * (size_t)cp);
         else
             code = data_code(table + 4 * (size_t)cp, 4);
         if (code == 0)
@@ -324,10 +349,9 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
         if (data) {
             if (width == 1)
                 data[n] = (unsigned char)code;
-            else if (width == 2) {
-                data[2 * n] = (unsigned char)code;
-                data[2 * n + 1] = (unsigned char)(code >> 8);
-            } else
+            else if (width == 2)
+                store16(data + 2 * n, code);
+            else
                 put_code(data + 4 * n, code, 4);
         }
         if (map)
@@ -697,6 +721,62 @@ is_confusable(const Kernel *self, Py_UCS4 c)
                       compare_codes) != NULL;
 }
 
+/* classify's kinds, by bit, and what a via of each set of them starts with (made once). */
+static const char *const VIA_KINDS[] = {"leet", "confusables", "pinyin", "homophone"};
+static PyObject *via_prefixes[16];
+static PyObject *via_arrow;  /* " → " */
+
+/* f"{'+'.join(kinds)}: {' '.join(span.split())} → {word}" (a new reference). */
+static PyObject *
+via_string(int kinds, PyObject *span, PyObject *word)
+{
+    if (via_prefixes[kinds] == NULL) {
+        char prefix[64];
+        size_t used = 0;
+        for (int i = 0; i < 4; i++)
+            if (kinds & (1 << i))
+                used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%s",
+                                         used ? "+" : "", VIA_KINDS[i]);
+        snprintf(prefix + used, sizeof(prefix) - used, ": ");
+        if ((via_prefixes[kinds] = PyUnicode_InternFromString(prefix)) == NULL)
+            return NULL;
+    }
+    if (via_arrow == NULL && (via_arrow = PyUnicode_FromOrdinal(0x2192)) != NULL) {
+        PyObject *spaced = PyUnicode_FromFormat(" %U ", via_arrow);
+        Py_SETREF(via_arrow, spaced);
+    }
+    if (via_arrow == NULL)
+        return NULL;
+    /* A span without whitespace is its own ' '.join(span.split()): no split then. */
+    Py_ssize_t length = PyUnicode_GET_LENGTH(span);
+    int kind = PyUnicode_KIND(span), spaces = 0;
+    const void *chars = PyUnicode_DATA(span);
+    for (Py_ssize_t i = 0; i < length && !spaces; i++)
+        spaces = Py_UNICODE_ISSPACE(PyUnicode_READ(kind, chars, i));
+    PyObject *joined;
+    if (spaces) {
+        PyObject *parts = PyUnicode_Split(span, NULL, -1), *space = PyUnicode_FromOrdinal(' ');
+        joined = parts && space ? PyUnicode_Join(space, parts) : NULL;
+        Py_XDECREF(parts);
+        Py_XDECREF(space);
+    } else {
+        Py_INCREF(span);
+        joined = span;
+    }
+    if (joined == NULL)
+        return NULL;
+    PyObject *pieces = PyTuple_Pack(4, via_prefixes[kinds], joined, via_arrow, word), *via = NULL;
+    Py_DECREF(joined);
+    if (pieces != NULL) {
+        PyObject *nothing = PyUnicode_New(0, 0);
+        if (nothing != NULL)
+            via = PyUnicode_Join(nothing, pieces);
+        Py_XDECREF(nothing);
+        Py_DECREF(pieces);
+    }
+    return via;
+}
+
 /* variants.classify, step for step: the via string, "" or None (new references). */
 static PyObject *
 classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wanted, PyObject *word)
@@ -706,8 +786,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
         return NULL;
     if (equal == 0)
         return PyUnicode_New(0, 0);
-    const char *kinds[4];
-    int count = 0;
+    int kinds = 0, count = 0;  /* a bit per kind of VIA_KINDS, in classify's order */
     Py_ssize_t seen_length = PyUnicode_GET_LENGTH(seen), span_length = PyUnicode_GET_LENGTH(span);
     Py_ssize_t wanted_length = PyUnicode_GET_LENGTH(wanted);
     int latin = 0, latin_word = 0;
@@ -727,7 +806,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
         if (leet) {
             if (!latin)
                 Py_RETURN_NONE;  /* digits and symbols alone: a number, a price, not a word */
-            kinds[count++] = "leet";
+            kinds |= 1, count++;
         }
     }
     if (self->confusable_count) {
@@ -737,7 +816,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
         if (confusable) {
             if (!latin)
                 Py_RETURN_NONE;  /* one script throughout: real Cyrillic or Greek text */
-            kinds[count++] = "confusables";
+            kinds |= 2, count++;
         }
     }
 #undef CHAR_AT
@@ -745,7 +824,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
     for (Py_ssize_t i = 0; i < wanted_length; i++)
         word_cjk += is_cjk(PyUnicode_READ_CHAR(wanted, i));
     if (word_cjk && latin)
-        kinds[count++] = "pinyin";
+        kinds |= 4, count++;
     int span_cjk = 0, foreign = 0, kept = latin;
     for (Py_ssize_t i = 0; i < seen_length; i++) {
         Py_UCS4 c = PyUnicode_READ_CHAR(seen, i);
@@ -760,24 +839,11 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
     if (span_cjk && foreign) {
         if (word_cjk < 2 || (word_cjk < 3 && !kept))
             Py_RETURN_NONE;
-        kinds[count++] = "homophone";
+        kinds |= 8, count++;
     }
     if (!count)
         return PyUnicode_New(0, 0);
-    char prefix[64];
-    size_t used = 0;
-    for (int i = 0; i < count; i++)
-        used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%s", i ? "+" : "", kinds[i]);
-    snprintf(prefix + used, sizeof(prefix) - used, ": ");
-    PyObject *parts = PyUnicode_Split(span, NULL, -1), *space = NULL, *joined = NULL, *via = NULL;
-    if (parts == NULL)
-        return NULL;
-    if ((space = PyUnicode_FromString(" ")) != NULL && (joined = PyUnicode_Join(space, parts)) != NULL)
-        via = PyUnicode_FromFormat("%s%U %c %U", prefix, joined, 0x2192 /* → */, word);
-    Py_DECREF(parts);
-    Py_XDECREF(space);
-    Py_XDECREF(joined);
-    return via;
+    return via_string(kinds, span, word);
 }
 
 /* Match(first, last, word, category, via): filled like tuple.__new__ fills a subclass. */
