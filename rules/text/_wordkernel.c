@@ -249,6 +249,8 @@ typedef struct {
 /* What encode_text does besides encoding, and what it met. */
 enum {
     ENCODE_SCANS = 1,  /* stop at a text find() leaves to Python (a second pass) */
+    ENCODE_DATA = 2,   /* write the codes */
+    ENCODE_MAP = 4,    /* fill the Offsets */
 };
 #define ENCODE_ESCAPED (-1)  /* a char the table cannot do: the per-char path */
 #define ENCODE_TONE (-2)     /* a tone number: the tone pass (Python's steps) */
@@ -342,11 +344,11 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
         if (code == escape)
             return ENCODE_ESCAPED;
         if (fold && code == previous) {
-            if (map)
+            if (what & ENCODE_MAP)
                 map->last[n - 1] = i;
             continue;
         }
-        if (data) {
+        if (what & ENCODE_DATA) {
             if (width == 1)
                 data[n] = (unsigned char)code;
             else if (width == 2)
@@ -354,12 +356,12 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
             else
                 put_code(data + 4 * n, code, 4);
         }
-        if (map)
+        if (what & ENCODE_MAP)
             map->first[n] = map->last[n] = i;
         previous = code;
         n++;
     }
-    if (map)
+    if (what & ENCODE_MAP)
         map->count = n;
     return n;
 }
@@ -374,15 +376,20 @@ encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t le
      : ENCODE_WIDTHS(PyUnicode_4BYTE_KIND, what_))
 
 /* encode_loop for any text: data (length * width bytes) and map (arrays of length + 1)
- * may each be NULL. */
+ * may each be NULL; a loop is made for each case find(), encode() and offsets_of() use. */
 static Py_ssize_t
 encode_text(const Kernel *self, PyObject *text, unsigned char *data, Offsets *map, int what)
 {
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text), width = self->width;
     const void *chars = PyUnicode_DATA(text);
-    if (what & ENCODE_SCANS)
-        return ENCODE_KINDS(ENCODE_SCANS);
+    if (data != NULL && map != NULL)
+        return what & ENCODE_SCANS ? ENCODE_KINDS(ENCODE_SCANS | ENCODE_DATA | ENCODE_MAP)
+                                   : ENCODE_KINDS(ENCODE_DATA | ENCODE_MAP);
+    if (data != NULL)
+        return ENCODE_KINDS(ENCODE_DATA);
+    if (map != NULL)
+        return ENCODE_KINDS(ENCODE_MAP);
     return ENCODE_KINDS(0);
 }
 
