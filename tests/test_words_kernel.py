@@ -133,6 +133,31 @@ def test_both_paths_agree_on_generated_hostile_text(hostile, text):
         assert_same(compiled, python, text)
 
 
+# Which texts Kernel.find does in one call (the symbol pass and its merge included) and
+# which it leaves to Python's steps (None): a tone number (with pinyin: the tone pass), a
+# char the table cannot do (an expanding one: the per-char path).
+_WHO_FINDS = [
+    ("plain 诈骗 and scam", "kernel"),
+    ("$cam and 炸骗", "kernel"),  # a leet symbol at a letter: the symbol pass, in C
+    ("h@te, a$$ and 5cam, sha bi", "kernel"),
+    ("@ " * 40 + "scam 诈骗", "kernel"),  # more symbols than it looks at: the pass runs
+    ("$cam then zha4 pian4", "tone"),  # after the symbol: the scan must look on
+    ("zha4pian4 $cam", "tone"),
+    ("ﬁ$cam", "escape"),
+    ("", "kernel"),
+]
+
+
+@pytest.mark.parametrize(("text", "who"), _WHO_FINDS)
+def test_which_texts_the_kernel_finds_in_one_call(hostile, text, who):
+    for name, (compiled, python) in hostile.items():
+        found = assert_same(compiled, python, text)
+        python_steps = who == "escape" or (who == "tone" and compiled._tones)
+        assert (compiled._kernel.find(text) is None) == python_steps, name
+        if not python_steps:
+            assert compiled._kernel.find(text) == found
+
+
 def test_both_paths_agree_on_huge_text(hostile):
     compiled, python = hostile["every option"]
     for text in ("zha pian 炸骗 $cam " * 20_000, "s\u0336b" * 100_000, "\ud800" * 10**6,

@@ -19,8 +19,9 @@
 #define CODE_POINTS 0x110000
 
 static PyObject *category_func;  /* unicodedata.category, for marks after a match */
+static PyObject *search_name;    /* "find_matches_as_indexes", interned once */
 
-typedef struct {
+typedef struct Kernel_ {
     PyObject_HEAD
     Py_buffer table;      /* one code per code point, `width` bytes, little-endian */
     int width;
@@ -50,6 +51,11 @@ typedef struct {
     Py_ssize_t confusable_count;
     /* find(): texts it leaves to Python (they need a second pass) */
     PyObject *symbols;    /* str: leet symbols of the symbol pass ("" without one) */
+    Py_ssize_t symbol_count;
+    uint64_t ascii_symbols[2];  /* the ASCII ones as a bitmap */
+    Py_UCS4 *wide_symbols;      /* the others */
+    Py_ssize_t wide_symbol_count;
+    struct Kernel_ *symbol_kernel;  /* the symbol pass's kernel, configured; or NULL */
     Py_ssize_t max_looks;
     int tones;            /* pinyin: a text with a tone number gets a pass without them */
 } Kernel;
@@ -158,6 +164,8 @@ Kernel_dealloc(Kernel *self)
     Py_XDECREF(self->leet);
     PyMem_Free(self->confusable);
     Py_XDECREF(self->symbols);
+    PyMem_Free(self->wide_symbols);
+    Py_XDECREF(self->symbol_kernel);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -233,6 +241,158 @@ Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* For encoded char p: the original indices of the first and last char folded into it. */
+typedef struct {
+    Py_ssize_t *first, *last, count;
+} Offsets;
+
+/* What encode_text does besides encoding, and what it met. */
+enum {
+    ENCODE_SCANS = 1,  /* stop at a text find() leaves to Python (a second pass) */
+    ENCODE_DATA = 2,   /* write the codes */
+    ENCODE_MAP = 4,    /* fill the Offsets */
+};
+#define ENCODE_ESCAPED (-1)  /* a char the table cannot do: the per-char path */
+#define ENCODE_TONE (-2)     /* a tone number: the tone pass (Python's steps) */
+#define ENCODE_SYMBOL (-3)   /* a leet symbol at a letter: the symbol pass */
+
+/* A little-endian 16-bit code: one load or store where the machine is little-endian. */
+static inline uint32_t
+load16(const unsigned char *p)
+{
+#if PY_LITTLE_ENDIAN
+    uint16_t value;
+    memcpy(&value, p, 2);
+    return value;
+#else
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+#endif
+}
+
+static inline void
+store16(unsigned char *p, uint32_t code)
+{
+#if PY_LITTLE_ENDIAN
+    uint16_t value = (uint16_t)code;
+    memcpy(p, &value, 2);
+#else
+    p[0] = (unsigned char)code;
+    p[1] = (unsigned char)(code >> 8);
+#endif
+}
+
+/* Is c, past ASCII, one of the symbol pass's symbols (ASCII ones are a bitmap)? */
+static inline int
+is_wide_symbol(const Kernel *self, Py_UCS4 c)
+{
+    for (Py_ssize_t s = 0; s < self->wide_symbol_count; s++)
+        if (self->wide_symbols[s] == c)
+            return 1;
+    return 0;
+}
+
+/* SearchEncoding.encode's loop (look up, drop, fold) for one str kind and code width, so
+ * the compiler makes a tight loop of each (PyUnicode_READ and the width switch per char
+ * were half the kernel's own instructions).  With ENCODE_SCANS it also does find()'s two
+ * scans in the same pass: variants.symbol_at_letter (a symbol touching an ASCII letter or
+ * digit, or more than max_looks symbols) and has_tone_number (a digit 1-5 right after an
+ * ASCII letter).  Returns the encoded chars, or ENCODE_ESCAPED, ENCODE_TONE or ENCODE_SYMBOL
+ * for the first such char met (a tone number may follow a symbol's stop). */
+static inline __attribute__((always_inline)) Py_ssize_t
+encode_loop(const Kernel *self, const int kind, const void *chars, Py_ssize_t length,
+            const int width, unsigned char *data, Offsets *map, const int what)
+{
+    const unsigned char *table = (const unsigned char *)self->table.buf;
+    const uint32_t escape = self->escape;
+    const int fold = self->fold;
+    const int scans = (what & ENCODE_SCANS) && (self->symbol_count || self->tones);
+    const int tones = self->tones, wide_symbols = self->wide_symbol_count > 0;
+    const uint64_t symbols_low = self->ascii_symbols[0], symbols_high = self->ascii_symbols[1];
+    Py_ssize_t n = 0, looks = 0;
+    uint32_t previous = 0;  /* no code is 0, so the first char never folds */
+    Py_UCS4 before = 0;  /* the char before this one (for the scans) */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 cp = kind == PyUnicode_1BYTE_KIND ? ((const Py_UCS1 *)chars)[i]
+                     : kind == PyUnicode_2BYTE_KIND ? ((const Py_UCS2 *)chars)[i]
+                     : ((const Py_UCS4 *)chars)[i];
+        if (scans) {
+            int symbol;
+            if (cp < 128) {
+                if (tones && cp >= '1' && cp <= '5' && is_ascii_letter(before))
+                    return ENCODE_TONE;
+                symbol = (int)(((cp < 64 ? symbols_low : symbols_high) >> (cp & 63)) & 1);
+            } else
+                symbol = wide_symbols && is_wide_symbol(self, cp);
+            if (symbol) {
+                Py_UCS4 after = i + 1 < length ? PyUnicode_READ(kind, chars, i + 1) : 0;
+                if (is_ascii_alnum(before) || is_ascii_alnum(after) || ++looks > self->max_looks)
+                    return ENCODE_SYMBOL;
+            }
+            before = cp;
+        }
+        uint32_t code;
+        if (cp >= CODE_POINTS)
+            code = escape;  /* cannot happen for a str; treated like a char past the table */
+        else if (width == 1)
+            code = table[cp];
+        else if (width == 2)
+            code = load16(table + 2 * (size_t)cp);
+        else
+            code = data_code(table + 4 * (size_t)cp, 4);
+        if (code == 0)
+            continue;  /* dropped */
+        if (code == escape)
+            return ENCODE_ESCAPED;
+        if (fold && code == previous) {
+            if (what & ENCODE_MAP)
+                map->last[n - 1] = i;
+            continue;
+        }
+        if (what & ENCODE_DATA) {
+            if (width == 1)
+                data[n] = (unsigned char)code;
+            else if (width == 2)
+                store16(data + 2 * n, code);
+            else
+                put_code(data + 4 * n, code, 4);
+        }
+        if (what & ENCODE_MAP)
+            map->first[n] = map->last[n] = i;
+        previous = code;
+        n++;
+    }
+    if (what & ENCODE_MAP)
+        map->count = n;
+    return n;
+}
+
+#define ENCODE_WIDTHS(kind_, what_) \
+    (width == 1 ? encode_loop(self, kind_, chars, length, 1, data, map, what_) \
+     : width == 2 ? encode_loop(self, kind_, chars, length, 2, data, map, what_) \
+     : encode_loop(self, kind_, chars, length, 4, data, map, what_))
+#define ENCODE_KINDS(what_) \
+    (kind == PyUnicode_1BYTE_KIND ? ENCODE_WIDTHS(PyUnicode_1BYTE_KIND, what_) \
+     : kind == PyUnicode_2BYTE_KIND ? ENCODE_WIDTHS(PyUnicode_2BYTE_KIND, what_) \
+     : ENCODE_WIDTHS(PyUnicode_4BYTE_KIND, what_))
+
+/* encode_loop for any text: data (length * width bytes) and map (arrays of length + 1)
+ * may each be NULL; a loop is made for each case find(), encode() and offsets_of() use. */
+static Py_ssize_t
+encode_text(const Kernel *self, PyObject *text, unsigned char *data, Offsets *map, int what)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text), width = self->width;
+    const void *chars = PyUnicode_DATA(text);
+    if (data != NULL && map != NULL)
+        return what & ENCODE_SCANS ? ENCODE_KINDS(ENCODE_SCANS | ENCODE_DATA | ENCODE_MAP)
+                                   : ENCODE_KINDS(ENCODE_DATA | ENCODE_MAP);
+    if (data != NULL)
+        return ENCODE_KINDS(ENCODE_DATA);
+    if (map != NULL)
+        return ENCODE_KINDS(ENCODE_MAP);
+    return ENCODE_KINDS(0);
+}
+
 /* SearchEncoding.encode in one pass: look up, drop, fold; None if a char escapes. */
 static PyObject *
 Kernel_encode(Kernel *self, PyObject *text)
@@ -241,71 +401,43 @@ Kernel_encode(Kernel *self, PyObject *text)
         PyErr_SetString(PyExc_TypeError, "text must be str");
         return NULL;
     }
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text), width = self->width;
-    const void *chars = PyUnicode_DATA(text);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, length * width);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, PyUnicode_GET_LENGTH(text) * self->width);
     if (out == NULL)
         return NULL;
-    unsigned char *data = (unsigned char *)PyBytes_AS_STRING(out);
-    Py_ssize_t n = 0;
-    uint32_t previous = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
-        if (code == 0)
-            continue;  /* dropped */
-        if (code == self->escape) {
-            Py_DECREF(out);
-            Py_RETURN_NONE;
-        }
-        if (self->fold && n && code == previous)
-            continue;
-        put_code(data + n * width, code, width);
-        previous = code;
-        n++;
+    Py_ssize_t n = encode_text(self, text, (unsigned char *)PyBytes_AS_STRING(out), NULL, 0);
+    if (n < 0) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
     }
-    if (_PyBytes_Resize(&out, n * width) < 0)
+    if (_PyBytes_Resize(&out, n * self->width) < 0)
         return NULL;
     return out;
 }
 
-/* For encoded char p: the original indices of the first and last char folded into it. */
-typedef struct {
-    Py_ssize_t *first, *last, count;
-} Offsets;
-
+/* Allocate map's arrays for a text of `length` chars. */
 static int
-offsets_of(const Kernel *self, PyObject *text, Offsets *map)
+offsets_alloc(Offsets *map, Py_ssize_t length)
 {
-    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *chars = PyUnicode_DATA(text);
     map->first = PyMem_Malloc(sizeof(Py_ssize_t) * (2 * length + 2));
     if (map->first == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     map->last = map->first + length + 1;
-    Py_ssize_t n = 0;
-    uint32_t previous = 0;
-    for (Py_ssize_t i = 0; i < length; i++) {
-        uint32_t code = table_code(self, PyUnicode_READ(kind, chars, i));
-        if (code == 0)
-            continue;
-        if (code == self->escape) {
-            PyMem_Free(map->first);
-            PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
-            return -1;
-        }
-        if (self->fold && n && code == previous) {
-            map->last[n - 1] = i;
-            continue;
-        }
-        map->first[n] = map->last[n] = i;
-        previous = code;
-        n++;
+    map->count = 0;
+    return 0;
+}
+
+static int
+offsets_of(const Kernel *self, PyObject *text, Offsets *map)
+{
+    if (offsets_alloc(map, PyUnicode_GET_LENGTH(text)) < 0)
+        return -1;
+    if (encode_text(self, text, NULL, map, 0) < 0) {  /* only ENCODE_ESCAPED without scans */
+        PyMem_Free(map->first);
+        PyErr_SetString(PyExc_ValueError, "text escapes the table: use the per-char path");
+        return -1;
     }
-    map->count = n;
     return 0;
 }
 
@@ -376,7 +508,7 @@ search(const Kernel *self, PyObject *data, Py_ssize_t from, Py_ssize_t to)
     PyObject *window = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + from, to - from);
     if (window == NULL)
         return NULL;
-    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", window);
+    PyObject *hits = PyObject_CallMethodOneArg(self->automaton, search_name, window);
     Py_DECREF(window);
     if (hits != NULL && !PyList_Check(hits)) {
         Py_DECREF(hits);
@@ -430,8 +562,11 @@ emit_candidate(Kernel *self, PyObject *text, PyObject *found, Py_ssize_t index,
     return result;
 }
 
+/* The hits as emit() makes them.  `given`: the text's Offsets if the caller has them
+ * (find() makes them while encoding), else NULL. */
 static PyObject *
-resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_func emit)
+resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_func emit,
+             const Offsets *given)
 {
     const unsigned char *flags = (const unsigned char *)PyBytes_AS_STRING(self->flags);
     Py_ssize_t patterns = PyBytes_GET_SIZE(self->flags);
@@ -440,10 +575,13 @@ resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_
     int width = self->width, kind = PyUnicode_KIND(text);
     const void *chars = PyUnicode_DATA(text);
     Offsets map;
-    if (offsets_of(self, text, &map) < 0)
+    if (given != NULL)
+        map = *given;
+    else if (offsets_of(self, text, &map) < 0)
         return NULL;
     if (map.count * width != size) {
-        PyMem_Free(map.first);
+        if (given == NULL)
+            PyMem_Free(map.first);
         PyErr_SetString(PyExc_ValueError, "data is not this text's encoding");
         return NULL;
     }
@@ -507,12 +645,14 @@ resolve_hits(Kernel *self, PyObject *text, PyObject *data, PyObject *hits, emit_
         if (hits == NULL)
             goto fail;
     }
-    PyMem_Free(map.first);
+    if (given == NULL)
+        PyMem_Free(map.first);
     return found;
 fail_hits:
     Py_DECREF(hits);
 fail:
-    PyMem_Free(map.first);
+    if (given == NULL)
+        PyMem_Free(map.first);
     Py_XDECREF(found);
     return NULL;
 }
@@ -523,7 +663,7 @@ Kernel_resolve(Kernel *self, PyObject *args)
     PyObject *text, *data, *hits;
     if (!PyArg_ParseTuple(args, "USO!:resolve", &text, &data, &PyList_Type, &hits))
         return NULL;
-    return resolve_hits(self, text, data, hits, emit_candidate);
+    return resolve_hits(self, text, data, hits, emit_candidate, NULL);
 }
 
 static inline int
@@ -588,6 +728,62 @@ is_confusable(const Kernel *self, Py_UCS4 c)
                       compare_codes) != NULL;
 }
 
+/* classify's kinds, by bit, and what a via of each set of them starts with (made once). */
+static const char *const VIA_KINDS[] = {"leet", "confusables", "pinyin", "homophone"};
+static PyObject *via_prefixes[16];
+static PyObject *via_arrow;  /* " → " */
+
+/* f"{'+'.join(kinds)}: {' '.join(span.split())} → {word}" (a new reference). */
+static PyObject *
+via_string(int kinds, PyObject *span, PyObject *word)
+{
+    if (via_prefixes[kinds] == NULL) {
+        char prefix[64];
+        size_t used = 0;
+        for (int i = 0; i < 4; i++)
+            if (kinds & (1 << i))
+                used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%s",
+                                         used ? "+" : "", VIA_KINDS[i]);
+        snprintf(prefix + used, sizeof(prefix) - used, ": ");
+        if ((via_prefixes[kinds] = PyUnicode_InternFromString(prefix)) == NULL)
+            return NULL;
+    }
+    if (via_arrow == NULL && (via_arrow = PyUnicode_FromOrdinal(0x2192)) != NULL) {
+        PyObject *spaced = PyUnicode_FromFormat(" %U ", via_arrow);
+        Py_SETREF(via_arrow, spaced);
+    }
+    if (via_arrow == NULL)
+        return NULL;
+    /* A span without whitespace is its own ' '.join(span.split()): no split then. */
+    Py_ssize_t length = PyUnicode_GET_LENGTH(span);
+    int kind = PyUnicode_KIND(span), spaces = 0;
+    const void *chars = PyUnicode_DATA(span);
+    for (Py_ssize_t i = 0; i < length && !spaces; i++)
+        spaces = Py_UNICODE_ISSPACE(PyUnicode_READ(kind, chars, i));
+    PyObject *joined;
+    if (spaces) {
+        PyObject *parts = PyUnicode_Split(span, NULL, -1), *space = PyUnicode_FromOrdinal(' ');
+        joined = parts && space ? PyUnicode_Join(space, parts) : NULL;
+        Py_XDECREF(parts);
+        Py_XDECREF(space);
+    } else {
+        Py_INCREF(span);
+        joined = span;
+    }
+    if (joined == NULL)
+        return NULL;
+    PyObject *pieces = PyTuple_Pack(4, via_prefixes[kinds], joined, via_arrow, word), *via = NULL;
+    Py_DECREF(joined);
+    if (pieces != NULL) {
+        PyObject *nothing = PyUnicode_New(0, 0);
+        if (nothing != NULL)
+            via = PyUnicode_Join(nothing, pieces);
+        Py_XDECREF(nothing);
+        Py_DECREF(pieces);
+    }
+    return via;
+}
+
 /* variants.classify, step for step: the via string, "" or None (new references). */
 static PyObject *
 classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wanted, PyObject *word)
@@ -597,8 +793,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
         return NULL;
     if (equal == 0)
         return PyUnicode_New(0, 0);
-    const char *kinds[4];
-    int count = 0;
+    int kinds = 0, count = 0;  /* a bit per kind of VIA_KINDS, in classify's order */
     Py_ssize_t seen_length = PyUnicode_GET_LENGTH(seen), span_length = PyUnicode_GET_LENGTH(span);
     Py_ssize_t wanted_length = PyUnicode_GET_LENGTH(wanted);
     int latin = 0, latin_word = 0;
@@ -618,7 +813,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
         if (leet) {
             if (!latin)
                 Py_RETURN_NONE;  /* digits and symbols alone: a number, a price, not a word */
-            kinds[count++] = "leet";
+            kinds |= 1, count++;
         }
     }
     if (self->confusable_count) {
@@ -628,7 +823,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
         if (confusable) {
             if (!latin)
                 Py_RETURN_NONE;  /* one script throughout: real Cyrillic or Greek text */
-            kinds[count++] = "confusables";
+            kinds |= 2, count++;
         }
     }
 #undef CHAR_AT
@@ -636,7 +831,7 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
     for (Py_ssize_t i = 0; i < wanted_length; i++)
         word_cjk += is_cjk(PyUnicode_READ_CHAR(wanted, i));
     if (word_cjk && latin)
-        kinds[count++] = "pinyin";
+        kinds |= 4, count++;
     int span_cjk = 0, foreign = 0, kept = latin;
     for (Py_ssize_t i = 0; i < seen_length; i++) {
         Py_UCS4 c = PyUnicode_READ_CHAR(seen, i);
@@ -651,24 +846,11 @@ classify_hit(const Kernel *self, PyObject *span, PyObject *seen, PyObject *wante
     if (span_cjk && foreign) {
         if (word_cjk < 2 || (word_cjk < 3 && !kept))
             Py_RETURN_NONE;
-        kinds[count++] = "homophone";
+        kinds |= 8, count++;
     }
     if (!count)
         return PyUnicode_New(0, 0);
-    char prefix[64];
-    size_t used = 0;
-    for (int i = 0; i < count; i++)
-        used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%s", i ? "+" : "", kinds[i]);
-    snprintf(prefix + used, sizeof(prefix) - used, ": ");
-    PyObject *parts = PyUnicode_Split(span, NULL, -1), *space = NULL, *joined = NULL, *via = NULL;
-    if (parts == NULL)
-        return NULL;
-    if ((space = PyUnicode_FromString(" ")) != NULL && (joined = PyUnicode_Join(space, parts)) != NULL)
-        via = PyUnicode_FromFormat("%s%U %c %U", prefix, joined, 0x2192 /* → */, word);
-    Py_DECREF(parts);
-    Py_XDECREF(space);
-    Py_XDECREF(joined);
-    return via;
+    return via_string(kinds, span, word);
 }
 
 /* Match(first, last, word, category, via): filled like tuple.__new__ fills a subclass. */
@@ -783,19 +965,27 @@ static PyObject *
 Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"patterns", "match_type", "check", "base_codes", "base_fold", "pairs",
-                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", "symbols", "max_looks", "tones", NULL};
+                            "allowed", "classify", "normalize", "wanted", "leet", "confusable", "symbols", "max_looks", "tones",
+                            "symbol_kernel", NULL};
     PyObject *patterns, *match_type, *base_codes, *pairs, *allowed, *classify, *normalize;
     PyObject *wanted, *leet, *confusable, *symbols;
     Py_ssize_t max_looks;
     int check, base_fold, tones;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UOUnp", names, &PyTuple_Type, &patterns,
+    PyObject *symbol_kernel = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!pOpOO!OOO!UOUnp|O", names, &PyTuple_Type, &patterns,
                                      &PyType_Type, &match_type, &check, &base_codes, &base_fold,
                                      &pairs, &PyFrozenSet_Type, &allowed, &classify, &normalize,
                                      &PyTuple_Type, &wanted, &leet, &confusable, &symbols,
-                                     &max_looks, &tones))
+                                     &max_looks, &tones, &symbol_kernel))
         return NULL;
     if (self->configured)
         Py_RETURN_NONE;  /* once: a matcher is shared by threads, its parts never change */
+    if (symbol_kernel != Py_None && (!PyObject_TypeCheck(symbol_kernel, Py_TYPE(self))
+                                     || !((Kernel *)symbol_kernel)->configured
+                                     || PyUnicode_GET_LENGTH(((Kernel *)symbol_kernel)->symbols))) {
+        PyErr_SetString(PyExc_TypeError, "symbol_kernel: a configured Kernel without a symbol pass, or None");
+        return NULL;
+    }
     Py_ssize_t count = PyBytes_GET_SIZE(self->flags);
     if (PyTuple_GET_SIZE(patterns) != count || PyTuple_GET_SIZE(wanted) != count) {
         PyErr_SetString(PyExc_ValueError, "one pattern (and wanted) per automaton key");
@@ -887,6 +1077,28 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
     self->wanted = wanted;
     Py_INCREF(leet);
     self->leet = leet;
+    Py_ssize_t symbol_count = PyUnicode_GET_LENGTH(symbols);
+    Py_UCS4 *wide = PyMem_Malloc(sizeof(Py_UCS4) * (symbol_count + 1));
+    if (wide == NULL) {
+        PyBuffer_Release(&self->base);
+        self->base.obj = NULL;
+        PyMem_Free(confusables);
+        PyMem_Free(codes);
+        return PyErr_NoMemory();
+    }
+    self->wide_symbols = wide;
+    for (Py_ssize_t i = 0; i < symbol_count; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(symbols, i);
+        if (c < 128)
+            self->ascii_symbols[c >> 6] |= (uint64_t)1 << (c & 63);
+        else
+            wide[self->wide_symbol_count++] = c;
+    }
+    self->symbol_count = symbol_count;
+    if (symbol_kernel != Py_None) {
+        Py_INCREF(symbol_kernel);
+        self->symbol_kernel = (Kernel *)symbol_kernel;
+    }
     Py_INCREF(symbols);
     self->symbols = symbols;
     self->max_looks = max_looks;
@@ -917,11 +1129,124 @@ Kernel_matches(Kernel *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
         return NULL;
     }
-    return resolve_hits(self, text, data, hits, emit_match);
+    return resolve_hits(self, text, data, hits, emit_match, NULL);
 }
 
 /* WordMatcher.find in one call for the common text; None for one that needs Python's steps
  * (a second pass: leet symbols at letters, tone numbers; or a char past the table). */
+/* variants.merge_matches: both passes' matches in order; where they overlap, the earlier
+ * (then longer) wins, and of equal spans the first list's (a stable sort, as sorted()). */
+static PyObject *
+merge_matches(PyObject *first, PyObject *second)
+{
+    Py_ssize_t a = PyList_GET_SIZE(first), count = a + PyList_GET_SIZE(second);
+    PyObject **items = PyMem_Malloc(sizeof(PyObject *) * (count + 1));
+    Py_ssize_t *starts = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * (count + 1));
+    PyObject *merged = NULL;
+    if (items == NULL || starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t *ends = starts + count + 1;
+    for (Py_ssize_t i = 0; i < count; i++) {  /* insertion sort: a handful of matches */
+        PyObject *item = i < a ? PyList_GET_ITEM(first, i) : PyList_GET_ITEM(second, i - a);
+        Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 0));
+        Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+        if (PyErr_Occurred())
+            goto done;
+        Py_ssize_t j = i;
+        for (; j > 0 && (starts[j - 1] > start || (starts[j - 1] == start && ends[j - 1] < end)); j--) {
+            items[j] = items[j - 1];
+            starts[j] = starts[j - 1];
+            ends[j] = ends[j - 1];
+        }
+        items[j] = item;
+        starts[j] = start;
+        ends[j] = end;
+    }
+    merged = PyList_New(0);
+    if (merged == NULL)
+        goto done;
+    for (Py_ssize_t i = 0, kept = 0; i < count; i++) {
+        if (kept && starts[i] < ends[kept - 1])
+            continue;
+        if (PyList_Append(merged, items[i]) < 0) {
+            Py_CLEAR(merged);
+            goto done;
+        }
+        starts[kept] = starts[i];  /* the kept ones, compacted: ends[kept - 1] is the last's */
+        ends[kept++] = ends[i];
+    }
+done:
+    PyMem_Free(items);
+    PyMem_Free(starts);
+    return merged;
+}
+
+/* Texts up to this many chars need no allocation for their offsets in find(). */
+#define FIND_STACK_CHARS 256
+
+/* Kernel.find's work (the text a str, the kernel configured). */
+static PyObject *
+find_text(Kernel *self, PyObject *text)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length == 0)
+        return PyList_New(0);
+    /* One pass: the scans, the encoding and the offsets (a chat message fits the stack). */
+    Py_ssize_t small[2 * (FIND_STACK_CHARS + 1)];
+    Offsets map = {small, small + FIND_STACK_CHARS + 1, 0};
+    if (length > FIND_STACK_CHARS && offsets_alloc(&map, length) < 0)
+        return NULL;
+    PyObject *found = NULL, *hits = NULL, *extra = NULL;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, length * self->width);
+    if (data == NULL)
+        goto done;
+    unsigned char *bytes = (unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = encode_text(self, text, bytes, &map, ENCODE_SCANS);
+    /* A leet symbol at a letter ("$cam"): this pass over the whole text, then the symbol
+     * pass's, merged (WordMatcher._find); unless a tone number needs Python's steps too. */
+    int symbol_pass = n == ENCODE_SYMBOL && self->symbol_kernel != NULL
+                      && !(self->tones && tone_number_in(text));
+    if (symbol_pass)
+        n = encode_text(self, text, bytes, &map, 0);
+    if (n < 0) {  /* a second pass, or a char the table cannot do: Python's steps */
+        Py_INCREF(Py_None);
+        found = Py_None;
+        goto done;
+    }
+    if (_PyBytes_Resize(&data, n * self->width) < 0)
+        goto done;
+    hits = PyObject_CallMethodOneArg(self->automaton, search_name, data);
+    if (hits == NULL)
+        goto done;
+    if (!PyList_Check(hits)) {
+        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
+        goto done;
+    }
+    found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match, &map)
+                                  : PyList_New(0);
+    if (found == NULL || !symbol_pass)
+        goto done;
+    extra = find_text(self->symbol_kernel, text);
+    if (extra == NULL || extra == Py_None) {  /* an error, or Python's steps after all */
+        Py_DECREF(found);
+        found = extra;
+        extra = NULL;
+    } else if (PyList_GET_SIZE(extra)) {
+        Py_SETREF(found, merge_matches(found, extra));
+    }
+done:
+    Py_XDECREF(extra);
+    Py_XDECREF(hits);
+    Py_XDECREF(data);
+    if (map.first != small)
+        PyMem_Free(map.first);
+    return found;
+}
+
+/* WordMatcher.find in one call, the symbol pass included; None for a text that needs
+ * Python's steps (a tone number, or a char past the table). */
 static PyObject *
 Kernel_find(Kernel *self, PyObject *text)
 {
@@ -933,23 +1258,7 @@ Kernel_find(Kernel *self, PyObject *text)
         PyErr_SetString(PyExc_RuntimeError, "configure() the kernel first");
         return NULL;
     }
-    if (PyUnicode_GET_LENGTH(text) == 0)
-        return PyList_New(0);
-    if ((PyUnicode_GET_LENGTH(self->symbols) && symbol_touches_letter(text, self->symbols, self->max_looks))
-        || (self->tones && tone_number_in(text)))
-        Py_RETURN_NONE;
-    PyObject *data = Kernel_encode(self, text);
-    if (data == NULL || data == Py_None)
-        return data;
-    PyObject *hits = PyObject_CallMethod(self->automaton, "find_matches_as_indexes", "O", data);
-    PyObject *found = NULL;
-    if (hits != NULL && !PyList_Check(hits))
-        PyErr_SetString(PyExc_TypeError, "the automaton must return a list");
-    else if (hits != NULL)
-        found = PyList_GET_SIZE(hits) ? resolve_hits(self, text, data, hits, emit_match) : PyList_New(0);
-    Py_XDECREF(hits);
-    Py_DECREF(data);
-    return found;
+    return find_text(self, text);
 }
 
 typedef struct {
@@ -1157,6 +1466,9 @@ PyInit__wordkernel(void)
     category_func = PyObject_GetAttrString(unicodedata, "category");
     Py_DECREF(unicodedata);
     if (category_func == NULL)
+        return NULL;
+    search_name = PyUnicode_InternFromString("find_matches_as_indexes");
+    if (search_name == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)

@@ -4,9 +4,10 @@
 optional extension, see setup.py); it does WordMatcher's per-message work in one call
 (Kernel.find: the leet-symbol and tone-number scans, encoding the text, the search through
 the matcher's ahocorasick_rs automaton, mapping hits back to the text, the whole-word check,
-the overlay checks of variants.classify and the Match objects) and masks (Kernel.mask).
-Texts that need a second pass (a leet symbol at a letter, a tone number) or a char the
-table cannot do take the Python steps, which call the kernel for the parts they share.  Without it, or with ``IMHOOK_WORDS_KERNEL=0`` in the environment, the same
+the overlay checks of variants.classify, the Match objects, and for a text with a leet
+symbol at a letter the symbol pass's find and the merge) and masks (Kernel.mask).  Texts
+with a tone number (the tone pass) or a char the table cannot do take the Python steps,
+which call the kernel for the parts they share.  Without it, or with ``IMHOOK_WORDS_KERNEL=0`` in the environment, the same
 steps run in Python and numpy with the same results, several times slower on texts with
 hits (docs/performance.md).  Each WordMatcher picks its path when it is built, from
 :data:`compiled` (tests set it to None to force the fallback).
@@ -75,10 +76,14 @@ def configure(kernel: Any, matcher: Any, match_type: type) -> None:
     # Texts Kernel.find leaves to Python: a leet symbol at a letter (symbols are one char
     # each: variants.leet_table refuses others), a tone number.
     symbols = "".join(matcher._symbols) if matcher._symbol_pass is not None else ""
+    # The symbol pass runs in the kernel too when it has one: find() then merges both.
+    symbol_kernel = getattr(matcher._symbol_pass, "_kernel", None)
+    if symbol_kernel is not None and not symbol_kernel.configured:
+        configure(symbol_kernel, matcher._symbol_pass, match_type)
     kernel.configure(patterns, match_type, matcher._check is not None, base.codes,
                      base.fold_repeats, pairs, matcher._allowed, classify_hit,
                      base.normalize_short, wanted_of, leet, confusable, symbols,
-                     _MAX_SYMBOL_LOOKS, matcher._tones)
+                     _MAX_SYMBOL_LOOKS, matcher._tones, symbol_kernel)
 
 
 def tone_scan(kernel: Any):
