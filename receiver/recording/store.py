@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from itertools import chain
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -254,7 +255,7 @@ class Store:
             for size in statement_sizes(len(rows)):
                 chunk = rows[start:start + size]
                 start += size
-                self.conn.execute(_insert_rows(size), [value for row in chunk for value in row])
+                self.conn.execute(_insert_rows(size), list(chain.from_iterable(chunk)))
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -299,11 +300,14 @@ def _text(raw: bytes) -> str:
 
 
 def _row(r: Record, key: str | None) -> tuple:
-    dump, text = _dump, jsonout.storable
-    return (r.received_at, text(r.command), text(r.user), text(r.outcome), text(r.rule), text(r.reason), r.status,
-            int(r.rejected), r.elapsed_ms, dump(r.query), bytes(r.body), int(r.body_truncated),
-            None if r.reply is None else dump(r.reply), dump(r.trace), text(r.error), text(r.request_id),
-            text(r.source), text(",".join(r.redacted)), key)
+    dump = _dump
+    texts = command, user, outcome, rule, reason, error, request_id, source, redacted = (
+        r.command, r.user, r.outcome, r.rule, r.reason, r.error, r.request_id, r.source, ",".join(r.redacted))
+    if not "".join(texts).isascii():  # one test for the common case instead of nine calls of storable
+        command, user, outcome, rule, reason, error, request_id, source, redacted = map(jsonout.storable, texts)
+    return (r.received_at, command, user, outcome, rule, reason, r.status, int(r.rejected), r.elapsed_ms,
+            dump(r.query), bytes(r.body), int(r.body_truncated), None if r.reply is None else dump(r.reply),
+            dump(r.trace), error, request_id, source, redacted, key)
 
 
 def _decode(row: tuple) -> Record | Problem:
