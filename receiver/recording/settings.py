@@ -19,10 +19,7 @@ class RecordingSection(Section):
     # bundled default config's against the working directory.
     path = fields.String(load_default=DEFAULT_PATH, validate=validate.Length(min=1), metadata=PATH)
     queue_size = fields.Integer(load_default=10_000, validate=validate.Range(min=1, max=1_000_000))
-    # Rows per insert transaction. Each commit writes every page it touched (the random `user` index's
-    # above all) once more: 1000 rows wrote ~25 % fewer bytes per row than 200 (benchmarks/RESULTS.md,
-    # issue 16 step 7). A batch still waits at most flush_interval_seconds.
-    batch_size = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10_000))
+    batch_size = fields.Integer(load_default=200, validate=validate.Range(min=1, max=10_000))
     flush_interval_seconds = fields.Float(load_default=0.5, validate=validate.Range(min=0.01, max=60))
     keep_sign = fields.Boolean(load_default=False)
     store_text = fields.Boolean(load_default=True)

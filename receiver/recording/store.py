@@ -28,10 +28,6 @@ from .record import Problem, Record
 SCHEMA_VERSION = 3  # 2: the `key` column; 3: the console's search indexes
 READABLE_VERSIONS = (1, 2, 3)  # readers need no `key`: an older file is read as it is
 BUSY_TIMEOUT_MS = 5000
-# For new files. A row is ~1.5 KB and every commit writes each page it touched to the WAL, then a
-# checkpoint copies it into the file: with 4 KB pages that was 2.9 write(2) calls and 7.2 KB per
-# row, with 16 KB 0.9 (and fewer, larger checkpoints); benchmarks/RESULTS.md, issue 16 step 7.
-PAGE_SIZE = 16384
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _DDL = """
@@ -191,8 +187,6 @@ class Store:
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             try:
-                # Only a file with no page yet takes it (an existing one keeps its size: harmless).
-                self.conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self._create_or_migrate()
                 return
