@@ -75,7 +75,7 @@ def fill(path: Path, rows: int, rng: random.Random) -> None:
 
 
 def measure(source: Path, workdir: Path, rows: list[tuple], batch: int, statements: tuple[str, ...]) -> tuple:
-    from receiver.recording.store import ROWS_PER_STATEMENT, Store, _insert_rows
+    from receiver.recording.store import Store, _insert_rows, statement_sizes
 
     path = workdir / "copy.sqlite"
     for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
@@ -88,9 +88,10 @@ def measure(source: Path, workdir: Path, rows: list[tuple], batch: int, statemen
     for start in range(0, len(rows), batch):  # Store.insert's statements, rows already made
         chunk = rows[start:start + batch]
         store.conn.execute("BEGIN IMMEDIATE")
-        for first in range(0, len(chunk), ROWS_PER_STATEMENT):
-            part = chunk[first:first + ROWS_PER_STATEMENT]
-            store.conn.execute(_insert_rows(len(part)), [value for row in part for value in row])
+        first = 0
+        for size in statement_sizes(len(chunk)):
+            store.conn.execute(_insert_rows(size), [value for row in chunk[first:first + size] for value in row])
+            first += size
         store.conn.execute("COMMIT")
     after, cpu = io_counters(), time.process_time() - cpu
     store.close()
