@@ -374,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n1. writer: {len(records):,} records per writer per round, queued and journaled "
                       f"first, then timed from the writer's start until all are stored", flush=True)
                 writer_phase(args, settings, records, db, workdir)
-                print(f"\n1b. insert: each store's insert alone, a batch of {settings['batch_size']} at a time",
+                print(f"\n1b. insert: each store's insert alone, a batch of "
+                      f"{min(settings['batch_size'], len(records))} at a time",
                       flush=True)
                 insert_phase(args, settings, records, db, workdir)
             if "replies" in args.only:

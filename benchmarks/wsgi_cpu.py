@@ -6,7 +6,8 @@ Builds the app as gunicorn does (create_app, then the heap frozen as post_worker
 the config, sends the 3,000-callback mix through it once to warm up, then `--passes` (3) more
 times, and prints the process CPU per request (the mean, and the least pass): the request
 thread plus imhook's own threads (the recording writer, the flushers), waited for until the
-recording queue is empty. CPU time, not wall time: steadier than req/s on a shared machine.
+recording queue is empty, and how much of it was the recording writer thread's (its own CPU clock).
+CPU time, not wall time: steadier than req/s on a shared machine.
 
 `--tree DIR` imports `receiver` and `rules` from another checkout (e.g. an older commit unpacked
 with `git archive <commit> | tar -x -C DIR`), with this checkout's traffic and configs, so a
@@ -64,20 +65,26 @@ def main(argv: list[str] | None = None) -> int:
                 return
             time.sleep(0.05)
 
+    def writer_cpu() -> float:  # the recording writer thread's CPU seconds (0 without recording)
+        thread = getattr(recorder, "_thread", None)
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) if thread and thread.ident else 0.0
+
     send_all()
     drain()
-    passes = []
+    passes, writer = [], []
     for _ in range(args.passes):
-        started = time.process_time()
+        started, writer_started = time.process_time(), writer_cpu()
         send_all()
         drain()
         passes.append((time.process_time() - started) / len(environs) * 1e6)
+        writer.append((writer_cpu() - writer_started) / len(environs) * 1e6)
     cpu = sum(passes) / len(passes)
     what = "bare Flask app (benchmarks/bare_app.py)" if args.bare else f"config {args.config} {args.set}"
     # The least of the passes: a process elsewhere on a shared machine slows a pass (cache, memory
     # bandwidth, the other hyperthread) but never speeds one up.
     print(f"{args.tree}: {what}: {cpu:.1f} us of process CPU per request (mean of {args.passes} passes; "
-          f"least {min(passes):.1f})")
+          f"least {min(passes):.1f})" + (f"; the recording writer thread {sum(writer) / len(writer):.1f} of it"
+                                         if recorder is not None else ""))
     if workdir is not None:
         parts.clean_up(app, workdir)
     return 0

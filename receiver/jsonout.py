@@ -46,7 +46,10 @@ def dumps(value: Any) -> bytes:
 
 
 def dumps_str(value: Any) -> str:
-    return dumps(value).decode("utf-8")
+    try:  # `dumps` inlined: the recording store calls this three times per row
+        return orjson.dumps(value, default=str, option=_OPTIONS).decode("utf-8")
+    except TypeError:
+        return dumps(value).decode("utf-8")
 
 
 def storable(text: str) -> str:

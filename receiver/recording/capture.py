@@ -15,13 +15,13 @@ from .record import Record
 
 
 def record_from_outcome(outcome: Outcome, policy: Policy, *, max_rejected_body: int) -> Record:
-    request = outcome.request
+    request, error, decision = outcome.request, outcome.error, outcome.decision
     body = request.body
     truncated = False
-    if outcome.error is not None and len(body) > max_rejected_body:
+    if error is not None and len(body) > max_rejected_body:
         # Rejected requests may be anyone's junk: keep only enough to see what it was.
         body, truncated = body[:max_rejected_body], True
-    verdict = outcome.decision.verdict if outcome.decision else None
+    verdict = decision.verdict if decision else None
     query = policy.query(request.query)
     if request.platform:  # NetEase: replay and explain dispatch on it (receiver/platforms.py)
         query[RECORD_PLATFORM_KEY] = request.platform
@@ -35,11 +35,11 @@ def record_from_outcome(outcome: Outcome, policy: Policy, *, max_rejected_body: 
         reply=policy.value(outcome.reply),
         outcome=outcome.outcome_name,
         rule=verdict.rule if verdict else "",
-        reason=verdict.reason if verdict else (outcome.error.message if outcome.error else ""),
-        trace=[vars(step).copy() for step in outcome.decision.trace] if outcome.decision else [],
+        reason=verdict.reason if verdict else (error.message if error else ""),
+        trace=[step.__dict__.copy() for step in decision.trace] if decision else [],
         elapsed_ms=round(outcome.elapsed_ms, 3),
-        rejected=outcome.error is not None,
-        error=outcome.error.message if outcome.error else "",
+        rejected=error is not None,
+        error=error.message if error else "",
         body_truncated=truncated,
         user=policy.user(outcome.callback.event.actor) if outcome.callback else "",
         request_id=request.request_id,

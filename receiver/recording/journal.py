@@ -130,7 +130,7 @@ class Journal:
         """
         # The key is spliced in rather than added to a dict: the JSON is already made, and the key
         # needs no escaping (hex, digits, '-' and ':').
-        line = b'{"key":"' + key.encode("ascii") + b'",' + record_json[1:] + b"\n"
+        line = b"".join((b'{"key":"', key.encode("ascii"), b'",', memoryview(record_json)[1:], b"\n"))  # one copy
         file.size += len(line)
         self.bytes += len(line)
         try:
@@ -390,9 +390,11 @@ def _lock_if_unowned(path: Path) -> int | None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    written = os.write(fd, data)  # all of it, in practice (a regular file): no view, no loop
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _write_all_quietly(fd: int, data: bytes) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from itertools import chain
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,18 @@ from .record import Problem, Record
 SCHEMA_VERSION = 3  # 2: the `key` column; 3: the console's search indexes
 READABLE_VERSIONS = (1, 2, 3)  # readers need no `key`: an older file is read as it is
 BUSY_TIMEOUT_MS = 5000
+# The writer's per-row cost is mostly pages: rows go in time order, but the (user, received_at) index
+# takes each row on another page once the file is big, and every page a commit touched is written to
+# the WAL, then copied into the file by a checkpoint. Measured on a 1.5M-row file (benchmarks/RESULTS.md,
+# issue 16 step 7), with the 1000-row batches the writer now makes:
+# - CACHE_KIB: SQLite's default 2 MB cache is smaller than one batch's dirty pages, so it spilled
+#   them to the WAL mid-transaction and read them back; 8 MB per connection holds them.
+# - WAL_AUTOCHECKPOINT_PAGES: a page changed by several commits between two checkpoints is copied
+#   once; 10,000 pages lets the WAL grow to ~40 MB (SQLite's default 1,000: ~4 MB).
+# With both and 1000-row batches, 10.9 KB written and 6.8 write/read calls per row; 16.5 KB and 9.6
+# with SQLite's defaults and 200-row batches.
+CACHE_KIB = 8 * 1024
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _DDL = """
@@ -172,6 +185,8 @@ class Store:
     def _prepare(self, create: bool) -> None:
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across a process crash
+        self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         version = self._version()
         if version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {version} is newer than this imhook's {SCHEMA_VERSION}")
@@ -248,7 +263,7 @@ class Store:
             for size in statement_sizes(len(rows)):
                 chunk = rows[start:start + size]
                 start += size
-                self.conn.execute(_insert_rows(size), [value for row in chunk for value in row])
+                self.conn.execute(_insert_rows(size), list(chain.from_iterable(chunk)))
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -293,11 +308,14 @@ def _text(raw: bytes) -> str:
 
 
 def _row(r: Record, key: str | None) -> tuple:
-    dump, text = _dump, jsonout.storable
-    return (r.received_at, text(r.command), text(r.user), text(r.outcome), text(r.rule), text(r.reason), r.status,
-            int(r.rejected), r.elapsed_ms, dump(r.query), bytes(r.body), int(r.body_truncated),
-            None if r.reply is None else dump(r.reply), dump(r.trace), text(r.error), text(r.request_id),
-            text(r.source), text(",".join(r.redacted)), key)
+    dump = _dump
+    texts = command, user, outcome, rule, reason, error, request_id, source, redacted = (
+        r.command, r.user, r.outcome, r.rule, r.reason, r.error, r.request_id, r.source, ",".join(r.redacted))
+    if not "".join(texts).isascii():  # one test for the common case instead of nine calls of storable
+        command, user, outcome, rule, reason, error, request_id, source, redacted = map(jsonout.storable, texts)
+    return (r.received_at, command, user, outcome, rule, reason, r.status, int(r.rejected), r.elapsed_ms,
+            dump(r.query), bytes(r.body), int(r.body_truncated), None if r.reply is None else dump(r.reply),
+            dump(r.trace), error, request_id, source, redacted, key)
 
 
 def _decode(row: tuple) -> Record | Problem:

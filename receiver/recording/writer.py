@@ -60,7 +60,7 @@ class Recorder(Accounting, Supervised):
     """Record every Outcome it is given into a Store; only the journal line is written on the reply path."""
 
     def __init__(self, path: str | Path, policy: Policy = Policy(), *, queue_size: int = 10_000,
-                 batch_size: int = 200, flush_interval: float = 0.5, retention_days: float | None = None,
+                 batch_size: int = 1000, flush_interval: float = 0.5, retention_days: float | None = None,
                  max_rejected_per_minute: int = 60, max_rejected_body_bytes: int = 4096,
                  journal: bool = True, journal_dir: str | Path | None = None,
                  rotate_seconds: float = ROTATE_EVERY_SECONDS, stall_seconds: float = STALL_SECONDS,

@@ -1,0 +1,143 @@
+"""The SQLite recording writer's I/O per row once the file is big: bytes written, write and read calls.
+
+    python benchmarks/store_pages.py [--rows 1500000] [--insert 9000] [--smoke]
+
+The production mix's records (built as the reply path builds them) fill a recordings file of
+`--rows` rows in one bulk transaction, with users spread over 5,000 accounts as the benchmark
+traffic has them. Then, on copies of that file, `--insert` more rows go in as the writer puts them
+(`Store.insert`, one transaction per batch) under each variant, and this process's `/proc/self/io`
+counters give per row: bytes passed to write(2), write calls, bytes read, read calls. These are
+counts, not timings: on a shared machine they repeat where CPU time does not. The CPU time is
+printed too, for what it is worth.
+
+Variants: the shipped settings (store.py's cache and checkpoint, `batch_size` 1000); SQLite's
+defaults with 200-row batches (before issue 16 step 7); each change alone; and the shipped settings
+without the (user, received_at) index, to show what that one index costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import parts  # noqa: E402
+
+USERS = 5000
+SQLITE_DEFAULTS = ("PRAGMA cache_size = -2000", "PRAGMA wal_autocheckpoint = 1000")
+VARIANTS = {  # name: (batch rows, statements run on the connection first)
+    "shipped (batch 1000, store.py's cache and checkpoint)": (1000, ()),
+    "before: SQLite's defaults, batch 200": (200, SQLITE_DEFAULTS),
+    "SQLite's defaults, batch 1000": (1000, SQLITE_DEFAULTS),
+    "shipped, batch 200": (200, ()),
+    "shipped, without the (user, received_at) index": (1000, ("DROP INDEX recordings_user_time",)),
+}
+
+
+def mix_rows(count: int, start: float, rng: random.Random, key_prefix: str) -> list[tuple]:
+    """`count` rows of the production mix, received one ms apart from `start`, users spread."""
+    from receiver.recording.store import _row
+
+    rows = []
+    for i in range(count):
+        record = RECORDS[i % len(RECORDS)]
+        row = _row(record, f"{key_prefix}:{i + 1}")
+        rows.append((start + i / 1000, row[1], f"user{rng.randrange(USERS)}") + row[3:])
+    return rows
+
+
+def io_counters() -> tuple[int, int, int, int]:
+    fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(fields["wchar"]), int(fields["syscw"]), int(fields["rchar"]), int(fields["syscr"])
+
+
+def fill(path: Path, rows: int, rng: random.Random) -> None:
+    from receiver.recording.store import _INSERT, Store
+
+    store = Store(path)
+    store.conn.execute("PRAGMA synchronous = OFF")  # the filling is not measured
+    store.conn.execute("BEGIN")
+    for start in range(0, rows, 10_000):
+        store.conn.executemany(_INSERT, mix_rows(min(10_000, rows - start), 1.7e9 + start / 1000, rng,
+                                                 f"fill-{start}"))
+    store.conn.execute("COMMIT")
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+
+
+def measure(source: Path, workdir: Path, rows: list[tuple], batch: int, statements: tuple[str, ...]) -> tuple:
+    from receiver.recording.store import Store, _insert_rows, statement_sizes
+
+    path = workdir / "copy.sqlite"
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    shutil.copy(source, path)
+    store = Store(path)
+    for statement in statements:
+        store.conn.execute(statement)
+    before, cpu = io_counters(), time.process_time()
+    for start in range(0, len(rows), batch):  # Store.insert's statements, rows already made
+        chunk = rows[start:start + batch]
+        store.conn.execute("BEGIN IMMEDIATE")
+        first = 0
+        for size in statement_sizes(len(chunk)):
+            store.conn.execute(_insert_rows(size), [value for row in chunk[first:first + size] for value in row])
+            first += size
+        store.conn.execute("COMMIT")
+    after, cpu = io_counters(), time.process_time() - cpu
+    store.close()
+    return tuple((a - b) / len(rows) for a, b in zip(after, before)) + (cpu / len(rows) * 1e6,)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_500_000, help="rows in the file before measuring")
+    parser.add_argument("--insert", type=int, default=9000, help="rows inserted per variant")
+    parser.add_argument("--smoke", action="store_true", help="a small file, a few batches (the CI run)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows, args.insert = 3000, 2000
+
+    global RECORDS
+    app, _, environs, appdir = parts.build_app("production", {"recording": {"enabled": False}}, 3000)
+    from receiver.recording.capture import record_from_outcome
+    from receiver.recording.privacy import Policy
+
+    outcomes: list = []
+    app.extensions["imhook"].observers.append(outcomes.append)
+    for item in environs:
+        parts.send(app, item)
+    RECORDS = [record_from_outcome(o, Policy(), max_rejected_body=4096) for o in outcomes]
+    parts.clean_up(app, appdir)
+
+    rng = random.Random(20261206)
+    workdir = Path(tempfile.mkdtemp(prefix="imhook-store-pages-"))
+    try:
+        source = workdir / "filled.sqlite"
+        started = time.monotonic()
+        fill(source, args.rows, rng)
+        print(f"filled {source.name}: {args.rows:,} rows, {source.stat().st_size / 1e6:,.0f} MB "
+              f"in {time.monotonic() - started:.0f} s; then {args.insert:,} rows per variant", flush=True)
+        rows = mix_rows(args.insert, 1.7e9 + args.rows / 1000 + 1, rng, f"{os.getpid()}-bench")
+        for name, (batch, statements) in VARIANTS.items():
+            wchar, syscw, rchar, syscr, cpu = measure(source, workdir, rows, batch, statements)
+            print(f"RESULT {name:50s} per row: written {wchar:7,.0f} B in {syscw:4.2f} calls, read "
+                  f"{rchar:7,.0f} B in {syscr:4.2f} calls; CPU {cpu:5.1f} us", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+RECORDS: list = []
+
+if __name__ == "__main__":
+    sys.exit(main())
