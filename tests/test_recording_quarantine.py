@@ -161,6 +161,9 @@ class Boom(BaseException):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_writer_thread_that_died_is_restarted_and_records_again(tmp_path, caplog):
     recorder = Recorder(tmp_path / "rec.sqlite", flush_interval=0.01)
+    # This test restarts the writer itself: the process's watchdog, ticking once a second, could
+    # restart it first, between its death and the check below (the next test covers the watchdog).
+    watchdog.unwatch(recorder)
     real_turn = recorder._turn
 
     def dying_turn():
