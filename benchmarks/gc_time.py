@@ -1,6 +1,6 @@
 """Time spent in the garbage collector per callback, in-process, over the benchmark mix (issue 16).
 
-    python benchmarks/gc_time.py [--set JSON] [--threshold 700,10,10]
+    python benchmarks/gc_time.py [--set JSON] [--threshold 700,10,10] [--callbacks 3000]
 
 Builds the app as a worker does (parts.build_app, then the heap settled as post_worker_init does,
 which sets receiver.heap.GC_THRESHOLD), sends the 3,000-callback mix once to warm up and three
@@ -20,9 +20,10 @@ import parts  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--set", default="{}", help="JSON object merged into the production config")
+parser.add_argument("--callbacks", type=int, default=3000, help="distinct callbacks in the mix")
 parser.add_argument("--threshold", default="", help="gc thresholds to set after the app is built, e.g. 700,10,10")
 args = parser.parse_args()
-app, _, environs, workdir = parts.build_app("production", json.loads(args.set), 3000)
+app, _, environs, workdir = parts.build_app("production", json.loads(args.set), args.callbacks)
 if args.threshold:
     gc.set_threshold(*map(int, args.threshold.split(",")))
 for it in environs:

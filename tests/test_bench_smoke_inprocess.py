@@ -1,4 +1,4 @@
-"""Smoke runs of the in-process benchmarks (parts.py, wsgi_cpu.py): they build the app from a config,
+"""Smoke runs of the in-process benchmarks (parts.py, wsgi_cpu.py, gc_time.py, store_pages.py): they build the app from a config,
 send a small mix through it and print their figures. The figures are not judged here."""
 
 from __future__ import annotations
@@ -62,3 +62,13 @@ def test_store_pages_prints_every_variant_and_the_shipped_settings_write_less():
     # Counted bytes, not timings: the store's cache and checkpoint settings and 1000-row batches
     # write less per row than SQLite's defaults with 200-row batches did (issue 16, step 7).
     assert written["shipped (batch 1000"] < written["before: SQLite's defaults, batch 200"], output
+
+
+@pytest.mark.parametrize("threshold, young", [("", 10_000), ("700,10,10", 700)])
+def test_gc_time_prints_the_collections_per_callback_at_the_thresholds_in_force(threshold, young):
+    # Without --threshold: what a worker runs with (receiver/heap.settle, called as post_worker_init does).
+    output = run_script("gc_time.py", "--callbacks", "100", *(("--threshold", threshold) if threshold else ()))
+    figure = re.search(r"thresholds \((\d+), \d+, \d+\): ([\d.]+) us of process CPU per callback; "
+                       r"collections per callback by generation \[[\d., ]+\]; us in them per callback "
+                       r"\[[\d., ]+\] \(sum ([\d.]+)\)", output)
+    assert figure and int(figure.group(1)) == young and float(figure.group(2)) > 0, output
