@@ -228,3 +228,35 @@ def test_the_benchmark_says_which_path_and_where_the_kernel_spends():
     labels = [line.rsplit(None, 1)[0].strip() for line in steps]
     assert labels[0] == "encode (C)" and labels[-1] == "=> find + mask", out
     assert all(float(line.rsplit(None, 1)[1]) >= 0 for line in steps)
+
+
+def test_a_configure_refused_for_bad_parts_keeps_nothing_and_the_next_one_works():
+    if kernel.compiled is None:
+        pytest.skip("the compiled kernel is not built here")
+    from rules.text.words import Match
+
+    matcher = WordMatcher.build([Word("scam"), Word("诈骗")], confusables=True)
+
+    class Capture:  # what kernel.configure hands the real kernel
+        configured = False
+
+        def configure(self, *args):
+            self.args = list(args)
+
+    capture = Capture()
+    kernel.configure(capture, matcher, Match)
+    real, good = matcher._kernel, capture.args
+    assert not real.configured
+    short_pairs = good.copy()
+    short_pairs[5] = good[5][:-1]
+    not_codes = good.copy()
+    not_codes[11] = ["x"]
+    wrong_width = good.copy()
+    wrong_width[3] = b"\x00" * 16
+    for bad, error in ((short_pairs, ValueError), (not_codes, TypeError), (wrong_width, ValueError)):
+        with pytest.raises(error):
+            real.configure(*bad)
+        assert not real.configured
+    real.configure(*good)
+    assert real.configured
+    assert [m.word for m in matcher.find("a scаm and 诈骗")] == ["scam", "诈骗"]

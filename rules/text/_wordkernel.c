@@ -176,6 +176,35 @@ compare_codes(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A sequence of code points (ints) as a fresh uint32 array (one spare slot, so never empty);
+   its length in *count. NULL with an exception set on any failure. */
+static uint32_t *
+read_codes(PyObject *sequence, const char *what, Py_ssize_t *count)
+{
+    PyObject *seq = PySequence_Fast(sequence, what);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint32_t *codes = PyMem_Malloc(sizeof(uint32_t) * (n + 1));
+    if (codes == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (value == (unsigned long)-1 && PyErr_Occurred()) {
+            PyMem_Free(codes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        codes[i] = (uint32_t)value;
+    }
+    Py_DECREF(seq);
+    *count = n;
+    return codes;
+}
+
 static PyObject *
 Kernel_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
@@ -1009,66 +1038,34 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
             return NULL;
         }
     }
-    PyObject *seq = PySequence_Fast(pairs, "pairs must be a sequence");
-    if (seq == NULL)
-        return NULL;
-    if (PySequence_Fast_GET_SIZE(seq) != 2 * count) {
-        Py_DECREF(seq);
+    uint32_t *codes = NULL, *confusables = NULL;
+    Py_UCS4 *wide = NULL;
+    Py_ssize_t pair_count = 0, confusable_count = 0;
+    self->base.obj = NULL;
+    codes = read_codes(pairs, "pairs must be a sequence", &pair_count);
+    if (codes == NULL)
+        goto fail;
+    if (pair_count != 2 * count) {
         PyErr_SetString(PyExc_ValueError, "two pair chars per pattern");
-        return NULL;
+        goto fail;
     }
-    uint32_t *codes = PyMem_Malloc(sizeof(uint32_t) * (2 * count + 1));
-    if (codes == NULL) {
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < 2 * count; i++) {
-        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (value == (unsigned long)-1 && PyErr_Occurred()) {
-            PyMem_Free(codes);
-            Py_DECREF(seq);
-            return NULL;
-        }
-        codes[i] = (uint32_t)value;
-    }
-    Py_DECREF(seq);
-    seq = PySequence_Fast(confusable, "confusable must be a sequence of code points");
-    if (seq == NULL) {
-        PyMem_Free(codes);
-        return NULL;
-    }
-    Py_ssize_t confusable_count = PySequence_Fast_GET_SIZE(seq);
-    uint32_t *confusables = PyMem_Malloc(sizeof(uint32_t) * (confusable_count + 1));
-    if (confusables == NULL) {
-        Py_DECREF(seq);
-        PyMem_Free(codes);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < confusable_count; i++) {
-        unsigned long value = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (value == (unsigned long)-1 && PyErr_Occurred()) {
-            PyMem_Free(confusables);
-            PyMem_Free(codes);
-            Py_DECREF(seq);
-            return NULL;
-        }
-        confusables[i] = (uint32_t)value;
-    }
-    Py_DECREF(seq);
+    confusables = read_codes(confusable, "confusable must be a sequence of code points", &confusable_count);
+    if (confusables == NULL)
+        goto fail;
     qsort(confusables, confusable_count, sizeof(uint32_t), compare_codes);
     if (PyObject_GetBuffer(base_codes, &self->base, PyBUF_C_CONTIGUOUS) < 0) {
         self->base.obj = NULL;
-        PyMem_Free(confusables);
-        PyMem_Free(codes);
-        return NULL;
+        goto fail;
     }
     if (self->base.itemsize != 4 || self->base.len < 8) {
-        PyBuffer_Release(&self->base);
-        self->base.obj = NULL;
-        PyMem_Free(confusables);
-        PyMem_Free(codes);
         PyErr_SetString(PyExc_ValueError, "base codes must be uint32");
-        return NULL;
+        goto fail;
+    }
+    Py_ssize_t symbol_count = PyUnicode_GET_LENGTH(symbols);
+    wide = PyMem_Malloc(sizeof(Py_UCS4) * (symbol_count + 1));
+    if (wide == NULL) {
+        PyErr_NoMemory();
+        goto fail;
     }
     self->pairs = codes;
     self->confusable = confusables;
@@ -1077,15 +1074,6 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
     self->wanted = wanted;
     Py_INCREF(leet);
     self->leet = leet;
-    Py_ssize_t symbol_count = PyUnicode_GET_LENGTH(symbols);
-    Py_UCS4 *wide = PyMem_Malloc(sizeof(Py_UCS4) * (symbol_count + 1));
-    if (wide == NULL) {
-        PyBuffer_Release(&self->base);
-        self->base.obj = NULL;
-        PyMem_Free(confusables);
-        PyMem_Free(codes);
-        return PyErr_NoMemory();
-    }
     self->wide_symbols = wide;
     for (Py_ssize_t i = 0; i < symbol_count; i++) {
         Py_UCS4 c = PyUnicode_READ_CHAR(symbols, i);
@@ -1117,6 +1105,14 @@ Kernel_configure(Kernel *self, PyObject *args, PyObject *kwargs)
     self->normalize = normalize;
     self->configured = 1;
     Py_RETURN_NONE;
+fail:  /* nothing is kept: a later configure() may try again */
+    if (self->base.obj != NULL)
+        PyBuffer_Release(&self->base);
+    self->base.obj = NULL;
+    PyMem_Free(wide);
+    PyMem_Free(confusables);
+    PyMem_Free(codes);
+    return NULL;
 }
 
 static PyObject *
