@@ -23,6 +23,8 @@ import logging
 import os
 import threading
 
+from .threadnames import name_this_thread
+
 log = logging.getLogger("imhook.worker")
 
 TRIM_SECONDS = float(os.environ.get("IMHOOK_MALLOC_TRIM_SECONDS", "10"))  # 0: never
@@ -71,6 +73,7 @@ def start_trimming(every: float = TRIM_SECONDS) -> threading.Thread | None:
     stop = threading.Event()
 
     def loop() -> None:
+        name_this_thread()
         while not stop.wait(every):
             try:
                 trim(0)

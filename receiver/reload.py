@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .config import Config, config_path, parse_config
 from .errors import ImhookError
+from .threadnames import name_this_thread
 
 log = logging.getLogger("imhook.reload")
 
@@ -127,6 +128,7 @@ class FileWatcher:
             return 0.0
 
     def _run(self) -> None:
+        name_this_thread()
         while not self._stop.wait(self.interval):
             mtime = self._stat()
             if mtime != self._mtime:

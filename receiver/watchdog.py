@@ -12,6 +12,8 @@ import logging
 import os
 import threading
 
+from .threadnames import name_this_thread
+
 log = logging.getLogger("imhook.watchdog")
 INTERVAL_SECONDS = 1.0
 _watched: list = []
@@ -46,6 +48,7 @@ def check_all() -> None:
 
 
 def _run() -> None:
+    name_this_thread()
     stop = threading.Event()  # never set: a daemon thread, ended with the process
     while True:
         stop.wait(INTERVAL_SECONDS)

@@ -35,6 +35,7 @@ import selectors
 import socket
 import time
 from collections import deque
+from concurrent import futures
 from functools import cached_property, partial
 
 from gunicorn import http, util
@@ -43,6 +44,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from . import edge
 from .framing import Framer, Limits, Refusal
 from .shedding import Shedder, should_shed
+from .threadnames import name_this_thread
 
 log = logging.getLogger("imhook.worker")
 
@@ -126,6 +128,11 @@ class ImhookWorker(ThreadWorker):
         self.render_error = edge.render_error
 
     # --- set-up -------------------------------------------------------------------------------------
+
+    def get_thread_pool(self):
+        # gthread's pool, with threads `top -H` can tell apart (receiver/threadnames.py).
+        return futures.ThreadPoolExecutor(max_workers=self.cfg.threads, thread_name_prefix="imhook-request",
+                                          initializer=name_this_thread)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()

@@ -9,6 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 
 from receiver.model import Callback, MessageSend
+from receiver.threadnames import name_this_thread
 from receiver.verdict import ALLOW, DROP, REFUSE, FriendResult, Verdict
 
 from .base import Rule
@@ -123,7 +124,8 @@ class Chain:
         self.on_error = on_error
         # A chain with a rule that may block runs on a pool thread, so a rule that hangs cannot hold
         # the reply past the deadline; the hung thread is abandoned (and logged), the reply leaves.
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imhook-chain")
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imhook-chain",
+                                        initializer=name_this_thread)
         self._undecided_log = _ThrottledLog()
 
     def decide(self, callback: Callback) -> Decision:

@@ -44,3 +44,21 @@ def test_soak_benchmark_smoke_run_reports_errors_rss_growth_and_disk():
     growth = re.search(r"RESULT rss growth over the second half .*: (.*)", output)
     assert growth and len(re.findall(r"worker \d+ [+-][\d.]+ MB", growth.group(1))) == 2, output
     assert re.search(r"RESULT disk [\d.]+ MB for [\d,]+ callbacks: [\d.]+ MB per 10,000 callbacks", output), output
+
+
+@pytest.mark.integration
+def test_served_threads_smoke_run_splits_each_servers_cpu_by_thread():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "served_threads.py"), "--smoke"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    for name in SERVERS:
+        line = re.search(rf"^  {name}\s+event loop (\d+) .* requests (\d+) .* recorder (\d+) .* total (\d+) ",
+                         output, re.MULTILINE)
+        assert line, f"no median line for {name}:\n{output}"
+        loop, requests, recorder, total = map(int, line.groups())
+        assert loop > 0 and requests > 0 and total >= loop + requests + recorder, line.group(0)
+        # The request threads are found by their OS name: without it their CPU would land in "other".
+        assert requests > loop, line.group(0)
+        if name == "bare":  # no recording: no writer thread (imhook's may use under a tick in a 1 s run)
+            assert recorder == 0, line.group(0)

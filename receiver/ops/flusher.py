@@ -14,6 +14,8 @@ import os
 import threading
 from collections.abc import Callable
 
+from ..threadnames import name_this_thread
+
 log = logging.getLogger("imhook.ops")
 _ALL: list[Flusher] = []
 
@@ -56,6 +58,7 @@ class Flusher:
             log.exception("%s: flush failed", self.name)
 
     def _run(self) -> None:
+        name_this_thread()
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
+from ..threadnames import name_this_thread
+
 log = logging.getLogger("imhook.ready")
 Check = Callable[[], "str | None"]
 PROBE_METHODS = ("ready", "ping")  # a rule with a backend (Redis...) exposes one of these
@@ -69,7 +71,8 @@ class Readiness:
 
     def __init__(self, timeout: float = 1.0):
         self.timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="imhook-ready")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="imhook-ready",
+                                        initializer=name_this_thread)
 
     def run(self, checks: dict[str, Check]) -> Report:
         futures = {name: self._pool.submit(_safe, check) for name, check in checks.items()}

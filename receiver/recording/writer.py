@@ -32,6 +32,7 @@ from .. import watchdog
 from ..core import Outcome
 from ..errors import ConfigError
 from ..jsonout import storable
+from ..threadnames import name_this_thread
 from .accounting import Accounting
 from .capture import record_from_outcome
 from .health import Supervised
@@ -290,6 +291,7 @@ class Recorder(Accounting, Supervised):
     # --- the writer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        name_this_thread()
         self._recover()  # journals left by workers that died, before this one adds its own rows
         self._next_rotation = time.monotonic() + self.rotate_seconds
         while True:

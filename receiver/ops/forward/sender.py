@@ -32,6 +32,7 @@ import requests
 
 from ... import watchdog
 from ...jsonout import storable
+from ...threadnames import name_this_thread
 from . import events
 from .events import Target
 from .outbox import Outbox, Row
@@ -159,7 +160,8 @@ class Forwarder:
         self._last_purge = 0.0
 
     def _new_thread(self) -> tuple[ThreadPoolExecutor, threading.Thread]:
-        pool = ThreadPoolExecutor(max_workers=self.settings["concurrency"], thread_name_prefix="imhook-forward")
+        pool = ThreadPoolExecutor(max_workers=self.settings["concurrency"], thread_name_prefix="imhook-forward",
+                                  initializer=name_this_thread)
         thread = threading.Thread(target=self._run, args=(self._generation, pool), name="imhook-forwarder",
                                   daemon=True)
         return pool, thread

@@ -1,0 +1,161 @@
+"""Where a served worker's CPU goes, thread by thread: what in-process timing cannot see.
+
+    python benchmarks/served_threads.py [--only bare,default,production] [--rounds 3] [--seconds 10]
+
+Starts the servers of benchmarks/http.py (same gunicorn settings, same mix, wrk at 16 connections,
+the Python generator without wrk), then loads them in turn, round after round. Over each run it
+reads every worker thread's CPU time and context switches from /proc and prints them per answered
+request, grouped by the thread's OS name (receiver/threadnames.py names imhook's threads):
+
+- event loop: the worker's main thread (gthread's poller and imhook's read stage, receiver/worker.py);
+- requests: the `imhook-request` pool (gunicorn's parser, Flask, the app);
+- recorder: the recording writer; other: the flushers, the watchdog, the trimmer.
+
+`vcsw` are voluntary context switches (a thread waited: for the GIL, a lock, I/O), `ivcsw`
+involuntary ones (the kernel took the core away). The bare app runs on the same worker class, so
+"requests" minus bare's "requests" is imhook's own work on the request threads when served; compare
+it with benchmarks/wsgi_cpu.py's in-process figure to see what only serving adds (issue 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import httpbench, loadgen, traffic  # noqa: E402
+from benchmarks.common import ServerSpec, child_pids, machine, start_server  # noqa: E402
+
+GROUPS = ("event loop", "requests", "recorder", "other")
+Sample = dict[tuple[int, int], tuple[str, int, int, int]]  # (pid, tid) -> (group, jiffies, vcsw, ivcsw)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_of(pid: int, tid: int, name: str) -> str:
+    if tid == pid:
+        return "event loop"
+    if name.startswith("imhook-request"):
+        return "requests"
+    if name.startswith("imhook-recorder"):
+        return "recorder"
+    return "other"
+
+
+def sample(pids: list[int]) -> Sample:
+    found: Sample = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in map(int, tids):
+            base = f"/proc/{pid}/task/{tid}"
+            try:
+                name = Path(base, "comm").read_text().strip()
+                stat = Path(base, "stat").read_text().rsplit(")", 1)[1].split()
+                status = Path(base, "status").read_text()
+            except OSError:
+                continue  # the thread ended meanwhile
+            switches = dict(line.split(":\t") for line in status.splitlines()
+                            if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
+            found[(pid, tid)] = (group_of(pid, tid, name), int(stat[11]) + int(stat[12]),
+                                 int(switches["voluntary_ctxt_switches"]), int(switches["nonvoluntary_ctxt_switches"]))
+    return found
+
+
+def per_request(before: Sample, after: Sample, requests: int) -> dict[str, tuple[float, float, float]]:
+    """Group -> (CPU µs, voluntary switches, involuntary switches) per request."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for key, (group, jiffies, vcsw, ivcsw) in after.items():
+        _, then_jiffies, then_vcsw, then_ivcsw = before.get(key, (group, 0, 0, 0))
+        totals[group][0] += (jiffies - then_jiffies) / TICKS * 1e6
+        totals[group][1] += vcsw - then_vcsw
+        totals[group][2] += ivcsw - then_ivcsw
+    return {group: tuple(value / requests for value in totals[group]) for group in GROUPS}
+
+
+def load(server, requests, workdir: Path, args) -> tuple[int, float]:
+    if args.wrk:
+        script = loadgen.write_wrk_files(workdir, requests)
+        result = loadgen.run_wrk(server.url + "/callback", script, connections=args.connections, seconds=args.seconds)
+    else:
+        result = loadgen.closed_loop(server.host, server.port, requests, connections=args.connections,
+                                     seconds=args.seconds)
+    if result.errors:
+        raise RuntimeError(f"{server.spec.name}: {result.errors} errors under load")
+    return result.requests, result.rps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="bare,default,production", help="servers, of bare, default, production")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--words", type=int, default=20_000)
+    parser.add_argument("--callbacks", type=int, default=3000)
+    parser.add_argument("--set", default="{}", metavar="JSON", help="merged into the production config")
+    parser.add_argument("--python-generator", action="store_true", help="the Python generator, not wrk")
+    parser.add_argument("--smoke", action="store_true", help="one short round at a small word list")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.seconds, args.words, args.callbacks = 1, 1.0, min(args.words, 2000), min(args.callbacks, 200)
+    args.wrk = loadgen.wrk_available() and not args.python_generator
+    print("machine: " + "; ".join(f"{k} {v}" for k, v in machine().items()))
+    print(f"load: {'wrk' if args.wrk else 'Python closed-loop generator'} at {args.connections} connections, "
+          f"{args.seconds:g} s a run; per answered request, by thread group (receiver/threadnames.py)")
+    workdir = Path(tempfile.mkdtemp(prefix="imhook-threads-"))
+    servers = {}
+    try:
+        words = traffic.make_words(httpbench.SEED, args.words)
+        traffic.write_word_file(workdir / "bench-words.txt", words)
+        production = workdir / "production.yaml"
+        production.write_text(httpbench.production_config(json.loads(args.set)), encoding="utf-8")
+        bodies = traffic.Traffic.build(httpbench.SEED, words, args.callbacks, loadgen.wall_clock())
+        specs = {"bare": ServerSpec("bare", "python:benchmarks.configs.gunicorn_bare"),
+                 "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
+                 "production": httpbench.imhook_spec("production", production)}
+        names = args.only.split(",")
+        from receiver.gunicorn_conf import threads, workers
+
+        for name in names:
+            servers[name] = start_server(specs[name], workdir / name, workers=workers, threads=threads)
+        figures: dict[str, list[dict]] = defaultdict(list)
+        for round_number in range(1, args.rounds + 1):
+            for name in names:
+                server = servers[name]
+                pids = child_pids(server.process.pid)
+                requests = httpbench.fresh(bodies)  # signed now: RequestTime must be recent
+                before = sample(pids)
+                answered, rps = load(server, requests, workdir, args)
+                split = per_request(before, sample(pids), answered)
+                figures[name].append(split)
+                cells = "  ".join(f"{group} {split[group][0]:5.0f}" for group in GROUPS)
+                total = sum(split[group][0] for group in GROUPS)
+                switches = sum(split[group][1] for group in GROUPS), sum(split[group][2] for group in GROUPS)
+                print(f"  round {round_number}: {name:10s} {rps:7,.0f} req/s  us/req: {cells}  total {total:5.0f}"
+                      f"  switches/req: vcsw {switches[0]:.2f} ivcsw {switches[1]:.2f}")
+        print("MEDIAN over rounds, us of CPU per answered request (range)")
+        for name in names:
+            cells = []
+            for group in (*GROUPS, "total"):
+                values = [sum(r[g][0] for g in GROUPS) if group == "total" else r[group][0] for r in figures[name]]
+                cells.append(f"{group} {statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})")
+            print(f"  {name:10s} " + "  ".join(cells))
+    finally:
+        for server in servers.values():
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
