@@ -151,8 +151,11 @@ class JsonReply(Response):
     """
 
     def __init__(self, body: bytes, status: int) -> None:  # noqa: super().__init__ on purpose not called
-        # What Response.__init__ and set_data set for these arguments (werkzeug 3.x), directly.
-        self.headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        # What Response.__init__ and set_data set for these arguments (werkzeug 3.x), directly. The
+        # headers' list is filled as Headers(list) fills it, without Headers.extend's checks of
+        # each pair (~3 µs a reply): these two names and values are known to be valid.
+        headers = self.headers = Headers()
+        headers._list = [_JSON_TYPE, ("Content-Length", str(len(body)))]
         self.status = status
         self.direct_passthrough = False
         self._on_close = []

@@ -113,6 +113,11 @@ class Decision:
     elapsed_ms: float = 0.0
 
 
+# The answers most callbacks get, made once: decisions and verdicts are immutable values.
+NO_RULE_APPLIES = Decision(Verdict(ALLOW, reason="no rule applies"), ())
+NO_OBJECTION = Verdict(ALLOW, reason="no rule objected")
+
+
 class Chain:
     """Run rules in order under a whole-chain deadline; never raise."""
 
@@ -131,12 +136,12 @@ class Chain:
     def decide(self, callback: Callback) -> Decision:
         """Decide a callback; after-callbacks and callbacks no rule covers are allowed at once."""
         if not callback.is_before:
-            return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+            return NO_RULE_APPLIES
         if callback.undecidable:
             return self.undecided(callback)
         applicable = [e for e in self._candidates(callback.event.action) if e.in_scope(callback)]
         if not applicable:
-            return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+            return NO_RULE_APPLIES
         started = time.perf_counter()
         if not any(e.rule.blocking for e in applicable):
             # Only rules that cannot block (bounded CPU work, no I/O): the hop to a pool thread
@@ -199,7 +204,7 @@ class Chain:
                     friend_results.setdefault(account, result)
                 changed_by.append(name)
         if not changed_by:  # the common case: nothing to merge (refused_members, friend_results empty)
-            return Decision(Verdict(ALLOW, reason="no rule objected"), tuple(trace))
+            return Decision(NO_OBJECTION, tuple(trace))
         final_message = current.event.message if isinstance(current.event, MessageSend) else None
         reason = "; ".join(s.reason for s in trace if s.rule in changed_by and s.reason) or "no rule objected"
         return Decision(
@@ -216,7 +221,7 @@ class Chain:
         the fields that are unreadable), but a chain without a rule for the action decides nothing.
         """
         if not self._candidates(callback.event.action):
-            return Decision(Verdict(ALLOW, reason="no rule applies"), ())
+            return NO_RULE_APPLIES
         reason = f"rules not run: {callback.undecidable}"
         self._undecided_log.report(callback.command, reason, self.on_error)
         verdict = _fallback(self.on_error, "chain", reason)

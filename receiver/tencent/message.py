@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from ..model import Path, TextField
@@ -43,7 +44,13 @@ class TencentMessage:
 
     def text_fields(self) -> Iterator[TextField]:
         """Yield every human-readable text, nested relay messages included."""
-        yield from _texts(self.body, ())
+        return iter(self._text_fields)
+
+    @cached_property
+    def _text_fields(self) -> tuple[TextField, ...]:
+        # Listed once per message: the message policy, both text rules and the log each ask, and
+        # a message never changes (a rewrite makes a new one, without this cache).
+        return tuple(_texts(self.body, ()))
 
     def replace_texts(self, edits: Mapping[Path, str]) -> "TencentMessage":
         """Return a message with the texts at `edits` paths replaced; other elements untouched.
@@ -85,7 +92,7 @@ class TencentMessage:
                     yield data
 
     def text_length(self) -> int:
-        return sum(len(f.text) for f in self.text_fields() if f.kind == "text")
+        return sum([len(f.text) for f in self._text_fields if f.kind == "text"])
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"MsgBody": list(self.body)}
