@@ -14,13 +14,13 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from rules.chain import Chain, Decision, result_name
 
 from .config import Config
 from .errors import MethodNotAllowed, NotFound, RequestError
+from .lazy import lazy
 from .model import Callback
 from .platforms import Platforms
 
@@ -66,13 +66,13 @@ class Outcome:
 
     # Cached: the recorder, the callback log and the metrics each ask, once per callback. An
     # Outcome is complete when it is made (nothing sets callback, error, decision or shed later).
-    @cached_property
+    @lazy
     def command(self) -> str:
         if self.callback is not None:
             return self.callback.command
         return str(self.request.query.get("CallbackCommand", ""))
 
-    @cached_property
+    @lazy
     def outcome_name(self) -> str:
         """allow / refuse / drop / rewrite / refuse_some / notify / rejected / shed."""
         if self.shed:

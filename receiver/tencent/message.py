@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from functools import cached_property
 from typing import Any
 
+from ..lazy import lazy
 from ..model import Path, TextField
 
 ELEMENT_KINDS = {
@@ -46,7 +46,7 @@ class TencentMessage:
         """Yield every human-readable text, nested relay messages included."""
         return iter(self._text_fields)
 
-    @cached_property
+    @lazy
     def _text_fields(self) -> tuple[TextField, ...]:
         # Listed once per message: the message policy, both text rules and the log each ask, and
         # a message never changes (a rewrite makes a new one, without this cache).
