@@ -299,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
                              "run a phase again when other processes used more than --quiet-cores meanwhile")
     parser.add_argument("--quiet-cores", type=float, default=0.25, help="'idle' means fewer busy cores than this")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, recordings)")
+    parser.add_argument("--tree-b", type=Path, metavar="DIR",
+                        help="also run (b) and (c) on another checkout's code (its C extension built), as "
+                             "default-b and production-b, alternating with the others: a before/after pair "
+                             "over HTTP in one invocation, each side paired round by round with the bare app")
     parser.add_argument("--access-log", action="store_true",
                         help="every server writes gunicorn's access log to a file (imhook ships it off)")
     args = parser.parse_args(argv)
@@ -332,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
             "pooled": ("(c') as (c), every rule decided on the chain's thread pool (experiment)",
                        imhook_spec("pooled", production, "benchmarks.configs.pooled_chain:app"), production),
         }
+        if args.tree_b is not None:
+            other = {"PYTHONPATH": str(args.tree_b.resolve())}  # its receiver, rules and gunicorn_conf
+            for name in ("default", "production"):
+                label, spec, config = servers[name]
+                servers[f"{name}-b"] = (f"{label}, code of {args.tree_b}",
+                                        ServerSpec(f"{name}-b", spec.gunicorn_config, {**spec.env, **other}), config)
+            args.only += "".join(f",{name}-b" for name in ("default", "production") if name in args.only.split(","))
         names = args.only.split(",")
         runs = [Run(name, servers[name][0]) for name in names]
         receivers = {name: reference_receiver(servers[name][2]) for name in names if servers[name][2]}

@@ -126,6 +126,7 @@ class Chain:
         self.entries = entries  # fixed once the chain is built (see _candidates)
         self.deadline_ms = deadline_ms
         self._by_action: dict[str, tuple[ChainEntry, ...]] = {}
+        self._inline: set[str] = set()  # actions none of whose rules may block (see _candidates)
         self.on_error = on_error
         # A chain with a rule that may block runs on a pool thread, so a rule that hangs cannot hold
         # the reply past the deadline; the hung thread is abandoned (and logged), the reply leaves.
@@ -139,10 +140,19 @@ class Chain:
             return NO_RULE_APPLIES
         if callback.undecidable:
             return self.undecided(callback)
-        applicable = [e for e in self._candidates(callback.event.action) if e.in_scope(callback)]
-        if not applicable:
+        action = callback.event.action
+        candidates = self._candidates(action)
+        if not candidates:
             return NO_RULE_APPLIES
         started = time.perf_counter()
+        if action in self._inline:  # no rule of this action can block (the common chain): run it here
+            decision = self.run(callback)
+            if not decision.trace:  # every in-scope rule leaves a step: none was in scope
+                return NO_RULE_APPLIES
+            return Decision(decision.verdict, decision.trace, (time.perf_counter() - started) * 1000)
+        applicable = [e for e in candidates if e.in_scope(callback)]
+        if not applicable:
+            return NO_RULE_APPLIES
         if not any(e.rule.blocking for e in applicable):
             # Only rules that cannot block (bounded CPU work, no I/O): the hop to a pool thread
             # would cost more than they do, and they cannot hold the reply past the deadline.
@@ -236,6 +246,8 @@ class Chain:
         if found is None:
             found = tuple(e for e in self.entries if not e._allowed or action in e._allowed)
             if len(self._by_action) < _MAX_ACTIONS_CACHED:  # actions come from the wire
+                if not any(e.rule.blocking for e in found):
+                    self._inline.add(action)  # before _by_action: a thread that sees one sees both
                 self._by_action[action] = found
         return found
 

@@ -185,3 +185,32 @@ def test_the_entries_run_are_exactly_those_that_apply():
                 if e._everywhere or e.scope.covers(callback)] == expected, name
         seen.add(len(expected))
     assert len(seen) > 2  # the samples do tell the entries apart
+
+
+@pytest.mark.parametrize("scope, blocking_elsewhere, expected", [
+    # (scope of the one message rule, a blocking rule of another action too, what decide answers)
+    ("{}", False, "sensitive_words:no_opinion"),  # in scope: run inline
+    ("{users: [nobody]}", False, "no rule applies"),  # out of scope: the inline path finds no rule
+    ("{}", True, "sensitive_words:no_opinion"),  # a blocking rule of friend adds: messages still inline
+    ("{users: [nobody]}", True, "no rule applies"),
+])
+def test_the_inline_shortcut_decides_as_the_scope_checks_did(scope, blocking_elsewhere, expected):
+    import threading
+
+    from .rulekit import WhereRun
+
+    rules = [f"{{use: sensitive_words, scope: {scope}, config: {{words: [casino]}}}}"]
+    if blocking_elsewhere:
+        rules.append(f"{{use: '{K}:WhereRun', scope: {{commands: [Sns.CallbackPrevFriendAdd]}}, "
+                     "config: {blocking: true}}")
+    receiver = make_receiver(rules_yaml(*rules))
+    WhereRun.seen.clear()
+    outcome = handle(receiver, sample("C2C.CallbackBeforeSendMsg"))
+    decision = outcome.decision
+    steps = [f"{s.rule}:{s.result}" for s in decision.trace]
+    assert (steps[0] if steps else decision.verdict.reason) == expected
+    assert decision.verdict.outcome == "allow" and WhereRun.seen == []
+    assert outcome.callback.event.action in receiver.chain._inline  # decided by the shortcut
+    friend = handle(receiver, sample("Sns.CallbackPrevFriendAdd")).decision
+    if blocking_elsewhere:  # the blocking rule's own action still takes the pool
+        assert WhereRun.seen and WhereRun.seen != [threading.current_thread().name], friend
