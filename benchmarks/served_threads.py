@@ -8,7 +8,7 @@ reads every worker thread's CPU time and context switches from /proc and prints 
 request, grouped by the thread's OS name (receiver/threadnames.py names imhook's threads):
 
 - event loop: the worker's main thread (gthread's poller and imhook's read stage, receiver/worker.py);
-- requests: the `imhook-request` pool (gunicorn's parser, Flask, the app);
+- requests: the `imhook-req` pool (gunicorn's parser, Flask, the app);
 - recorder: the recording writer; other: the flushers, the watchdog, the trimmer.
 
 `vcsw` are voluntary context switches (a thread waited: for the GIL, a lock, I/O), `ivcsw`
@@ -42,7 +42,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def group_of(pid: int, tid: int, name: str) -> str:
     if tid == pid:
         return "event loop"
-    if name.startswith("imhook-request"):
+    if name.startswith("imhook-req"):
         return "requests"
     if name.startswith("imhook-recorder"):
         return "recorder"

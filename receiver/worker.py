@@ -131,7 +131,7 @@ class ImhookWorker(ThreadWorker):
 
     def get_thread_pool(self):
         # gthread's pool, with threads `top -H` can tell apart (receiver/threadnames.py).
-        return futures.ThreadPoolExecutor(max_workers=self.cfg.threads, thread_name_prefix="imhook-request",
+        return futures.ThreadPoolExecutor(max_workers=self.cfg.threads, thread_name_prefix="imhook-req",
                                           initializer=name_this_thread)
 
     def load_wsgi(self) -> None:
