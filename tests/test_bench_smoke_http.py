@@ -57,7 +57,7 @@ def test_served_threads_smoke_run_splits_each_servers_cpu_by_thread():
                          output, re.MULTILINE)
         assert line, f"no median line for {name}:\n{output}"
         loop, requests, recorder, total = map(int, line.groups())
-        assert loop > 0 and requests > 0 and total >= loop + requests + recorder, line.group(0)
+        assert loop > 0 and requests > 0 and total >= loop + requests + recorder - 2, line.group(0)  # each rounded
         # The request threads are found by their OS name: without it their CPU would land in "other".
         assert requests > loop, line.group(0)
         if name == "bare":  # no recording: no writer thread (imhook's may use under a tick in a 1 s run)
