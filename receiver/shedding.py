@@ -2,17 +2,18 @@
 
 Past saturation every gthread worker queues requests, and the waits grow without bound: soon every
 reply misses the IM's 2 s budget, and the IM lets each of those callbacks through anyway (PROTOCOL.md
-§2). So a callback that waited in the worker's queue longer than `server.shed_after_ms` is answered
-at once with the platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders),
-without the app and its rules (or, per event kind with `server.shed_reply: on_error`, with the
-`chain.on_error` outcome, what a failing chain would answer). That answer costs a fraction of a decided one, so the queue drains
-and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
+§2). So a callback that waited too long in the worker's queue (below) is answered at once with the
+platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders), without the app and
+its rules (or, per event kind with `server.shed_reply: on_error`, with the `chain.on_error` outcome,
+what a failing chain would answer). That answer costs less than a decided one (~65 % over HTTP, issue
+16), so the queue drains and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
 logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
 
 Which requests are stale: over `server.shed_after_ms` always, and over `server.shed_target_ms` while
 the worker's queue stands (receiver/standing_queue.py, CoDel's test). The worker (receiver/worker.py)
 wraps the app in a `Shedder`, asks it (`stale`) as a thread takes each request, and passes the wait
 and the answer on to it.
+
 gunicorn imports this module in the master, before `receiver/ops/hooks.py` sets up metrics: keep its
 imports to the standard library and imhook's pure modules (Flask, the core and prometheus_client
 load in the worker).
