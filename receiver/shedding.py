@@ -5,9 +5,9 @@ reply misses the IM's 2 s budget, and the IM lets each of those callbacks throug
 §2). So a callback that waited too long in the worker's queue (below) is answered at once with the
 platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders), without the app and
 its rules (or, per event kind with `server.shed_reply: on_error`, with the `chain.on_error` outcome,
-what a failing chain would answer). That answer costs less than a decided one (~65 % over HTTP, issue
-16), so the queue drains and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
-logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
+what a failing chain would answer). That answer costs less than a decided one (~65 % over HTTP,
+issue 16), so the queue drains and the requests behind it are decided in time. Shed requests are
+still authenticated, recorded, logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
 
 Which requests are stale: over `server.shed_after_ms` always, and over `server.shed_target_ms` while
 the worker's queue stands (receiver/standing_queue.py, CoDel's test). The worker (receiver/worker.py)
@@ -38,7 +38,8 @@ JSON_TYPE = "application/json"
 
 
 def should_shed(waited_seconds: float, shed_after_ms: float) -> bool:
-    """Whether a request that waited this long in the queue is answered without the app (0: never)."""
+    """Whether a request that waited this long passed the ceiling, `server.shed_after_ms` (0: never).
+    Below it, the standing-queue test may shed it too (receiver/standing_queue.py)."""
     return shed_after_ms > 0 and waited_seconds * 1000 > shed_after_ms
 
 
@@ -76,8 +77,9 @@ class Shedder:
         # NetEase's paths are shed too, by their own platform (authenticated with the body's MD5).
         self.platform_paths = dict(NETEASE_PATHS)
         self.paths = frozenset(paths) | frozenset(self.platform_paths)
-        self.default_shed_after_ms = SHED_AFTER_MS  # for a bare app, which has no imhook config
-        self._settings: tuple = (None, SHED_AFTER_MS, SHED_TARGET_MS, SHED_INTERVAL_MS / 1000)  # see settings()
+        # (config, ceiling ms, target ms, interval s): see settings(); these defaults serve a bare app,
+        # which has no imhook config.
+        self._settings: tuple = (None, SHED_AFTER_MS, SHED_TARGET_MS, SHED_INTERVAL_MS / 1000)
         self.http_request, self.request_id, self.parse_query = HttpRequest, client_request_id, parse_query
         platform = self.receiver.platform if self.receiver is not None else None
         # Each before-command's event kind, as `server.shed_reply` names them ("message.send").

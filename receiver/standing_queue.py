@@ -12,8 +12,12 @@ empties (some request leaves it quickly), a queue that never does for a whole in
 and only grows or stays. So, per worker: once every request for `interval` has waited longer than
 `target`, the queue is standing, and while it is, a request that waited longer than `target` is shed
 (answered at once, fail-open). The first request that waited less ends it. Shedding everything over
-the target (not CoDel's one drop per interval) because a shed callback still costs ~70 % of a
+the target (not CoDel's one drop per interval) because a shed callback still costs ~65 % of a
 decided one (gunicorn's parse, Sign, record, log): at 1.25 x saturation most of them must go.
+
+A worker that saw no request for a whole interval starts afresh (its queue was empty meanwhile).
+So a worker whose requests leave the queue less often than once an interval (each taking longer
+than interval x threads, e.g. a rule that waits on a slow service) is judged by the ceiling alone.
 
 `server.shed_after_ms` stays the absolute ceiling: a request that waited longer is always shed; 0
 switches all shedding off. Why the defaults: docs/operations.md. Standard library only: gunicorn
