@@ -200,6 +200,7 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
     key = f"c{args.connections}"
     for run in runs:  # warm-up: imports, caches, the first SQLite pages
         closed_phase(servers[run.name], bodies, workdir, args, connections=args.connections, seconds=3)
+    shed_before = shed_counts(runs, servers)
     for round_ in range(args.rounds):
         for run in runs:
             result = closed_phase(servers[run.name], bodies, workdir, args, connections=args.connections,
@@ -208,6 +209,8 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
             print(f"  round {round_ + 1}: {run.name:<10} {result.rps:8,.0f} req/s  p99 {result.p99:7.2f} ms  "
                   f"CPU/req {result.cpu_us_per_request:5,.0f} us  workers {worker_split(result)}  "
                   f"(others used {result.cpu_others:.2f} cores)", flush=True)
+    note_shed(runs, servers, shed_before, f"{key} rounds")
+    shed_before = shed_counts(runs, servers)
     for run in runs:
         # The median of the rounds in which every worker worked; all rounds if none did.
         usable = [r for r in run.rounds if not r.idle_worker] or run.rounds
@@ -216,6 +219,7 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
         run.phases["c64"] = closed_phase(servers[run.name], bodies, workdir, args, connections=64,
                                          seconds=args.seconds / 2)
         report(run, "c64")
+    note_shed(runs, servers, shed_before, "c64")
     for run in runs:
         if run.name in NO_OVERLOAD or args.overload_seconds <= 0 or not (run.saturation or args.overload_rate):
             continue
@@ -230,6 +234,23 @@ def load_all(runs: list[Run], servers: dict[str, Server], bodies, workdir: Path,
         if shed_before is not None and shed_after is not None:
             run.shed_overload = shed_after - shed_before
         report(run, "overload")
+
+
+def shed_counts(runs: list[Run], servers: dict[str, Server]) -> dict[str, int | None]:
+    return {run.name: shed_so_far(servers[run.name]) for run in runs}
+
+
+def note_shed(runs: list[Run], servers: dict[str, Server], before: dict[str, int | None], phase: str) -> None:
+    """Print and keep how many callbacks each imhook server shed in a closed-loop phase: at c16 it must
+    be none (or the CPU comparisons compare fail-open replies with decided ones)."""
+    if not any(count is not None for count in before.values()):
+        return
+    time.sleep(FLUSH_SECONDS + 0.5)  # every worker's counts reach /metrics within a flush
+    after = shed_counts(runs, servers)
+    for run in runs:
+        if before[run.name] is not None and after[run.name] is not None:
+            run.shed_closed[phase] = after[run.name] - before[run.name]
+            print(f"  {run.name}: {run.shed_closed[phase]:,} requests shed during the {phase}", flush=True)
 
 
 def worker_split(result: LoadResult) -> str:

@@ -104,7 +104,8 @@ def send(app, item) -> None:
     environ, body = item
     out = app({**environ, "wsgi.input": io.BytesIO(body)}, lambda *a: None)
     b"".join(out)
-    out.close()
+    if hasattr(out, "close"):  # a WSGI iterable need not have one (the Shedder's reply is a list)
+        out.close()
 
 
 def clean_up(app, workdir: Path) -> None:

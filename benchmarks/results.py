@@ -30,6 +30,8 @@ class Run:
     hop: tuple[float, float] = (0.0, 0.0)  # µs per decision: rules on a thread pool, rules inline
     shed: int | None = None  # requests the worker answered without the app, over the whole run (its log)
     shed_overload: int | None = None  # of them, in the overload phase (from /metrics; None: no metrics)
+    # ... in the closed-loop phases ("c16 rounds", "c64"): shedding there would skew the CPU figures
+    shed_closed: dict[str, int] = field(default_factory=dict)
 
     @property
     def saturation(self) -> float:
@@ -193,6 +195,8 @@ def markdown(info: dict[str, str], args, runs: list[Run], targets, argv) -> str:
         if run.shed_overload is not None and "overload" in run.phases:
             lines.append(f"- {run.name}: {run.shed_overload:,} requests were shed during the overload phase "
                          "(answered at once, fail-open, without the rules)")
+        for phase, count in run.shed_closed.items():
+            lines.append(f"- {run.name}: {count:,} requests shed during the closed-loop {phase} (from /metrics)")
         if run.shed is not None:
             lines.append(f"- {run.name}: {run.shed:,} requests shed over the whole run (the workers' exit log)")
         if run.outcomes:

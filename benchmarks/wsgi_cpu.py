@@ -1,6 +1,6 @@
 """Process CPU per request of imhook's WSGI app over the benchmark mix, in-process, for any checkout.
 
-    python benchmarks/wsgi_cpu.py [--config production|default|FILE] [--set JSON] [--tree DIR] [--bare]
+    python benchmarks/wsgi_cpu.py [--config production|default|FILE] [--set JSON] [--tree DIR] [--bare | --shed]
 
 Builds the app as gunicorn does (create_app, then the heap frozen as post_worker_init does) from
 the config, sends the 3,000-callback mix through it once to warm up, then `--passes` (3) more
@@ -15,6 +15,11 @@ before/after pair measures the code alone: run both, alternating, a few times.
 
 `--bare` times benchmarks/bare_app.py (Flask, parse the JSON body, answer OK) over the same mix
 the same way: imhook's own work per callback is the difference between the two.
+
+`--shed` times imhook's own work for a shed callback: every request goes through the worker's
+`Shedder` as one that waited too long in the queue (authenticated, answered fail-open, recorded,
+logged, counted; receiver/shedding.py). Over HTTP a shed callback costs much more: the difference
+is the HTTP layer (the event loop, the thread hop, gunicorn's parse and reply).
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", type=Path, default=HERE.parent, help="the checkout whose code to time")
     parser.add_argument("--callbacks", type=int, default=3000)
     parser.add_argument("--bare", action="store_true", help="time the bare Flask app over the same mix")
+    parser.add_argument("--shed", action="store_true", help="time every callback shed (answered fail-open)")
     parser.add_argument("--passes", type=int, default=3, help="timed passes over the mix")
     args = parser.parse_args(argv)
+    if args.bare and args.shed:
+        parser.error("--shed times imhook's shed path; the bare app has none")
 
     sys.path.insert(0, str(HERE))
     import parts  # noqa: E402  (this checkout's benchmark helpers, which put it on sys.path too)
@@ -51,11 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         app, workdir = bare, None
         parts.freeze_heap()
 
+    recorder = getattr(app, "extensions", {}).get("imhook.recorder")
+    served = app
+    if args.shed:
+        from receiver.app import CALLBACK_PATHS
+        from receiver.shedding import Shedder
+
+        served = Shedder(app, CALLBACK_PATHS)
+        served.waits.seconds, served.waits.stale = 0.2, True  # as the worker notes a stale request
+
     def send_all() -> None:
         for item in environs:
-            parts.send(app, item)
-
-    recorder = getattr(app, "extensions", {}).get("imhook.recorder")
+            parts.send(served, item)
 
     def drain() -> None:
         deadline = time.monotonic() + 30
@@ -80,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         writer.append((writer_cpu() - writer_started) / len(environs) * 1e6)
     cpu = sum(passes) / len(passes)
     what = "bare Flask app (benchmarks/bare_app.py)" if args.bare else f"config {args.config} {args.set}"
+    if args.shed:  # each send of the mix (warm-up included) must have been shed, or this timed the rules
+        what += f", shed: {served.shed_count} of {(args.passes + 1) * len(environs)} callbacks sent"
     # The least of the passes: a process elsewhere on a shared machine slows a pass (cache, memory
     # bandwidth, the other hyperthread) but never speeds one up.
     print(f"{args.tree}: {what}: {cpu:.1f} us of process CPU per request (mean of {args.passes} passes; "

@@ -27,6 +27,10 @@ NAME_MAX_BYTES = 255  # ... and NAME_MAX, for one name in it
 APP_ID_DIGITS = 20  # an SdkAppid is a whole number (1400000000); 20 digits hold any 64-bit one
 OUTCOMES = ("allow", "refuse", "drop")
 SHED_AFTER_MS = 100.0  # server.shed_after_ms (why 100: docs/operations.md); also for an app without imhook
+# server.shed_target_ms and shed_interval_ms: the standing-queue test (receiver/standing_queue.py;
+# why these: docs/operations.md); also for an app without imhook.
+SHED_TARGET_MS = 20.0
+SHED_INTERVAL_MS = 100.0
 # server.shed_reply: what a shed before-callback is answered, per event kind (or `default`).
 SHED_KINDS = (MESSAGE_SEND, FRIEND_ADD, FRIEND_RESPOND, GROUP_CREATE, GROUP_JOIN, GROUP_INVITE, TOPIC_CREATE)
 SHED_REPLIES = ("allow", "on_error")
@@ -72,6 +76,14 @@ class ServerSection(Section):
     # (PROTOCOL.md §2), and answering sooner keeps the queue short for the rest. 0: never.
     shed_after_ms = fields.Float(load_default=SHED_AFTER_MS, validate=validate.Range(
         min=0, max=1900, error="must be 0 (never shed) or a wait in ms under the IM's 2000 ms budget, at most 1900"))
+    # Below the ceiling: once every callback for shed_interval_ms waited longer than shed_target_ms,
+    # the worker's queue is standing (not a burst that drains), and while it stands a callback that
+    # waited longer than the target is shed too (receiver/standing_queue.py). 0: the ceiling alone.
+    shed_target_ms = fields.Float(load_default=SHED_TARGET_MS, validate=validate.Range(
+        min=0, max=1900, error="must be 0 (shed only past server.shed_after_ms) or a wait in ms, at most 1900"))
+    shed_interval_ms = fields.Float(load_default=SHED_INTERVAL_MS, validate=validate.Range(
+        min=1, max=10000, error="must be how long in ms (1 to 10000) the queue must stay over "
+                                "server.shed_target_ms before it counts as standing"))
     # allow: what the IM does itself when a callback times out; on_error: the chain.on_error outcome
     # rendered for the callback (parsed, no rule run), so overload cannot be used to skip the rules.
     shed_reply = fields.Dict(keys=fields.String(validate=validate.OneOf(("default",) + SHED_KINDS)),

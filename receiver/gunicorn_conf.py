@@ -14,8 +14,8 @@ bind = os.environ.get("IMHOOK_BIND", f"0.0.0.0:{os.environ.get('PORT', '8080')}"
 # processes use the cores. Rules are CPU-bound, so processes ~ cores.
 workers = int(os.environ.get("IMHOOK_WORKERS", max(2, multiprocessing.cpu_count())))
 # gthread with a read stage and load shedding: a connection reaches a thread only with a whole
-# request, so slow or idle clients cost a buffer, not a thread; a callback that waited longer than
-# server.shed_after_ms in the worker's queue is answered at once (receiver/worker.py).
+# request, so slow or idle clients cost a buffer, not a thread; a callback that waited too long in
+# the worker's queue is answered at once (receiver/worker.py, receiver/standing_queue.py).
 worker_class = os.environ.get("IMHOOK_WORKER_CLASS", "receiver.worker.ImhookWorker")
 # Few threads: the rules are CPU work under one GIL, so more threads only take turns on it (8 threads
 # cost ~10% of throughput and doubled p99 in benchmarks/http.py). Waiting is done elsewhere: idle

@@ -2,14 +2,18 @@
 
 Past saturation every gthread worker queues requests, and the waits grow without bound: soon every
 reply misses the IM's 2 s budget, and the IM lets each of those callbacks through anyway (PROTOCOL.md
-§2). So a callback that waited in the worker's queue longer than `server.shed_after_ms` is answered
-at once with the platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders),
-without the app and its rules (or, per event kind with `server.shed_reply: on_error`, with the
-`chain.on_error` outcome, what a failing chain would answer). That answer costs a fraction of a decided one, so the queue drains
-and the requests behind it are decided in time. Shed requests are still authenticated, recorded,
-logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
+§2). So a callback that waited too long in the worker's queue (below) is answered at once with the
+platform's fail-open reply (`Platform.render_fail_open`: what `allow` renders), without the app and
+its rules (or, per event kind with `server.shed_reply: on_error`, with the `chain.on_error` outcome,
+what a failing chain would answer). That answer costs less than a decided one (~65 % over HTTP,
+issue 16), so the queue drains and the requests behind it are decided in time. Shed requests are
+still authenticated, recorded, logged, counted and forwarded, with outcome "shed" (`Receiver.shed`).
 
-The worker (receiver/worker.py) wraps the app in a `Shedder` and notes each request's wait.
+Which requests are stale: over `server.shed_after_ms` always, and over `server.shed_target_ms` while
+the worker's queue stands (receiver/standing_queue.py, CoDel's test). The worker (receiver/worker.py)
+wraps the app in a `Shedder`, asks it (`stale`) as a thread takes each request, and passes the wait
+and the answer on to it.
+
 gunicorn imports this module in the master, before `receiver/ops/hooks.py` sets up metrics: keep its
 imports to the standard library and imhook's pure modules (Flask, the core and prometheus_client
 load in the worker).
@@ -20,11 +24,13 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import RequestError
 from .ops import ipallow
+from .standing_queue import StandingQueue, decide
 
 log = logging.getLogger("imhook.worker")
 OK_ENVELOPE = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}  # a bare app's every reply
@@ -32,7 +38,8 @@ JSON_TYPE = "application/json"
 
 
 def should_shed(waited_seconds: float, shed_after_ms: float) -> bool:
-    """Whether a request that waited this long in the queue is answered without the app (0: never)."""
+    """Whether a request that waited this long passed the ceiling, `server.shed_after_ms` (0: never).
+    Below it, the standing-queue test may shed it too (receiver/standing_queue.py)."""
     return shed_after_ms > 0 and waited_seconds * 1000 > shed_after_ms
 
 
@@ -61,15 +68,18 @@ class Shedder:
         extensions = getattr(app, "extensions", None)
         self.receiver = extensions.get("imhook") if isinstance(extensions, dict) else None  # None: a bare app
         self.waits = threading.local()
+        self.queue = StandingQueue()  # one per worker: a Shedder wraps each worker's app once
         from . import jsonout
         from .app import NETEASE_PATHS, client_request_id, parse_query
-        from .config import SHED_AFTER_MS, SHED_KINDS
+        from .config import SHED_AFTER_MS, SHED_INTERVAL_MS, SHED_KINDS, SHED_TARGET_MS
         from .core import HttpRequest
 
         # NetEase's paths are shed too, by their own platform (authenticated with the body's MD5).
         self.platform_paths = dict(NETEASE_PATHS)
         self.paths = frozenset(paths) | frozenset(self.platform_paths)
-        self.default_shed_after_ms = SHED_AFTER_MS  # for a bare app, which has no imhook config
+        # (config, ceiling ms, target ms, interval s): see settings(); these defaults serve a bare app,
+        # which has no imhook config.
+        self._settings: tuple = (None, SHED_AFTER_MS, SHED_TARGET_MS, SHED_INTERVAL_MS / 1000)
         self.http_request, self.request_id, self.parse_query = HttpRequest, client_request_id, parse_query
         platform = self.receiver.platform if self.receiver is not None else None
         # Each before-command's event kind, as `server.shed_reply` names them ("message.send").
@@ -80,9 +90,12 @@ class Shedder:
         self._count_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response):
-        waited = getattr(self.waits, "seconds", 0.0)
-        if (waited and should_shed(waited, self.shed_after_ms()) and environ.get("REQUEST_METHOD") == "POST"
-                and environ.get("PATH_INFO") in self.paths):
+        waits = self.waits
+        waited = getattr(waits, "seconds", 0.0)
+        stale = getattr(waits, "stale", None)  # decided by the worker as a thread took the request
+        if stale is None:  # called without imhook's worker (tests): decide here
+            stale = bool(waited) and self.stale(waited)
+        if stale and environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") in self.paths:
             try:
                 reply = self.shed(environ, waited)
             except Exception:  # a bug here must not cost the reply: the app still answers
@@ -95,10 +108,27 @@ class Shedder:
         return self.app(environ, start_response)
 
     def shed_after_ms(self) -> float:
-        # Read per request from the receiver's current config, so a reload applies at once.
+        return self.settings()[1]
+
+    def settings(self) -> tuple:
+        """(config, ceiling ms, target ms, interval s) from the receiver's current config, so a reload
+        applies to the next request; read once per config object (a reload swaps in a new one)."""
+        cached = self._settings
         if self.receiver is None:
-            return self.default_shed_after_ms
-        return self.receiver.config.server["shed_after_ms"]
+            return cached
+        config = self.receiver.config
+        if cached[0] is not config:
+            server = config.server
+            cached = self._settings = (config, server["shed_after_ms"], server["shed_target_ms"],
+                                       server["shed_interval_ms"] / 1000)
+        return cached
+
+    def stale(self, waited: float, now: float | None = None) -> bool:
+        """Note a request's wait in the queue (s) and say whether it is answered without the app.
+        Called once per request, as a thread takes it: each call is one observation of the queue."""
+        _, ceiling_ms, target_ms, interval_s = self.settings()
+        return decide(self.queue, waited * 1000, time.monotonic() if now is None else now,
+                      ceiling_ms=ceiling_ms, target_ms=target_ms, interval_s=interval_s)
 
     def shed(self, environ: dict[str, Any], waited: float) -> dict[str, Any] | None:
         """The fail-open reply for this request, reported to the receiver; None: the app answers it."""

@@ -43,7 +43,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import edge
 from .framing import Framer, Limits, Refusal
-from .shedding import Shedder, should_shed
+from .shedding import Shedder
 from .threadnames import name_this_thread
 
 log = logging.getLogger("imhook.worker")
@@ -358,7 +358,11 @@ class ImhookWorker(ThreadWorker):
     def handle(self, conn):
         # The wait that counts is the thread pool's queue: measured when a thread takes the
         # connection, not after it (without the read stage it may still wait for its client's bytes).
-        conn.queue_wait = time.monotonic() - getattr(conn, "queued_at", time.monotonic())
+        now = time.monotonic()
+        conn.queue_wait = now - getattr(conn, "queued_at", now)
+        # Asked once per request, here: each answer is also one observation of the queue's waits.
+        shedder = getattr(self, "shedder", None)
+        conn.stale = shedder.stale(conn.queue_wait, now) if shedder is not None else False
         data = getattr(conn, "request_bytes", None)
         if data is not None:
             conn.request_bytes = None
@@ -375,9 +379,7 @@ class ImhookWorker(ThreadWorker):
         Only a stale one: a client that half-closes after sending (legal, if odd) reads EOF too, and
         its fresh request must still be decided. A stale one would only have been shed (answered
         without the rules), so nothing the rules would have decided is lost."""
-        shedder = getattr(self, "shedder", None)
-        limit = shedder.shed_after_ms() if shedder is not None else 0
-        if not should_shed(getattr(conn, "queue_wait", 0.0), limit) or not client_left(conn.sock):
+        if not getattr(conn, "stale", False) or not client_left(conn.sock):
             return False
         self.abandoned += 1
         count_abandoned()
@@ -389,6 +391,7 @@ class ImhookWorker(ThreadWorker):
             req._expected_100_continue = False  # the read stage sent it already, before the body
         waits = self.shedder.waits
         waits.seconds = getattr(conn, "queue_wait", 0.0)
+        waits.stale = getattr(conn, "stale", False)
         try:
             return super().handle_request(req, conn)
         except TimeoutError:
@@ -396,7 +399,7 @@ class ImhookWorker(ThreadWorker):
                              WRITE_TIMEOUT_SECONDS)
             return False
         finally:
-            waits.seconds = 0.0
+            waits.seconds, waits.stale = 0.0, None
 
     def finish_request(self, conn, fs) -> None:
         """Back on the event loop: read the next request of a kept-alive connection, else close."""

@@ -50,6 +50,13 @@ def test_wsgi_cpu_times_the_bare_app_over_the_same_mix():
     assert figure and 0 < float(figure.group(2)) <= float(figure.group(1)), output
 
 
+def test_wsgi_cpu_times_the_shed_path_with_every_callback_shed():
+    output = run_script("wsgi_cpu.py", "--shed", "--callbacks", "100", "--passes", "2")
+    figure = re.search(r"config production \{\}, shed: (\d+) of (\d+) callbacks sent: ([\d.]+) us of process CPU",
+                       output)
+    assert figure and figure.group(1) == figure.group(2) == "300" and float(figure.group(3)) > 0, output
+
+
 def test_store_pages_prints_every_variant_and_the_shipped_settings_write_less():
     output = run_script("store_pages.py", "--smoke")
     written = {}

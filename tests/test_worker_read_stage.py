@@ -16,6 +16,7 @@ import pytest
 from gunicorn.config import Config
 
 from receiver import edge, worker as worker_module
+from receiver.shedding import should_shed
 from receiver.worker import ImhookWorker
 
 
@@ -202,13 +203,13 @@ def test_a_fresh_request_from_a_client_that_half_closed_is_still_decided(harness
 
 
 class StaleAfter:
-    """The shedder's threshold, without an app behind it."""
+    """The shedder's decision by its ceiling alone, without an app behind it."""
 
     def __init__(self, milliseconds: float):
         self.milliseconds = milliseconds
 
-    def shed_after_ms(self) -> float:
-        return self.milliseconds
+    def stale(self, waited: float, now: float) -> bool:
+        return should_shed(waited, self.milliseconds)
 
 
 def test_client_left_tells_a_closed_connection_from_a_quiet_or_busy_one():

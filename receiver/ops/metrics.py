@@ -49,7 +49,7 @@ EDGE_REFUSED = Counter("imhook_edge_refusals",
                        "Requests refused by the worker before the app (malformed HTTP, over-long line or "
                        "head, over-size body, too slow), by HTTP status.", ["status"])
 ABANDONED = Counter("imhook_abandoned_requests",
-                    "Callbacks not decided: they waited past server.shed_after_ms in the worker's queue and "
+                    "Callbacks not decided: they waited in the worker's queue long enough to be shed and "
                     "their client had closed the connection (receiver/worker.py).")
 IP_REJECTED = Counter("imhook_ip_rejected", "Callbacks refused by server.allow_ips.")
 RECORDING_DEPTH = Gauge("imhook_recording_queue_depth", "Callbacks waiting to be recorded.",
