@@ -361,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             other = {"PYTHONPATH": str(args.tree_b.resolve())}  # its receiver, rules and gunicorn_conf
             for name in ("default", "production"):
                 label, spec, config = servers[name]
+                if name == "default":  # its own default.yaml: this one may list keys it does not know
+                    config = args.tree_b / "receiver" / "default.yaml"
+                    spec = imhook_spec(name, config)
                 servers[f"{name}-b"] = (f"{label}, code of {args.tree_b}",
                                         ServerSpec(f"{name}-b", spec.gunicorn_config, {**spec.env, **other}), config)
             args.only += "".join(f",{name}-b" for name in ("default", "production") if name in args.only.split(","))
