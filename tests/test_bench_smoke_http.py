@@ -17,12 +17,18 @@ from tests.helpers import ROOT
 SERVERS = ("bare", "default", "production")
 
 
-@pytest.mark.integration
-def test_http_benchmark_smoke_run_exits_0_and_prints_figures():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "http.py"), "--smoke"],
+def smoke_run(script: str) -> str:
+    """Run benchmarks/<script> --smoke; its output, once it has exited 0."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
                          cwd=ROOT, capture_output=True, text=True, timeout=180)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
+    return output
+
+
+@pytest.mark.integration
+def test_http_benchmark_smoke_run_exits_0_and_prints_figures():
+    output = smoke_run("http.py")
     for name in SERVERS:
         # Every callback of the mix got the reply the in-process core gives (bare: the OK envelope).
         assert re.search(rf"^  {name}: checked 200 callbacks, 0 wrong", output, re.MULTILINE), output
@@ -36,10 +42,7 @@ def test_http_benchmark_smoke_run_exits_0_and_prints_figures():
 
 @pytest.mark.integration
 def test_soak_benchmark_smoke_run_reports_errors_rss_growth_and_disk():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--smoke"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=180)
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
+    output = smoke_run("soak.py")
     assert re.search(r"RESULT soak [\d.]+ min, [\d,]+ callbacks at 50/s: errors 0, over 2 s 0", output), output
     growth = re.search(r"RESULT rss growth over the second half .*: (.*)", output)
     assert growth and len(re.findall(r"worker \d+ [+-][\d.]+ MB", growth.group(1))) == 2, output
@@ -48,10 +51,7 @@ def test_soak_benchmark_smoke_run_reports_errors_rss_growth_and_disk():
 
 @pytest.mark.integration
 def test_served_threads_smoke_run_splits_each_servers_cpu_by_thread():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "served_threads.py"), "--smoke"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=180)
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
+    output = smoke_run("served_threads.py")
     for name in SERVERS:
         line = re.search(rf"^  {name}\s+event loop (\d+) .* requests (\d+) .* recorder (\d+) .* total (\d+) ",
                          output, re.MULTILINE)
