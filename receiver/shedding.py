@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import RequestError
 from .ops import ipallow
-from .standing_queue import StandingQueue, decide
+from .standing_queue import StandingQueue, decide, past_ceiling
 
 log = logging.getLogger("imhook.worker")
 OK_ENVELOPE = {"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""}  # a bare app's every reply
@@ -40,7 +40,7 @@ JSON_TYPE = "application/json"
 def should_shed(waited_seconds: float, shed_after_ms: float) -> bool:
     """Whether a request that waited this long passed the ceiling, `server.shed_after_ms` (0: never).
     Below it, the standing-queue test may shed it too (receiver/standing_queue.py)."""
-    return shed_after_ms > 0 and waited_seconds * 1000 > shed_after_ms
+    return past_ceiling(waited_seconds * 1000, shed_after_ms)
 
 
 def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
@@ -106,9 +106,6 @@ class Shedder:
                 start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))])
                 return [body]
         return self.app(environ, start_response)
-
-    def shed_after_ms(self) -> float:
-        return self.settings()[1]
 
     def settings(self) -> tuple:
         """(config, ceiling ms, target ms, interval s) from the receiver's current config, so a reload

@@ -57,6 +57,11 @@ class StandingQueue:
         return now - since >= interval_s
 
 
+def past_ceiling(waited_ms: float, ceiling_ms: float) -> bool:
+    """Whether a request waited longer than `server.shed_after_ms` (0: shedding off, never)."""
+    return ceiling_ms > 0 and waited_ms > ceiling_ms
+
+
 def decide(queue: StandingQueue, waited_ms: float, now: float, *, ceiling_ms: float, target_ms: float,
            interval_s: float) -> bool:
     """Whether a request that waited `waited_ms` is shed: over the ceiling always, over the target
@@ -65,4 +70,4 @@ def decide(queue: StandingQueue, waited_ms: float, now: float, *, ceiling_ms: fl
     if ceiling_ms <= 0:
         return False
     standing = target_ms > 0 and queue.note(waited_ms, now, target_ms, interval_s)
-    return standing or waited_ms > ceiling_ms
+    return standing or past_ceiling(waited_ms, ceiling_ms)
