@@ -145,18 +145,13 @@ class Chain:
         if not candidates:
             return NO_RULE_APPLIES
         started = time.perf_counter()
-        if action in self._inline:  # no rule of this action can block (the common chain): run it here
+        # No rule in scope that may block (always so for an action in _inline, the common chain):
+        # the hop to a pool thread would cost more than the rules do, and they cannot hold the
+        # reply past the deadline. `run` checks each scope once more as it goes.
+        if action in self._inline or not any(e.rule.blocking and e.in_scope(callback) for e in candidates):
             decision = self.run(callback)
             if not decision.trace:  # every in-scope rule leaves a step: none was in scope
                 return NO_RULE_APPLIES
-            return Decision(decision.verdict, decision.trace, (time.perf_counter() - started) * 1000)
-        applicable = [e for e in candidates if e.in_scope(callback)]
-        if not applicable:
-            return NO_RULE_APPLIES
-        if not any(e.rule.blocking for e in applicable):
-            # Only rules that cannot block (bounded CPU work, no I/O): the hop to a pool thread
-            # would cost more than they do, and they cannot hold the reply past the deadline.
-            decision = self.run(callback)
             return Decision(decision.verdict, decision.trace, (time.perf_counter() - started) * 1000)
         future = self._pool.submit(self.run, callback)
         try:
