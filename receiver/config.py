@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from .errors import ConfigError
 from .model import FRIEND_ADD, FRIEND_RESPOND, GROUP_CREATE, GROUP_INVITE, GROUP_JOIN, MESSAGE_SEND, TOPIC_CREATE
@@ -92,6 +92,15 @@ class ServerSection(Section):
     allow_ips = fields.List(fields.String(validate=_cidr), load_default=list)
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0))
     log_text = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _target_below_ceiling(self, data, **kwargs):
+        # A target at or over the ceiling would never shed anything the ceiling does not: a setting
+        # that silently does nothing is a mistake to report, not to accept.
+        target, ceiling = data.get("shed_target_ms"), data.get("shed_after_ms")
+        if target and ceiling and target >= ceiling:
+            raise ValidationError(f"must be below server.shed_after_ms ({ceiling:g}), or 0 to shed only past "
+                                  "that ceiling", "shed_target_ms")
 
 
 class ChainSection(Section):

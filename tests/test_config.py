@@ -40,6 +40,9 @@ ERRORS = [
      ["rules.yaml:4", "scope.conversations", "Must be one of"]),
     ("rules: [\n", ["rules.yaml", "not valid YAML"]),
     ("server:\n  allow_ips: [10.0.0.0/8, bogus]\n", ["rules.yaml:2", "server.allow_ips[1]", "not an IP address"]),
+    ("server:\n  shed_target_ms: 150\n", ["rules.yaml:2", "server.shed_target_ms", "below server.shed_after_ms (100)"]),
+    ("server:\n  shed_after_ms: 50\n  shed_target_ms: 50\n",
+     ["rules.yaml:3", "server.shed_target_ms", "below server.shed_after_ms (50)"]),
     ("- just\n- a list\n", ["rules.yaml:1", "mapping at the top level"]),
 ]
 
