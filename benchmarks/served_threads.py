@@ -11,7 +11,8 @@ request, grouped by the thread's OS name (receiver/threadnames.py names imhook's
 - requests: the `imhook-req` pool (gunicorn's parser, Flask, the app);
 - recorder: the recording writer; other: the flushers, the watchdog, the trimmer.
 
-`vcsw` are voluntary context switches (a thread waited: for the GIL, a lock, I/O), `ivcsw`
+`kernel` is the part of the CPU spent in the kernel (system time: system calls, futex waits, the
+network stack); the rest is user space. `vcsw` are voluntary context switches (a thread waited: for the GIL, a lock, I/O), `ivcsw`
 involuntary ones (the kernel took the core away). The bare app runs on the same worker class, so
 "requests" minus bare's "requests" is imhook's own work on the request threads when served; compare
 it with benchmarks/wsgi_cpu.py's in-process figure to see what only serving adds (issue 16).
@@ -35,7 +36,8 @@ from benchmarks import httpbench, loadgen, traffic  # noqa: E402
 from benchmarks.common import ServerSpec, child_pids, machine, start_server  # noqa: E402
 
 GROUPS = ("event loop", "requests", "recorder", "other")
-Sample = dict[tuple[int, int], tuple[str, int, int, int]]  # (pid, tid) -> (group, jiffies, vcsw, ivcsw)
+# (pid, tid) -> (group, jiffies, of which system, vcsw, ivcsw)
+Sample = dict[tuple[int, int], tuple[str, int, int, int, int]]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,19 +68,20 @@ def sample(pids: list[int]) -> Sample:
                 continue  # the thread ended meanwhile
             switches = dict(line.split(":\t") for line in status.splitlines()
                             if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
-            found[(pid, tid)] = (group_of(pid, tid, name), int(stat[11]) + int(stat[12]),
+            found[(pid, tid)] = (group_of(pid, tid, name), int(stat[11]) + int(stat[12]), int(stat[12]),
                                  int(switches["voluntary_ctxt_switches"]), int(switches["nonvoluntary_ctxt_switches"]))
     return found
 
 
-def per_request(before: Sample, after: Sample, requests: int) -> dict[str, tuple[float, float, float]]:
-    """Group -> (CPU µs, voluntary switches, involuntary switches) per request."""
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    for key, (group, jiffies, vcsw, ivcsw) in after.items():
-        _, then_jiffies, then_vcsw, then_ivcsw = before.get(key, (group, 0, 0, 0))
+def per_request(before: Sample, after: Sample, requests: int) -> dict[str, tuple[float, float, float, float]]:
+    """Group -> (CPU µs, voluntary switches, involuntary switches, of the CPU µs in the kernel) per request."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    for key, (group, jiffies, system, vcsw, ivcsw) in after.items():
+        _, then_jiffies, then_system, then_vcsw, then_ivcsw = before.get(key, (group, 0, 0, 0, 0))
         totals[group][0] += (jiffies - then_jiffies) / TICKS * 1e6
         totals[group][1] += vcsw - then_vcsw
         totals[group][2] += ivcsw - then_ivcsw
+        totals[group][3] += (system - then_system) / TICKS * 1e6
     return {group: tuple(value / requests for value in totals[group]) for group in GROUPS}
 
 
@@ -140,14 +143,16 @@ def main(argv: list[str] | None = None) -> int:
                 figures[name].append(split)
                 cells = "  ".join(f"{group} {split[group][0]:5.0f}" for group in GROUPS)
                 total = sum(split[group][0] for group in GROUPS)
+                kernel = sum(split[group][3] for group in GROUPS)
                 switches = sum(split[group][1] for group in GROUPS), sum(split[group][2] for group in GROUPS)
                 print(f"  round {round_number}: {name:10s} {rps:7,.0f} req/s  us/req: {cells}  total {total:5.0f}"
-                      f"  switches/req: vcsw {switches[0]:.2f} ivcsw {switches[1]:.2f}")
+                      f" (kernel {kernel:3.0f})  switches/req: vcsw {switches[0]:.2f} ivcsw {switches[1]:.2f}")
         print("MEDIAN over rounds, us of CPU per answered request (range)")
         for name in names:
             cells = []
-            for group in (*GROUPS, "total"):
-                values = [sum(r[g][0] for g in GROUPS) if group == "total" else r[group][0] for r in figures[name]]
+            for group in (*GROUPS, "total", "kernel"):
+                values = [sum(r[g][0] for g in GROUPS) if group == "total" else
+                          sum(r[g][3] for g in GROUPS) if group == "kernel" else r[group][0] for r in figures[name]]
                 cells.append(f"{group} {statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})")
             print(f"  {name:10s} " + "  ".join(cells))
     finally:

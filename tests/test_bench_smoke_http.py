@@ -53,11 +53,12 @@ def test_soak_benchmark_smoke_run_reports_errors_rss_growth_and_disk():
 def test_served_threads_smoke_run_splits_each_servers_cpu_by_thread():
     output = smoke_run("served_threads.py")
     for name in SERVERS:
-        line = re.search(rf"^  {name}\s+event loop (\d+) .* requests (\d+) .* recorder (\d+) .* total (\d+) ",
-                         output, re.MULTILINE)
+        line = re.search(rf"^  {name}\s+event loop (\d+) .* requests (\d+) .* recorder (\d+) .* total (\d+) "
+                         rf".* kernel (\d+) ", output, re.MULTILINE)
         assert line, f"no median line for {name}:\n{output}"
-        loop, requests, recorder, total = map(int, line.groups())
+        loop, requests, recorder, total, kernel = map(int, line.groups())
         assert loop > 0 and requests > 0 and total >= loop + requests + recorder - 2, line.group(0)  # each rounded
+        assert 0 < kernel < total, line.group(0)  # a served request makes system calls; user space does most
         # The request threads are found by their OS name: without it their CPU would land in "other".
         assert requests > loop, line.group(0)
         if name == "bare":  # no recording: no writer thread (imhook's may use under a tick in a 1 s run)
