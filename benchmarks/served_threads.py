@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", default="{}", metavar="JSON", help="merged into the production config")
     parser.add_argument("--python-generator", action="store_true", help="the Python generator, not wrk")
     parser.add_argument("--smoke", action="store_true", help="one short round at a small word list")
+    parser.add_argument("--tree-b", type=Path, metavar="DIR",
+                        help="also run default and production on another checkout's code (default-b, production-b), "
+                             "alternating with the others, as http.py --tree-b does")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.seconds, args.words, args.callbacks = 1, 1.0, min(args.words, 2000), min(args.callbacks, 200)
@@ -127,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                  "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
                  "production": httpbench.imhook_spec("production", production)}
         names = args.only.split(",")
+        if args.tree_b is not None:  # its receiver, rules and gunicorn_conf first on the path
+            other = {"PYTHONPATH": str(args.tree_b.resolve())}
+            specs["default-b"] = httpbench.imhook_spec("default-b", args.tree_b / "receiver" / "default.yaml")
+            specs["production-b"] = httpbench.imhook_spec("production-b", production)
+            for name in ("default-b", "production-b"):
+                specs[name] = ServerSpec(name, specs[name].gunicorn_config, {**specs[name].env, **other})
+            names += [f"{name}-b" for name in ("default", "production") if name in names]
         from receiver.gunicorn_conf import threads, workers
 
         for name in names:

@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import selectors
 import socket
+import threading
 import time
 from collections import deque
 from concurrent import futures
@@ -41,7 +43,7 @@ from functools import cached_property, partial
 from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from . import edge
+from . import early_shed, edge
 from .framing import Framer, Limits, Refusal
 from .shedding import Shedder
 from .threadnames import name_this_thread
@@ -125,6 +127,8 @@ class ImhookWorker(ThreadWorker):
         self.paused: deque[TConn] = deque()  # reading, but not read while over the budget
         self.buffered = 0
         self.abandoned = 0  # requests whose client left while they waited in the queue (not decided)
+        self.shed_early_count = 0  # of the shed ones, answered by shed_early
+        self._early_lock = threading.Lock()
         self.render_error = edge.render_error
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -368,10 +372,57 @@ class ImhookWorker(ThreadWorker):
             conn.request_bytes = None
             if self._abandoned(conn):  # nobody waits for this reply any more: do not decide it
                 return False
+            if conn.stale and self.sheds_early:
+                kept = self.shed_early(conn, data)
+                if kept is not None:
+                    return kept
             # A parser over exactly this request's bytes: it never reads the socket, so it never
             # waits for a client; pipelined bytes stay in the framer for the next round.
             conn.parser = http.get_parser(self.cfg, [data], conn.client)
         return super().handle(conn)
+
+    @cached_property
+    def sheds_early(self) -> bool:
+        """Whether a stale request may be shed from its bytes (receiver/early_shed.py): not with
+        request hooks or an access log, which only gunicorn's path runs, nor under a SCRIPT_NAME."""
+        from gunicorn.config import PostRequest, PreRequest
+
+        cfg = self.cfg
+        return (cfg.pre_request is PreRequest.default and cfg.post_request is PostRequest.default
+                and not cfg.accesslog and not cfg.env.get("SCRIPT_NAME")
+                and not os.environ.get("SCRIPT_NAME"))
+
+    @cached_property
+    def field_limits(self) -> tuple[int, int]:
+        return early_shed.field_limits(self.cfg)
+
+    def shed_early(self, conn, data: bytes) -> bool | None:
+        """Answer a stale plain callback from its bytes, without gunicorn's parser; True: keep the
+        connection, False: close it, None: not shed here (the usual path answers it)."""
+        environ = early_shed.environ_of(data, conn.client, self.field_limits)
+        if environ is None or environ["PATH_INFO"] not in self.shedder.paths:
+            return None
+        try:
+            reply = self.shedder.shed(environ, conn.queue_wait)
+        except Exception:  # a bug here must not cost the reply: the usual path still answers
+            log.exception("load shedding failed; the request is decided as usual")
+            return None
+        if reply is None:
+            return None  # the app must answer it (a wrong Sign, a client not allowed...)
+        with self._early_lock:  # request threads: each counts
+            self.nr += 1
+            self.shed_early_count += 1
+        keep = self.alive and bool(self.cfg.keepalive) and len(self.keepalived_conns) < self.max_keepalived
+        if self.nr >= self.max_requests and self.alive:  # as gunicorn counts its requests
+            self.log.info("Autorestarting worker after current request.")
+            self.alive = keep = False
+        try:
+            conn.sock.settimeout(WRITE_TIMEOUT_SECONDS)  # blocking, for a client that does not read
+            conn.sock.sendall(early_shed.response_bytes(self.shedder.dumps(reply), now=time.time(),
+                                                        keep_alive=keep))
+        except OSError:  # the client left or does not read (a timeout): nothing more to send it
+            return False
+        return keep
 
     def _abandoned(self, conn) -> bool:
         """A request that waited long enough to be shed, and whose client has left: dropped, counted.
@@ -445,8 +496,9 @@ class ImhookWorker(ThreadWorker):
             super().run()
         finally:
             # benchmarks/httpbench.py reads this line; /metrics counts shed callbacks too.
-            self.log.info("imhook worker %s: %d requests shed (answered without the app)", self.pid,
-                          getattr(getattr(self, "shedder", None), "shed_count", 0))
+            self.log.info("imhook worker %s: %d requests shed (answered without the app), %d of them from their "
+                          "bytes, before gunicorn's parser", self.pid,
+                          getattr(getattr(self, "shedder", None), "shed_count", 0), self.shed_early_count)
             if self.abandoned:
                 self.log.info("imhook worker %s: %d requests not decided: their client left while they "
                               "were queued", self.pid, self.abandoned)

@@ -203,7 +203,10 @@ def test_a_fresh_request_from_a_client_that_half_closed_is_still_decided(harness
 
 
 class StaleAfter:
-    """The shedder's decision by its ceiling alone, without an app behind it."""
+    """The shedder's decision by its ceiling alone, without an app behind it (and no path it sheds
+    early: what the worker does with a stale request is then gunicorn's usual path)."""
+
+    paths = frozenset()
 
     def __init__(self, milliseconds: float):
         self.milliseconds = milliseconds
