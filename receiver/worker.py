@@ -43,7 +43,7 @@ from functools import cached_property, partial
 from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from . import early_shed, edge
+from . import arrival, early_shed, edge
 from .framing import Framer, Limits, Refusal
 from .shedding import Shedder
 from .threadnames import name_this_thread
@@ -58,13 +58,20 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # a worker's buffered requests, beyond wh
 WRITE_TIMEOUT_SECONDS = 2.0  # a thread's send to a client that does not read: the IM waits 2 s at most
 LINGER_SECONDS = 2.0  # after an error reply, how long unread request bytes are drained before closing
 LINGER_MAX_BYTES = 256 * 1024
+# How much longer than the read stage's own note a request may have waited, by its kernel stamp:
+# beyond the IM's budget, a stamp says more about the system clock having stepped than about the wait.
+MAX_WAIT_BEFORE_READ_SECONDS = 2.0
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def receive(conn) -> bytes | None:
     """What a readable socket holds: b"" when the client left (or the socket failed), None when
-    there was nothing to read after all."""
+    there was nothing to read after all. Sets `conn.stamp`: when those bytes reached the host
+    (receiver/arrival.py), or None."""
     try:
+        if getattr(conn, "stamped", False):
+            data, conn.stamp = arrival.recv_stamped(conn.sock, READ_CHUNK_BYTES)
+            return data
         return conn.sock.recv(READ_CHUNK_BYTES)
     except (BlockingIOError, InterruptedError):
         return None
@@ -196,6 +203,8 @@ class ImhookWorker(ThreadWorker):
         self.nr_conns += 1
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
         conn.held = 0
+        conn.stamp = None
+        conn.stamped = arrival.stamp_arrivals(client_sock)
         if self.nr_conns >= self.worker_connections:
             self.drop_oldest_idle()
         self.start_reading(conn, b"")
@@ -260,6 +269,7 @@ class ImhookWorker(ThreadWorker):
             self.refuse(conn, verdict.status, verdict.message)
             return True
         conn.request_bytes = conn.framer.take(verdict)
+        conn.arrived_at = getattr(conn, "stamp", None)  # the read that made it whole (pipelined: an earlier one)
         conn.data_ready = True  # gthread's handle() must not wait for bytes: they are all here
         self.enqueue_req(conn)
         return True
@@ -360,10 +370,14 @@ class ImhookWorker(ThreadWorker):
         super().enqueue_req(conn)
 
     def handle(self, conn):
-        # The wait that counts is the thread pool's queue: measured when a thread takes the
-        # connection, not after it (without the read stage it may still wait for its client's bytes).
+        # The wait that counts ends when a thread takes the connection (without the read stage it
+        # may still wait for its client's bytes after that). It starts when the read stage found
+        # the request whole, or earlier by the kernel's stamp: when the loop itself read late.
         now = time.monotonic()
-        conn.queue_wait = now - getattr(conn, "queued_at", now)
+        conn.queue_wait = wait = now - getattr(conn, "queued_at", now)
+        arrived_at = getattr(conn, "arrived_at", None)
+        if arrived_at is not None:  # the kernel's stamp also counts the wait before the loop read it
+            conn.queue_wait = max(wait, min(time.time() - arrived_at, wait + MAX_WAIT_BEFORE_READ_SECONDS))
         # Asked once per request, here: each answer is also one observation of the queue's waits.
         shedder = getattr(self, "shedder", None)
         conn.stale = shedder.stale(conn.queue_wait, now) if shedder is not None else False

@@ -202,6 +202,54 @@ def test_a_fresh_request_from_a_client_that_half_closed_is_still_decided(harness
     assert decided == [conn] and h.worker.abandoned == 0
 
 
+def test_a_request_the_loop_read_late_counts_its_wait_from_its_arrival(harness, monkeypatch):
+    # The event loop shares the GIL with the request threads: when they are busy it reads late,
+    # and the request's wait began when its bytes reached the host (the kernel's stamp), not then.
+    h = harness()
+    client = h.connect()
+    sent = time.time()
+    client.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    time.sleep(0.3)  # the loop is busy elsewhere
+    h.pump(2)
+    (conn,) = h.dispatched
+    assert conn.stamped and sent - 0.01 <= conn.arrived_at <= sent + 0.1
+    h.worker.shedder = StaleAfter(100)
+    monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: True)
+    h.worker.handle(conn)  # taken at once from the queue, yet 0.3 s after it arrived
+    assert conn.queue_wait >= 0.29 and conn.stale
+
+
+def test_a_stamp_from_a_stepped_clock_is_believed_only_so_far(harness, monkeypatch):
+    h = harness()
+    client = h.connect()
+    client.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    h.pump(2)
+    (conn,) = h.dispatched
+    conn.arrived_at -= 3600  # as if the system clock had stepped an hour forward meanwhile
+    h.worker.shedder = StaleAfter(100)
+    monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: True)
+    h.worker.handle(conn)
+    assert 2.0 <= conn.queue_wait < 2.5  # the read stage's own note plus MAX_WAIT_BEFORE_READ_SECONDS
+    conn.arrived_at += 7200  # stepped back: the stamp is in the future; the read stage's note stands
+    h.worker.handle(conn)
+    assert 0 <= conn.queue_wait < 0.5
+
+
+def test_recv_stamped_gives_the_bytes_and_when_they_arrived():
+    from receiver import arrival
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        server, _ = listener.accept()
+        with server:
+            assert arrival.stamp_arrivals(server)
+            sent = time.time()
+            client.sendall(b"hello")
+            time.sleep(0.2)
+            data, stamp = arrival.recv_stamped(server, 100)
+            assert data == b"hello" and sent - 0.01 <= stamp <= sent + 0.1
+
+
 class StaleAfter:
     """The shedder's decision by its ceiling alone, without an app behind it (and no path it sheds
     early: what the worker does with a stale request is then gunicorn's usual path)."""
