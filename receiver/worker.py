@@ -17,6 +17,11 @@ most one request (head limit + server.max_body_bytes), and past MAX_BUFFERED_BYT
 connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again. A full
 worker closes its longest-idle connection to accept a new one, so idle sockets cannot lock it out.
 
+A thread that takes a request asks the Shedder (receiver/shedding.py) whether it waited too long:
+counted from the kernel's stamp of its arrival (receiver/arrival.py), since the event loop may have
+read it late. A stale plain callback is answered from its bytes (receiver/early_shed.py), without
+gunicorn's parser; any other goes gunicorn's way, and the Shedder wrapped around the app sheds it.
+
 Without TLS, the PROXY protocol or HTTP/2 cleartext (none of which imhook's config turns on) the
 read stage is on; with any of them the worker reads as gthread does (terminate TLS at the proxy).
 
