@@ -38,7 +38,7 @@ backlog = 256
 # net.ipv4.tcp_migrate_req=1 (docs/performance.md weighs it). IMHOOK_REUSE_PORT=0: one shared socket.
 reuse_port = os.environ.get("IMHOOK_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 # Open connections per worker, idle ones included: past it the worker stops accepting. With the read
-# stage each costs a few KB plus its buffered request (receiver/worker.py bounds the total).
+# stage each costs a few KB plus its buffered request (receiver/read_stage.py bounds the total).
 worker_connections = int(os.environ.get("IMHOOK_WORKER_CONNECTIONS", "1000"))
 max_requests = 0
 # Request line and one header line, in bytes; beyond them the answer is a JSON 414 / 431.

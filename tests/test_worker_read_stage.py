@@ -15,7 +15,7 @@ from collections import deque
 import pytest
 from gunicorn.config import Config
 
-from receiver import edge, worker as worker_module
+from receiver import edge, read_stage, worker as worker_module
 from receiver.shedding import should_shed
 from receiver.worker import ImhookWorker
 
@@ -102,7 +102,7 @@ def test_a_request_reaches_a_thread_only_whole_and_alone(harness):
 
 
 def test_past_the_budget_a_big_request_waits_unread_until_memory_frees(harness, monkeypatch):
-    monkeypatch.setattr(worker_module, "SMALL_REQUEST_BYTES", 100)
+    monkeypatch.setattr(read_stage, "SMALL_REQUEST_BYTES", 100)
     h = harness()
     monkeypatch.setattr(h.worker, "budget", lambda: 2000)
     head = b"POST /callback HTTP/1.1\r\nContent-Length: 5000\r\n\r\n"
