@@ -274,3 +274,37 @@ def test_stale_callbacks_get_the_same_answer_early_or_through_gunicorn(serve, tm
         store.close()
     assert [r.outcome for r in records].count("shed") == 4 and len(records) == 5  # and the 401, rejected
     assert all(r.reply is not None and r.elapsed_ms > 0 for r in records if r.outcome == "shed")
+
+
+@pytest.mark.integration
+def test_a_stale_netease_callback_is_shed_from_its_bytes_too(serve, tmp_path):
+    from .helpers import netease_headers
+
+    db = tmp_path / "rec.sqlite"
+    server = serve(ALL_STALE.format(db=json.dumps(str(db))), workers=1, threads=2, env={"IMHOOK_ACCESS_LOG": ""})
+    body = json.dumps({"eventType": 1, "fromAccount": "a", "to": "b", "msgType": "TEXT", "body": "hi"}).encode()
+
+    def netease(headers: dict) -> bytes:
+        lines = [b"POST /netease/callback HTTP/1.1", b"Host: x", b"Content-Type: application/json",
+                 *(f"{name}: {value}".encode() for name, value in headers.items()),
+                 b"Content-Length: %d" % len(body)]
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+    replies, closed = raw_exchange(server.url, [netease(netease_headers(body)), netease(netease_headers(body))])
+    assert not closed
+    for reply in replies.split(b"HTTP/1.1 ")[1:]:
+        head, _, sent = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"200 OK\r\nServer: gunicorn\r\n")
+        assert json.loads(sent) == {"errCode": 0, "responseCode": 200}  # the rule would have refused it
+    wrong = netease({**netease_headers(body), "CheckSum": "0" * 40})
+    replies, closed = raw_exchange(server.url, [wrong])
+    assert replies.startswith(b"HTTP/1.1 401 ") and not closed  # never shed: the app rejects it
+    assert server.stop() == 0
+    exits = [line for line in server.log().splitlines() if "requests shed (answered without the app)" in line]
+    assert exits and " 2 requests shed (answered without the app), 2 of them from their bytes" in exits[0], exits
+    store = Store(db, create=False)
+    try:
+        outcomes = sorted(r.outcome for r in store.records())
+    finally:
+        store.close()
+    assert outcomes == ["rejected", "shed", "shed"]
