@@ -95,17 +95,24 @@ class Shedder:
         stale = getattr(waits, "stale", None)  # decided by the worker as a thread took the request
         if stale is None:  # called without imhook's worker (tests): decide here
             stale = bool(waited) and self.stale(waited)
-        if stale and environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") in self.paths:
-            try:
-                reply = self.shed(environ, waited)
-            except Exception:  # a bug here must not cost the reply: the app still answers
-                log.exception("load shedding failed; the request is decided as usual")
-                reply = None
-            if reply is not None:
-                body = self.dumps(reply)
-                start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))])
-                return [body]
+        reply = self.reply_for(environ, waited) if stale else None
+        if reply is not None:
+            body = self.dumps(reply)
+            start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))])
+            return [body]
         return self.app(environ, start_response)
+
+    def reply_for(self, environ: dict[str, Any], waited: float) -> dict[str, Any] | None:
+        """A stale request's fail-open reply, reported as shed; None: the app answers it (not a POST
+        to a callback path, or something the app must reject, or a failure here). Both ways of
+        shedding ask this: the WSGI wrapper above and the worker's from the bytes (early_shed.py)."""
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") not in self.paths:
+            return None
+        try:
+            return self.shed(environ, waited)
+        except Exception:  # a bug here must not cost the reply: the app still answers
+            log.exception("load shedding failed; the request is decided as usual")
+            return None
 
     def settings(self) -> tuple:
         """(config, ceiling ms, target ms, interval s) from the receiver's current config, so a reload

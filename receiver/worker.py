@@ -214,15 +214,14 @@ class ImhookWorker(ReadStage, ThreadWorker):
         """Answer a stale plain callback from its bytes, without gunicorn's parser; True: keep the
         connection, False: close it, None: not shed here (the usual path answers it)."""
         environ = early_shed.environ_of(data, conn.client, self.field_limits)
-        if environ is None or environ["PATH_INFO"] not in self.shedder.paths:
-            return None
-        try:
-            reply = self.shedder.shed(environ, conn.queue_wait)
-        except Exception:  # a bug here must not cost the reply: the usual path still answers
-            log.exception("load shedding failed; the request is decided as usual")
-            return None
+        if environ is None:
+            return None  # not plain: gunicorn's path reads it, and the Shedder around the app sheds it
+        reply = self.shedder.reply_for(environ, conn.queue_wait)
         if reply is None:
-            return None  # the app must answer it (a wrong Sign, a client not allowed...)
+            # The Shedder has judged it (the app must answer: a wrong Sign, a client not allowed...):
+            # gunicorn's path takes it to the app without asking the Shedder, and authenticating, twice.
+            conn.stale = False
+            return None
         with self._early_lock:  # request threads: each counts
             self.nr += 1
             self.shed_early_count += 1

@@ -32,6 +32,7 @@ class Harness:
         worker.pending_conns = deque()
         worker.render_error = edge.render_error
         worker.abandoned = 0
+        worker.sheds_early = False  # a stale request goes gunicorn's usual way (the early one: test_early_shed.py)
         self.dispatched: list = []
         worker.enqueue_req = self.dispatched.append  # what a thread would be given
         self.worker = worker
@@ -250,11 +251,32 @@ def test_recv_stamped_gives_the_bytes_and_when_they_arrived():
             assert data == b"hello" and sent - 0.01 <= stamp <= sent + 0.1
 
 
-class StaleAfter:
-    """The shedder's decision by its ceiling alone, without an app behind it (and no path it sheds
-    early: what the worker does with a stale request is then gunicorn's usual path)."""
+def test_a_stale_request_the_shedder_declined_goes_to_the_app_without_asking_it_again(harness, monkeypatch):
+    # A wrong Sign under overload: the Shedder authenticates it once, on the early path, and
+    # declines; gunicorn's path must then take it straight to the app, not to the Shedder again.
+    h = harness()
+    client = h.connect()
+    client.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    h.pump(2)
+    (conn,) = h.dispatched
+    asked = []
 
-    paths = frozenset()
+    class Declines(StaleAfter):
+        def reply_for(self, environ, waited):
+            asked.append(environ["PATH_INFO"])
+            return None
+
+    h.worker.shedder = Declines(0.001)
+    h.worker.sheds_early = True
+    conn.queued_at = time.monotonic() - 0.5
+    decided = []
+    monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: decided.append(conn.stale) or True)
+    assert h.worker.handle(conn) is True
+    assert asked == ["/callback"] and decided == [False]  # asked once; then not stale for the Shedder
+
+
+class StaleAfter:
+    """The shedder's decision by its ceiling alone, without an app behind it."""
 
     def __init__(self, milliseconds: float):
         self.milliseconds = milliseconds
