@@ -71,6 +71,15 @@ def imhook_spec(name: str, config: Path, *args: str) -> ServerSpec:
         "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN}, args)
 
 
+def tree_b_spec(name: str, tree: Path, production: Path) -> ServerSpec:
+    """`default-b` or `production-b`: that server on another checkout's code (`--tree-b`), whose
+    receiver, rules and gunicorn_conf come first on PYTHONPATH. Its default server reads its own
+    default.yaml: this checkout's may list keys the other does not know."""
+    config = tree / "receiver" / "default.yaml" if name == "default-b" else production
+    spec = imhook_spec(name, config)
+    return ServerSpec(name, spec.gunicorn_config, {**spec.env, "PYTHONPATH": str(tree.resolve())})
+
+
 def reference_receiver(config: Path):
     """The sans-I/O core built from the same config the server runs: what a correct reply is."""
     from receiver.config import load_config
@@ -358,14 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                        imhook_spec("pooled", production, "benchmarks.configs.pooled_chain:app"), production),
         }
         if args.tree_b is not None:
-            other = {"PYTHONPATH": str(args.tree_b.resolve())}  # its receiver, rules and gunicorn_conf
             for name in ("default", "production"):
-                label, spec, config = servers[name]
-                if name == "default":  # its own default.yaml: this one may list keys it does not know
-                    config = args.tree_b / "receiver" / "default.yaml"
-                    spec = imhook_spec(name, config)
-                servers[f"{name}-b"] = (f"{label}, code of {args.tree_b}",
-                                        ServerSpec(f"{name}-b", spec.gunicorn_config, {**spec.env, **other}), config)
+                spec = tree_b_spec(f"{name}-b", args.tree_b, production)
+                servers[f"{name}-b"] = (f"{servers[name][0]}, code of {args.tree_b}", spec,
+                                        Path(spec.env["IMHOOK_CONFIG"]))
             args.only += "".join(f",{name}-b" for name in ("default", "production") if name in args.only.split(","))
         names = args.only.split(",")
         runs = [Run(name, servers[name][0]) for name in names]

@@ -130,13 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                  "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
                  "production": httpbench.imhook_spec("production", production)}
         names = args.only.split(",")
-        if args.tree_b is not None:  # its receiver, rules and gunicorn_conf first on the path
-            other = {"PYTHONPATH": str(args.tree_b.resolve())}
-            specs["default-b"] = httpbench.imhook_spec("default-b", args.tree_b / "receiver" / "default.yaml")
-            specs["production-b"] = httpbench.imhook_spec("production-b", production)
-            for name in ("default-b", "production-b"):
-                specs[name] = ServerSpec(name, specs[name].gunicorn_config, {**specs[name].env, **other})
-            names += [f"{name}-b" for name in ("default", "production") if name in names]
+        for name in ("default", "production") if args.tree_b is not None else ():
+            if name in names:
+                names.append(f"{name}-b")
+                specs[f"{name}-b"] = httpbench.tree_b_spec(f"{name}-b", args.tree_b, production)
         from receiver.gunicorn_conf import threads, workers
 
         for name in names:
