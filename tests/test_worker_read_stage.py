@@ -220,12 +220,21 @@ def test_a_request_the_loop_read_late_counts_its_wait_from_its_arrival(harness, 
     assert conn.queue_wait >= 0.29 and conn.stale
 
 
-def test_a_stamp_from_a_stepped_clock_is_believed_only_so_far(harness, monkeypatch):
-    h = harness()
+SMALL_POST = b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def queued(h: Harness, request: bytes):
+    """Send `request` on a new connection and let the read stage hand it on: its connection."""
     client = h.connect()
-    client.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    client.sendall(request)
     h.pump(2)
     (conn,) = h.dispatched
+    return conn
+
+
+def test_a_stamp_from_a_stepped_clock_is_believed_only_so_far(harness, monkeypatch):
+    h = harness()
+    conn = queued(h, SMALL_POST)
     conn.arrived_at -= 3600  # as if the system clock had stepped an hour forward meanwhile
     h.worker.shedder = StaleAfter(100)
     monkeypatch.setattr(worker_module.ThreadWorker, "handle", lambda self, conn: True)
@@ -255,10 +264,7 @@ def test_a_stale_request_the_shedder_declined_goes_to_the_app_without_asking_it_
     # A wrong Sign under overload: the Shedder authenticates it once, on the early path, and
     # declines; gunicorn's path must then take it straight to the app, not to the Shedder again.
     h = harness()
-    client = h.connect()
-    client.sendall(b"POST /callback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
-    h.pump(2)
-    (conn,) = h.dispatched
+    conn = queued(h, SMALL_POST)
     asked = []
 
     class Declines(StaleAfter):
