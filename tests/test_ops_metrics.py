@@ -142,3 +142,44 @@ def test_recording_counters_are_mirrored_at_each_flush():
         assert value("imhook_recording_queue_depth") == 4
     finally:
         metrics._recording = previous
+
+
+def _counter_file(folder, pid: int, value: float) -> None:
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    counts = MmapedDict(str(folder / f"counter_{pid}.db"))
+    counts.write_value(mmap_key("imhook_test_total", "imhook_test_total", ["k"], ["v"], "A test counter."), value, 0.0)
+    counts.close()
+
+
+def test_metrics_read_every_worker_file_but_one_still_being_created(tmp_path, monkeypatch):
+    # A worker starting up creates its file empty, then sizes it: /metrics read in between once
+    # answered 500 (CI, right after a worker was replaced). The empty file holds nothing yet.
+    from receiver.ops import metrics
+
+    _counter_file(tmp_path, 101, 3)
+    _counter_file(tmp_path, 102, 4)
+    (tmp_path / "counter_103.db").write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text, _ = metrics.render()
+    assert 'imhook_test_total{k="v"} 7.0' in text.decode()
+
+
+def test_metrics_list_the_files_again_when_one_went_between_listing_and_reading(tmp_path, monkeypatch):
+    # gunicorn's child_exit removes a dead worker's live gauge files while /metrics may be reading.
+    from receiver.ops import metrics
+
+    _counter_file(tmp_path, 101, 3)
+    real_glob = metrics.glob.glob
+    listings = []
+
+    def glob_with_a_ghost_once(pattern):
+        found = real_glob(pattern)
+        listings.append(found)
+        return found + [str(tmp_path / "counter_999.db")] if len(listings) == 1 else found
+
+    monkeypatch.setattr(metrics.glob, "glob", glob_with_a_ghost_once)
+    monkeypatch.setattr(metrics, "_has_content", lambda path: True)  # as if it vanished after this check
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text, _ = metrics.render()
+    assert 'imhook_test_total{k="v"} 3.0' in text.decode() and len(listings) == 2

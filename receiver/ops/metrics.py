@@ -13,6 +13,7 @@ under a global lock; a request used to make about a dozen. So another worker's c
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import threading
@@ -293,15 +294,48 @@ class BacklogCollector:
         yield oldest
 
 
+class WorkerFiles:
+    """prometheus_client's MultiProcessCollector, minus two races with workers starting and dying.
+
+    A starting worker creates each of its files empty, then sizes it (prometheus_client's
+    MmapedDict): read in between, an empty file made /metrics answer 500 (struct.error), seen in
+    CI right after a worker was replaced. And gunicorn's child_exit removes a dead worker's live
+    gauge files, which may go between the listing and the read. So an empty file is left out (it
+    holds nothing yet), and a read that found a file gone lists the folder again.
+    """
+
+    ATTEMPTS = 3
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        for attempt in range(self.ATTEMPTS):
+            files = [name for name in glob.glob(os.path.join(self.path, "*.db")) if _has_content(name)]
+            try:
+                return MultiProcessCollector.merge(files, accumulate=True)
+            except FileNotFoundError:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+        return []
+
+
+def _has_content(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:  # removed since the listing
+        return False
+
+
 def render(extra: Iterable = ()) -> tuple[bytes, str]:
     """The exposition text: every worker's metrics (multiprocess mode) plus scrape-time collectors."""
     flush()  # this worker's own counts, up to this request; other workers flush every FLUSH_SECONDS
     directory = multiprocess_dir()
     if directory:
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
+        registry.register(WorkerFiles(directory))
         text = generate_latest(registry)
     else:
         text = generate_latest(REGISTRY)
