@@ -17,6 +17,7 @@ from .ops.web import CALLBACK_GATE
 from .core import HttpRequest, Receiver, new_request_id
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
 from .platforms import NETEASE, NETEASE_COPY, Platforms
+from .routing import ImhookFlask
 
 log = logging.getLogger("imhook.app")
 CALLBACK_PATHS = ("/", "/callback")
@@ -38,7 +39,7 @@ def create_app(config_file: str | Path | None = None, *, receiver: Receiver | No
         receiver = Receiver(config, chain, platform=platform)
         if not config.tokens:
             log.warning("no token configured: the Sign of callbacks is not checked")
-    app = Flask("imhook")
+    app = ImhookFlask("imhook")
     app.session_interface = NoSessions()
     # For the other views; the callback view reads its body with read_body, never cut silently.
     app.config["MAX_CONTENT_LENGTH"] = receiver.config.server["max_body_bytes"]
