@@ -15,9 +15,9 @@ from werkzeug.exceptions import HTTPException
 from . import jsonout, parts
 from .ops.web import CALLBACK_GATE
 from .core import HttpRequest, Receiver, new_request_id
+from .flaskapp import ImhookFlask
 from .reload import FileWatcher, Snapshot, build, initial_snapshot
 from .platforms import NETEASE, NETEASE_COPY, Platforms
-from .routing import ImhookFlask
 
 log = logging.getLogger("imhook.app")
 CALLBACK_PATHS = ("/", "/callback")
