@@ -31,6 +31,16 @@ NOTIFY = "notify"
 Path = tuple
 
 
+def filled(cls, /, **fields: Any):
+    """The instance `cls(**fields)` makes, for a dataclass without __post_init__ or slots, given every
+    field in the order the class declares them: its __init__ sets each field of a frozen class
+    through object.__setattr__ (~0.1 µs each); filling the instance dict at once makes the same
+    object. Callers name every field (tests/test_model_filled.py checks each against __init__)."""
+    made = object.__new__(cls)
+    made.__dict__.update(fields)
+    return made
+
+
 @dataclass(frozen=True)
 class TextField:
     """One human-readable text inside an event, with where it lives and whom it concerns."""
@@ -84,6 +94,15 @@ class MessageSend(Event):
 
     def text_fields(self) -> Iterator[TextField]:
         return self.message.text_fields()
+
+    @classmethod
+    def of(cls, action: str, actor: str, group_id: str, group_type: str, conversation: str, peer: str,
+           topic_id: str, online_only: bool, message: Any) -> "MessageSend":
+        """MessageSend(...) with every field given, at a third of the cost: made for every message.
+        See `filled`."""
+        return filled(cls, action=action, actor=actor, group_id=group_id, group_type=group_type,
+                      conversation=conversation, peer=peer, topic_id=topic_id, online_only=online_only,
+                      message=message)
 
 
 @dataclass(frozen=True)
@@ -238,6 +257,15 @@ class Callback:
     # Why the rules cannot decide this before-callback ("" when they can): a field its decision needs
     # is unreadable, or the body nests too deep. The chain then answers with its on_error outcome.
     undecidable: str = ""
+
+    @classmethod
+    def of(cls, platform: str, command: str, is_before: bool, app_id: str, event: Event, query: Mapping[str, str],
+           body: Mapping[str, Any], data: Mapping[str, Any], client_ip: str, client_platform: str, known: bool,
+           drift: tuple[str, ...], undecidable: str) -> "Callback":
+        """Callback(...) with every field given, at a third of the cost: made for every request. See `filled`."""
+        return filled(cls, platform=platform, command=command, is_before=is_before, app_id=app_id, event=event,
+                      query=query, body=body, data=data, client_ip=client_ip, client_platform=client_platform,
+                      known=known, drift=drift, undecidable=undecidable)
 
     @property
     def action(self) -> str:

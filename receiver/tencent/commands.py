@@ -96,15 +96,15 @@ def _accounts(items: list | None, key: str = "member_account") -> tuple[str, ...
 
 
 def _c2c_message(d: dict) -> m.Event:
-    return m.MessageSend(
-        m.MESSAGE_SEND, actor=d["from_account"], conversation="c2c", peer=d["to_account"],
-        online_only=d.get("online_only_flag") == 1,
+    return m.MessageSend.of(
+        m.MESSAGE_SEND, actor=d["from_account"], group_id="", group_type="", conversation="c2c",
+        peer=d["to_account"], topic_id="", online_only=d.get("online_only_flag") == 1,
         message=TencentMessage.from_wire(d["msg_body"], d.get("cloud_custom_data")),
     )
 
 
 def _group_message(d: dict) -> m.Event:
-    return m.MessageSend(
+    return m.MessageSend.of(
         m.MESSAGE_SEND, actor=d["from_account"], group_id=d["group_id"], group_type=d.get("type", ""),
         conversation="group", peer=d["group_id"], topic_id=d.get("topic_id", ""),
         online_only=d.get("online_only_flag") == 1,
@@ -113,9 +113,10 @@ def _group_message(d: dict) -> m.Event:
 
 
 def _official_message(d: dict) -> m.Event:
-    return m.MessageSend(
-        m.MESSAGE_SEND, actor=d.get("from_account") or d["official_account"], conversation="official",
-        peer=d["official_account"], online_only=d.get("online_only_flag") == 1,
+    return m.MessageSend.of(
+        m.MESSAGE_SEND, actor=d.get("from_account") or d["official_account"], group_id="", group_type="",
+        conversation="official", peer=d["official_account"], topic_id="",
+        online_only=d.get("online_only_flag") == 1,
         message=TencentMessage.from_wire(d["msg_body"], d.get("cloud_custom_data")),
     )
 

@@ -124,7 +124,7 @@ class TencentPlatform:
                 reason = f"event not readable: {type(exc).__name__}"
                 undecidable = reason if spec.is_before else ""
                 event = undecided_event(spec, payload) if spec.is_before else generic_event(payload)
-        return Callback(
+        return Callback.of(
             platform=self.name, command=query["CallbackCommand"], is_before=bool(spec and spec.is_before),
             app_id=query["SdkAppid"], event=event, query=dict(query), body=payload, data=data,
             client_ip=query.get("ClientIP", ""), client_platform=query.get("OptPlatform", ""),
