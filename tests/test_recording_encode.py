@@ -55,3 +55,25 @@ def test_policy_redacted(store_text, salt, expected):
     assert policy.redacted == expected and policy.redacted == expected  # asked twice: the cached value
     assert policy.rewrites_json is bool(expected)
     assert policy == Policy(store_text=store_text, salt=salt)
+
+
+def outcomes():
+    """Outcomes of the sample callbacks through a real Receiver: decided, rewritten, rejected, NetEase."""
+    from .helpers import handle, handle_netease, make_receiver_all, request_samples, rules_yaml, sample
+
+    receiver = make_receiver_all(rules_yaml('{use: sensitive_words, config: {words: [badword], action: mask}}'))
+    found = [handle(receiver, sample(name)) for name in request_samples()]
+    found.append(handle(receiver, b"not json", query={"SdkAppid": "1", "CallbackCommand": "X"}))
+    found.append(handle_netease(receiver, {"eventType": "1", "fromAccount": "a", "to": "b", "body": "badword"}))
+    return found
+
+
+def test_a_record_from_an_outcome_is_the_one_records_init_makes():
+    from receiver.recording.capture import record_from_outcome
+
+    for policy in (Policy(), Policy(store_text=False, salt=b"salt")):
+        for outcome in outcomes():
+            record = record_from_outcome(outcome, policy, max_rejected_body=16)
+            made = Record(**{f.name: getattr(record, f.name) for f in dataclasses.fields(Record)})
+            assert list(vars(record).items()) == list(vars(made).items())
+            assert encode(record) == encode(made)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from ..core import Outcome
+from ..model import filled
 from ..platforms import RECORD_PLATFORM_KEY
 from .privacy import Policy
 from .record import Record
@@ -26,7 +27,9 @@ def record_from_outcome(outcome: Outcome, policy: Policy, *, max_rejected_body: 
     if request.platform:  # NetEase: replay and explain dispatch on it (receiver/platforms.py)
         query[RECORD_PLATFORM_KEY] = request.platform
         body = without_login_token(body)
-    return Record(
+    # `filled`: every field, in Record's order (tests/test_recording_encode.py compares with Record(...)).
+    return filled(
+        Record,
         received_at=outcome.received_at,
         command=outcome.command,
         query=query,
@@ -45,6 +48,8 @@ def record_from_outcome(outcome: Outcome, policy: Policy, *, max_rejected_body: 
         request_id=request.request_id,
         source="live",
         redacted=policy.redacted,
+        id=None,
+        origin="",
     )
 
 
