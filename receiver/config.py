@@ -30,7 +30,7 @@ SHED_AFTER_MS = 100.0  # server.shed_after_ms (why 100: docs/operations.md); als
 # server.shed_target_ms and shed_interval_ms: the standing-queue test (receiver/standing_queue.py;
 # why these: docs/operations.md); also for an app without imhook.
 SHED_TARGET_MS = 20.0
-SHED_INTERVAL_MS = 100.0
+SHED_INTERVAL_MS = 50.0  # CoDel's 100 ms let the queue grow back on a fast host (docs/operations.md)
 # server.shed_reply: what a shed before-callback is answered, per event kind (or `default`).
 SHED_KINDS = (MESSAGE_SEND, FRIEND_ADD, FRIEND_RESPOND, GROUP_CREATE, GROUP_JOIN, GROUP_INVITE, TOPIC_CREATE)
 SHED_REPLIES = ("allow", "on_error")

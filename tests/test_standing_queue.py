@@ -70,9 +70,9 @@ def test_the_worker_shedder_reads_the_settings_of_the_current_config(tmp_path, m
         assert wrapper.stale(waited, 8.0 + i / 64) is expected, text
 
 
-def test_the_defaults_are_a_20_ms_target_over_100_ms():
+def test_the_defaults_are_a_20_ms_target_over_50_ms():
     server = parse_config("rules: []\n", "c.yaml", {"IMHOOK_APP_ID": APP_ID}).server
-    assert (server["shed_target_ms"], server["shed_interval_ms"], server["shed_after_ms"]) == (20, 100, 100)
+    assert (server["shed_target_ms"], server["shed_interval_ms"], server["shed_after_ms"]) == (20, 50, 100)
 
 
 @pytest.mark.parametrize("key, bad", [("shed_target_ms", "-1"), ("shed_target_ms", "2500"),
