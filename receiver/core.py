@@ -21,7 +21,7 @@ from rules.chain import Chain, Decision, result_name
 from .config import Config
 from .errors import MethodNotAllowed, NotFound, RequestError
 from .lazy import lazy
-from .model import Callback
+from .model import Callback, filled
 from .platforms import Platforms
 
 log = logging.getLogger("imhook.core")
@@ -41,13 +41,9 @@ class HttpRequest:
     def of(cls, method: str, query: Mapping[str, str], body: bytes, headers: Mapping[str, str],
            remote_addr: str, request_id: str, platform: str) -> "HttpRequest":
         """HttpRequest(...) with every field given, at a third of the cost: the web adapter makes
-        one per callback. A frozen dataclass's __init__ sets each field through
-        object.__setattr__; filling the instance dict at once (in field order) makes the same
-        object (HttpRequest has no __post_init__ or slots)."""
-        made = object.__new__(cls)
-        made.__dict__.update(method=method, query=query, body=body, headers=headers, remote_addr=remote_addr,
-                             request_id=request_id, platform=platform)
-        return made
+        one per callback (receiver/model.py `filled`)."""
+        return filled(cls, method=method, query=query, body=body, headers=headers, remote_addr=remote_addr,
+                      request_id=request_id, platform=platform)
 
 
 @dataclass

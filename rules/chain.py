@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 
-from receiver.model import Callback, MessageSend
+from receiver.model import Callback, MessageSend, filled
 from receiver.threadnames import name_this_thread
 from receiver.verdict import ALLOW, DROP, REFUSE, FriendResult, Verdict
 
@@ -291,14 +291,8 @@ def _call(entry: ChainEntry, callback: Callback) -> tuple[Verdict | None, str | 
 
 
 def _trace_step(rule: str, result: str, reason: str, elapsed_ms: float) -> TraceStep:
-    """TraceStep(rule, result, reason, elapsed_ms), at half the cost: several per callback.
-
-    A frozen dataclass's __init__ sets each field through object.__setattr__; filling the
-    instance dict at once makes the same object (TraceStep has no __post_init__ or slots).
-    """
-    step = object.__new__(TraceStep)
-    step.__dict__.update(rule=rule, result=result, reason=reason, elapsed_ms=elapsed_ms)
-    return step
+    """TraceStep(rule, result, reason, elapsed_ms), at half the cost: several per callback (`filled`)."""
+    return filled(TraceStep, rule=rule, result=result, reason=reason, elapsed_ms=elapsed_ms)
 
 
 def _fallback(outcome: str, rule: str, reason: str) -> Verdict:
