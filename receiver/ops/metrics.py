@@ -319,7 +319,6 @@ class WorkerFiles:
             except FileNotFoundError:
                 if attempt == self.ATTEMPTS - 1:
                     raise
-        return []
 
 
 def _has_content(path: str) -> bool:
