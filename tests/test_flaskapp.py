@@ -7,15 +7,17 @@ signals run, in the same order, with or without hooks registered.
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import pytest
-from flask import Flask, after_this_request, appcontext_tearing_down, request, request_tearing_down
+from flask import (Flask, after_this_request, appcontext_popped, appcontext_pushed, appcontext_tearing_down,
+                   got_request_exception, request, request_finished, request_started, request_tearing_down)
 from werkzeug.exceptions import BadHost
 from werkzeug.routing import Map, Rule
 from werkzeug.test import EnvironBuilder
 
-from receiver.flaskapp import ImhookFlask
+from receiver.flaskapp import MAX_SYNC_ENTRIES, ImhookFlask
 from receiver.routing import MAX_BOUND_SERVERS, StaticFirstMap
 
 
@@ -173,3 +175,124 @@ def test_an_error_reaches_the_teardowns_as_it_does_in_flask():
             request_tearing_down.disconnect(on)
         results[cls] = (response.status_code, calls)
     assert results[ImhookFlask] == results[Flask] == (500, ["request_tearing_down ValueError('boom')"])
+
+
+SIGNALS = (request_started, request_finished, request_tearing_down, appcontext_pushed, appcontext_popped,
+           appcontext_tearing_down, got_request_exception)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_every_signal_reaches_a_connected_receiver_as_in_flask(fail):
+    results = {}
+    for cls in (Flask, ImhookFlask):
+        calls: list[str] = []
+        app = cls("signals")
+
+        @app.post("/callback")
+        def callback():
+            if fail:
+                raise ValueError("boom")
+            return {"host": request.host}
+
+        receivers = [(signal, lambda sender, signal=signal, **extra: calls.append(
+            f"{signal.name} {sorted(extra)} {extra.get('exc')!r}")) for signal in SIGNALS]
+        for signal, receiver in receivers:
+            signal.connect(receiver)
+        try:
+            response = app.test_client().post("/callback", headers={"Host": "Example.com:8080"})
+        finally:
+            for signal, receiver in receivers:
+                signal.disconnect(receiver)
+        results[cls] = (response.status_code, response.get_data(), calls)
+    assert results[ImhookFlask] == results[Flask]
+    assert len(results[Flask][2]) == (7 if fail else 6)
+
+
+def test_without_receivers_no_signal_is_sent_and_the_reply_is_flasks(monkeypatch):
+    sent = []
+    for signal in SIGNALS:
+        monkeypatch.setattr(signal, "send", lambda *a, signal=signal, **k: sent.append(signal.name) or [])
+    app = make_app(ImhookFlask, [], hooks=False)
+    response = app.test_client().post("/callback")
+    assert (response.status_code, response.get_json()) == (200, {"ok": "/callback"})
+    assert sent == []
+
+
+def test_trusted_hosts_are_still_checked_and_the_host_is_the_same():
+    for cls in (Flask, ImhookFlask):
+        app = cls("hosts")
+        app.post("/callback")(lambda: {"host": request.host})
+        client = app.test_client()
+        assert client.post("/callback", headers={"Host": "Example.com:8080"}).get_json() == {
+            "host": "Example.com:8080"}
+        app.config["TRUSTED_HOSTS"] = ["good.example"]
+        assert client.post("/callback", headers={"Host": "evil.example"}).status_code == 400
+        assert client.post("/callback", headers={"Host": "good.example"}).get_json() == {"host": "good.example"}
+
+
+def test_a_plain_view_is_asked_about_once_and_the_answers_kept_are_bounded(monkeypatch):
+    app = ImhookFlask("sync")
+    asked = []
+    original = Flask.ensure_sync
+    monkeypatch.setattr(Flask, "ensure_sync", lambda self, func: asked.append(func) or original(self, func))
+    app.post("/callback")(lambda: {"ok": True})
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/callback").get_json() == {"ok": True}
+    assert len(asked) == 1
+    for number in range(3 * MAX_SYNC_ENTRIES):
+        func = eval(f"lambda: {number}")  # a new function each time
+        assert app.ensure_sync(func) is func
+        assert len(app._sync_of) <= MAX_SYNC_ENTRIES
+
+
+def test_an_async_view_is_flasks_business():
+    results = {}
+    for cls in (Flask, ImhookFlask):
+        app = cls("async")
+
+        @app.post("/callback")
+        async def callback():
+            return {"ok": True}
+
+        try:
+            response = app.test_client().post("/callback")
+            results[cls] = (response.status_code, response.get_data())
+        except RuntimeError as exc:  # Flask without its async extra says so
+            results[cls] = str(exc)
+    assert results[ImhookFlask] == results[Flask]
+    assert app._sync_of == {} or all(key is value for key, value in app._sync_of.items())
+
+
+def test_closing_the_request_still_closes_uploaded_files():
+    closed = []
+    for cls in (Flask, ImhookFlask):
+        app = cls("files")
+
+        @app.post("/upload")
+        def upload():
+            stream = request.files["f"].stream
+            original = stream.close
+            stream.close = lambda: closed.append(cls.__name__) or original()
+            return {"name": request.files["f"].filename}
+
+        response = app.test_client().post("/upload", data={"f": (io.BytesIO(b"x"), "a.txt")},
+                                          content_type="multipart/form-data")
+        assert response.get_json() == {"name": "a.txt"}
+    assert closed == ["Flask", "ImhookFlask"]
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/callback"), ("OPTIONS", "/callback"), ("GET", "/callback"),
+                                          ("POST", "/nope"), ("POST", "/callback/"), ("POST", "/item/7"),
+                                          ("OPTIONS", "/item/7"), ("POST", "/item/x")])
+def test_dispatch_answers_as_flask_does(method, path):
+    results = {}
+    for cls in (Flask, ImhookFlask):
+        app = cls("dispatch")
+        app.add_url_rule("/callback", "callback", lambda: {"view": "callback"}, methods=["POST"])
+        app.add_url_rule("/item/<int:number>", "item", lambda number: {"view": "item", "number": number},
+                         methods=["POST"])
+        response = app.test_client().open(path, method=method)
+        results[cls] = (response.status_code, response.get_data(), response.headers.get("Allow"),
+                        response.headers.get("Location"))
+    assert results[ImhookFlask] == results[Flask]
