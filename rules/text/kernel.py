@@ -24,8 +24,12 @@ try:
     from . import _wordkernel
 except ImportError:  # no compiler at install time: the pure-Python path runs
     _wordkernel = None
+try:
+    from . import _wordsearch
+except ImportError:  # the same: the automaton searches alone
+    _wordsearch = None
 
-__all__ = ["compiled", "make_kernel", "configure", "tone_scan", "symbol_scan", "describe"]
+__all__ = ["compiled", "searcher", "make_kernel", "configure", "tone_scan", "symbol_scan", "describe"]
 
 # The extension module, or None when it is missing or switched off.
 compiled: Any = None if os.environ.get("IMHOOK_WORDS_KERNEL", "1") == "0" else _wordkernel
@@ -39,6 +43,15 @@ def describe() -> str:
         return "sensitive words: compiled kernel switched off (IMHOOK_WORDS_KERNEL=0), pure-Python path"
     return ("sensitive words: compiled kernel not built (no C compiler at install?), pure-Python"
             " path: same results, fewer messages/s (docs/performance.md)")
+
+
+def searcher(keys: Sequence[bytes], automaton: Any) -> Any:
+    """What searches the encoded stream: the compiled Searcher (rules/text/_wordsearch.c: the
+    automaton's hits, found with far fewer memory reads; the automaton itself for a text made to
+    slow it), or the automaton where it is not built or the kernel is switched off."""
+    if _wordsearch is None or compiled is None:
+        return automaton
+    return _wordsearch.Searcher(keys, automaton)
 
 
 def make_kernel(encoding: Any, patterns: Sequence[Any], automaton: Any, whole_word_latin: bool,

@@ -108,8 +108,8 @@ def _build(cls: type[WordMatcher], words: Iterable[Word | str], *,
     encoded, order, longest = _in_byte_order(encoding, keys)
     automaton = None
     if encoded:
-        automaton = ahocorasick_rs.BytesAhoCorasick(
-            encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST)
+        automaton = _kernel.searcher(encoded, ahocorasick_rs.BytesAhoCorasick(
+            encoded, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_LONGEST))
     values = list(by_key.values())
     matcher = cls(automaton, list(map(values.__getitem__, order)), encoding, whole_word_latin,
                   longest)

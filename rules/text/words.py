@@ -13,7 +13,7 @@ import functools
 import itertools
 import operator
 import unicodedata
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import ahocorasick_rs
 import numpy as np
@@ -186,7 +186,7 @@ class WordMatcher:
                  "word_count", "_check", "_symbols", "_symbol_pass", "_allowed", "_wanted",
                  "_pairs", "_tones", "_kernel", "_tone_scan", "_symbol_scan")
 
-    def __init__(self, automaton: ahocorasick_rs.BytesAhoCorasick | None,
+    def __init__(self, automaton: Any | None,  # kernel.searcher: a Searcher or the ahocorasick_rs automaton
                  patterns: Sequence[_Pattern], encoding: SearchEncoding,
                  whole_word_latin: bool, longest: int) -> None:
         # Use WordMatcher.build(); this constructor takes already-prepared parts.
