@@ -91,6 +91,10 @@ def _each(hook, *args):
 
 
 def when_ready(server):
+    if server.cfg.reuse_port and not server.LISTENERS:
+        # With reuse_port gunicorn binds in each worker, so the master's own "Listening at" line
+        # above names no address; say where the workers will listen.
+        server.log.info("Listening at: %s (each worker binds it, SO_REUSEPORT)", ", ".join(server.cfg.bind))
     _each("when_ready", server)
 
 

@@ -88,3 +88,15 @@ def test_a_worker_freezes_the_built_app_out_of_the_collectors_sight():
     frozen, young_threshold = map(int, run.stdout.split())
     assert frozen > 10000
     assert young_threshold == 10_000  # receiver/heap.py: GC_THRESHOLD
+
+
+@pytest.mark.parametrize("reuse_port", ["1", "0"])
+def test_the_log_says_where_the_workers_listen(serve, tmp_path, reuse_port):
+    server = serve(config_text(tmp_path), env={"IMHOOK_REUSE_PORT": reuse_port})
+    address = server.url.removeprefix("http://")
+    log = server.log()
+    if reuse_port == "1":  # gunicorn's own line names nothing: the workers bind
+        assert f"Listening at: {address} (each worker binds it, SO_REUSEPORT)" in log
+    else:
+        assert f"Listening at: http://{address}" in log
+        assert "SO_REUSEPORT" not in log
