@@ -254,7 +254,7 @@ def kernel_breakdown(words: list[Word], messages: list[str], seconds: float) -> 
         return matcher.mask(text, hits) if hits else text
 
     return [("encode (C)", us(kernel.encode, messages)),
-            ("search the encoded stream (ahocorasick_rs)", us(automaton.find_matches_as_indexes,
+            (f"search the encoded stream ({type(automaton).__name__})", us(automaton.find_matches_as_indexes,
                                                              [d for d in streams if d is not None])),
             (f"resolve + check hits (C, {len(triples) / len(messages):.0%} of messages)",
              us(lambda x: kernel.matches(*x), triples)),

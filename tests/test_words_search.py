@@ -79,15 +79,21 @@ def test_the_corpus_gives_the_automatons_hits(corpus_keys):
     assert found > 0 and spy.calls == 0  # hits were there to find; none went to the automaton
 
 
+# Keys of 1 to 12 bytes, prefixes of each other, a duplicate (the first one wins): the Searcher looks
+# keys of 8 bytes or more up by their first 8 (with the longest shorter key on the way), and shorter
+# ones by their own filter.
 SMALL_KEYS = [b"\x80\x01", b"\x80\x01\x81\x02", b"\x80\x01\x81\x02\x82\x03", b"\x81\x02", b"\x82",
-              b"\x82\x03\x82\x03\x82\x03\x82\x04", b"ab", b"abc", b"abcd", b"abcde", b"b", b"bcd", b"ab"]
+              b"\x82\x03\x82\x03\x82\x03\x82\x04", b"ab", b"abc", b"abcd", b"abcde", b"b", b"bcd", b"ab",
+              b"abcdefg", b"abcdefgh", b"abcdefghij", b"bcdefghijklm", b"abcdxfghi",
+              b"\x80\x01\x81\x02\x82\x03\x83\x04\x84\x05"]
 STREAMS = [b"", b"\x80", b"\x80\x01", b"\x80\x01\x81", b"\x80\x01\x81\x02\x82\x03\x82", b"xxabcdexx", b"abab",
-           b"\x82\x03\x82\x03\x82\x03\x82\x03\x82\x04", b"zzzzb", b"bcdabcd", b"\x00" * 9, b"\xff" * 3 + b"ab"]
+           b"\x82\x03\x82\x03\x82\x03\x82\x03\x82\x04", b"zzzzb", b"bcdabcd", b"\x00" * 9, b"\xff" * 3 + b"ab",
+           b"abcdefghi", b"abcdefghijk", b"xabcdefgx", b"abcdefghabcdefgh", b"abcdxfghabcdxfghi", b"bcdefghijkl",
+           b"\x80\x01\x81\x02\x82\x03\x83\x04\x84", b"\x80\x01\x81\x02\x82\x03\x83\x04\x84\x05\x80\x01"]
 
 
 @pytest.mark.parametrize("stream", STREAMS)
 def test_a_table_of_streams_gives_the_automatons_hits(stream):
-    # Keys of 1 to 8 bytes, prefixes of each other, a duplicate (the first one wins), at the end.
     assert _wordsearch.Searcher(SMALL_KEYS, automaton(SMALL_KEYS)).find_matches_as_indexes(stream) == \
         automaton(SMALL_KEYS).find_matches_as_indexes(stream)
 
@@ -132,4 +138,5 @@ def test_bad_keys_are_refused_with_an_exception():
 
 def test_it_says_what_it_holds():
     sizes = _wordsearch.Searcher(SMALL_KEYS, automaton(SMALL_KEYS)).sizes()
-    assert sizes["keys"] == len(SMALL_KEYS) and sizes["nodes"] > 10 and sizes["bytes"] > 128 * 1024
+    assert sizes["keys"] == len(SMALL_KEYS) and sizes["nodes"] > 10 and sizes["bytes"] > 16 * 1024
+    assert sizes["jumps"] == 5  # the distinct first 8 bytes of the keys of 8 bytes or more
