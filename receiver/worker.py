@@ -17,6 +17,10 @@ most one request (head limit + server.max_body_bytes), and past MAX_BUFFERED_BYT
 connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again. A full
 worker closes its longest-idle connection to accept a new one, so idle sockets cannot lock it out.
 
+A worker that holds more than its share of the keep-alive connections closes one now and then
+(`Connection: close` on a reply), so the kernel can hand the client's next one to another worker
+(receiver/balance.py).
+
 A thread that takes a request asks the Shedder (receiver/shedding.py) whether it waited too long:
 counted from the kernel's stamp of its arrival (receiver/arrival.py), since the event loop may have
 read it late. A stale plain callback is answered from its bytes (receiver/early_shed.py), without
@@ -46,7 +50,7 @@ from functools import cached_property
 from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from . import early_shed, edge
+from . import balance, early_shed, edge
 from .framing import Limits
 from .read_stage import (  # noqa: F401  (the read stage's limits, as the tests and benchmarks know them)
     MAX_BUFFERED_BYTES, MAX_HEAD_BYTES, REQUEST_READ_SECONDS, ReadStage, count_refusal,
@@ -60,6 +64,9 @@ WRITE_TIMEOUT_SECONDS = 2.0  # a thread's send to a client that does not read: t
 # How much longer than the read stage's own note a request may have waited, by its kernel stamp:
 # beyond the IM's budget, a stamp says more about the system clock having stepped than about the wait.
 MAX_WAIT_BEFORE_READ_SECONDS = 2.0
+# The workers' shared table of open connections: made here, in the master (which imports this module to
+# find the worker class), so every worker it forks shares it.
+CONNECTION_TABLE = balance.SharedTable() if balance.enabled() else None
 
 
 def client_left(sock) -> bool:
@@ -76,6 +83,16 @@ def client_left(sock) -> bool:
         return False
     except OSError:
         return True
+
+
+def count_rebalanced() -> None:
+    """Count a connection closed to even out the workers' split (receiver/balance.py)."""
+    try:
+        from .ops import metrics
+
+        metrics.REBALANCED.inc()
+    except Exception:  # counting must never cost the worker
+        log.debug("could not count a rebalanced connection", exc_info=True)
 
 
 def count_abandoned() -> None:
@@ -111,6 +128,7 @@ class ImhookWorker(ReadStage, ThreadWorker):
         self.shed_early_count = 0  # of the shed ones, answered by shed_early
         self._early_lock = threading.Lock()
         self.render_error = edge.render_error
+        self.balancer = balance.Balancer(CONNECTION_TABLE, self.age)
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -162,6 +180,18 @@ class ImhookWorker(ReadStage, ThreadWorker):
     def budget(self) -> int:
         self.limits()  # refreshed if the config changed
         return self._limits[2]
+
+    def notify(self) -> None:
+        super().notify()  # the loop calls it every turn, at least once a second
+        self.balancer.tick(self.nr_conns)
+
+    def close_to_balance(self) -> bool:
+        """Whether this reply closes its connection, so the client's next one may go to a worker
+        with fewer (receiver/balance.py); counted when it does."""
+        if not self.balancer.take_close():
+            return False
+        count_rebalanced()
+        return True
 
     # --- the thread: one whole request ------------------------------------------------------------
 
@@ -225,7 +255,8 @@ class ImhookWorker(ReadStage, ThreadWorker):
         with self._early_lock:  # request threads: each counts
             self.nr += 1
             self.shed_early_count += 1
-        keep = self.alive and bool(self.cfg.keepalive) and len(self.keepalived_conns) < self.max_keepalived
+        keep = (self.alive and bool(self.cfg.keepalive) and len(self.keepalived_conns) < self.max_keepalived
+                and not self.close_to_balance())
         if self.nr >= self.max_requests and self.alive:  # as gunicorn counts its requests
             self.log.info("Autorestarting worker after current request.")
             self.alive = keep = False
@@ -253,6 +284,8 @@ class ImhookWorker(ReadStage, ThreadWorker):
         conn.sock.settimeout(WRITE_TIMEOUT_SECONDS)  # the reply's send, to a client that may not read
         if getattr(conn, "sent_continue", False):
             req._expected_100_continue = False  # the read stage sent it already, before the body
+        if self.close_to_balance():
+            req.must_close = True  # gunicorn then answers with "Connection: close" and closes it
         waits = self.shedder.waits
         waits.seconds = getattr(conn, "queue_wait", 0.0)
         waits.stale = getattr(conn, "stale", False)
@@ -288,6 +321,10 @@ class ImhookWorker(ReadStage, ThreadWorker):
         try:
             super().run()
         finally:
+            self.balancer.forget()
+            if self.balancer.closed:
+                self.log.info("imhook worker %s: %d connections closed to even out the workers' split",
+                              self.pid, self.balancer.closed)
             # benchmarks/httpbench.py reads this line; /metrics counts shed callbacks too.
             self.log.info("imhook worker %s: %d requests shed (answered without the app), %d of them from their "
                           "bytes, before gunicorn's parser", self.pid,

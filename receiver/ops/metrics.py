@@ -52,6 +52,10 @@ EDGE_REFUSED = Counter("imhook_edge_refusals",
 ABANDONED = Counter("imhook_abandoned_requests",
                     "Callbacks not decided: they waited in the worker's queue long enough to be shed and "
                     "their client had closed the connection (receiver/worker.py).")
+REBALANCED = Counter("imhook_connections_rebalanced",
+                     "Keep-alive connections a worker closed (Connection: close on a whole reply) because it "
+                     "held more than its share, so the client's next one may go to another worker "
+                     "(receiver/balance.py).")
 IP_REJECTED = Counter("imhook_ip_rejected", "Callbacks refused by server.allow_ips.")
 RECORDING_DEPTH = Gauge("imhook_recording_queue_depth", "Callbacks waiting to be recorded.",
                         multiprocess_mode="livesum")

@@ -1,0 +1,99 @@
+"""Keep-alive connections spread evenly over the workers: an over-full worker closes one now and then.
+
+The IM holds a few keep-alive connections to the callback URL and sends every callback over them.
+Which worker serves a connection is settled once, when it is accepted: with `reuse_port` the kernel
+picks by a hash of its addresses, so 16 connections split 8/8 only now and then, and 4/12 or worse in
+about one run of five (benchmarks/http.py reports the split). The worker with 12 then queues three
+times as long as the other while both are busy, and its callbacks make the p99 (issue 16: the rounds
+that missed p99 < 25 ms were mostly 4/12 splits). Without `reuse_port` it is worse: whichever worker
+woke first took every connection of a burst.
+
+So the workers of one gunicorn master share a small table in memory (made in the master, before the
+fork): each worker's open connections and when it last said so. A worker that holds more than its
+fair share (the total over the live workers, rounded up) answers one request with
+`Connection: close`, at most one every CHECK_SECONDS; the client opens a new connection, which
+the kernel may give to another worker, and the split evens out within a second or so. Nothing is
+lost: the reply is whole, and HTTP/1.1 clients open a new connection for the next request after
+`Connection: close`. A worker that has not written its row for STALE_SECONDS (stuck, or gone)
+does not count, so the others never wait on it. One worker alone never closes anything.
+
+IMHOOK_BALANCE_CONNECTIONS=0 turns it off (docs/configuration.md).
+
+Standard library only: gunicorn imports this module in the master (receiver/worker.py).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+
+SLOTS = 256  # rows in the table: a worker writes row `age % SLOTS` (gunicorn numbers every worker it starts)
+CHECK_SECONDS = 0.1  # how often a worker writes its row and weighs its share; at most one close per check
+STALE_SECONDS = 2.0  # a row older than this is not counted (a worker's loop writes at least once a second)
+_ROW = 2  # int64s per row: open connections, then the time written (ms of CLOCK_MONOTONIC, +1; 0: never)
+
+
+def enabled() -> bool:
+    return os.environ.get("IMHOOK_BALANCE_CONNECTIONS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class SharedTable:
+    """The table itself: an anonymous shared mapping, inherited by the workers a master forks."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, SLOTS * _ROW * 8)  # MAP_SHARED | MAP_ANONYMOUS, zeroed
+        self.cells = memoryview(self._map).cast("q")
+
+    def write(self, slot: int, connections: int, now: float) -> None:
+        base = (slot % SLOTS) * _ROW
+        self.cells[base] = connections
+        self.cells[base + 1] = int(now * 1000) + 1
+
+    def fair_share(self, now: float) -> tuple[int, int]:
+        """(connections over the live workers, rounded up; live workers) from every fresh row."""
+        cells = self.cells.tolist()
+        oldest = int((now - STALE_SECONDS) * 1000) + 1
+        total = live = 0
+        for index in range(0, len(cells), _ROW):
+            if cells[index + 1] >= oldest:
+                total += cells[index]
+                live += 1
+        return (-(-total // live) if live else 0), live
+
+
+class Balancer:
+    """One worker's side: write its row, and say when a reply should close its connection."""
+
+    def __init__(self, table: SharedTable | None, slot: int) -> None:
+        self.table = table
+        self.slot = slot
+        self._next_check = 0.0
+        self.close_one = False  # set by a check that found this worker over its share; a reply takes it
+        self.closed = 0  # connections closed to even out the split
+
+    def tick(self, connections: int, now: float | None = None) -> None:
+        """Called from the worker's loop (often): at most every CHECK_SECONDS, write the row and
+        decide whether the next reply closes its connection."""
+        if self.table is None:
+            return
+        now = time.monotonic() if now is None else now
+        if now < self._next_check:
+            return
+        self._next_check = now + CHECK_SECONDS
+        self.table.write(self.slot, connections, now)
+        fair, live = self.table.fair_share(now)
+        self.close_one = live > 1 and connections > fair
+
+    def take_close(self) -> bool:
+        """Whether this reply should carry `Connection: close` (one per check that asked for it)."""
+        if not self.close_one:
+            return False
+        self.close_one = False  # two request threads may both see True: one close more, harmless
+        self.closed += 1
+        return True
+
+    def forget(self) -> None:
+        """A worker that stops: its row no longer counts."""
+        if self.table is not None:
+            self.table.write(self.slot, 0, -STALE_SECONDS * 10)

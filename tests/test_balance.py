@@ -1,0 +1,232 @@
+"""receiver/balance.py: a worker over its share of the keep-alive connections closes one now and then.
+
+The table and the decision in-process (several Balancers on one table stand for the workers), then
+real gunicorn with two workers: 12 connections held on one worker and 4 on the other even out to
+8/8 while every request is answered, and with IMHOOK_BALANCE_CONNECTIONS=0 nothing is closed.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from receiver import balance
+from receiver.balance import CHECK_SECONDS, STALE_SECONDS, Balancer, SharedTable
+
+from .helpers import start_server
+from .test_ops_gunicorn import total
+from .test_ops_support import worker_pids
+
+
+def workers(*connections: int, now: float = 100.0) -> list[Balancer]:
+    """Balancers on one table, each having written its row with these connections at `now`."""
+    table = SharedTable()
+    found = [Balancer(table, slot) for slot in range(len(connections))]
+    for balancer, count in zip(found, connections):
+        balancer.tick(count, now)
+    return found
+
+
+@pytest.mark.parametrize("split, closes", [
+    ((12, 4), (True, False)),  # fair share 8
+    ((9, 7), (True, False)),
+    ((8, 8), (False, False)),
+    ((9, 8), (False, False)),  # 17 over 2: 9 is the share, rounded up
+    ((0, 16), (False, True)),
+    ((5, 5, 6), (False, False, False)),
+    ((1, 1, 10), (False, False, True)),
+    ((0, 0), (False, False)),
+])
+def test_a_worker_over_its_share_closes_one(split, closes):
+    found = workers(*split)
+    for balancer in found:  # each weighs the rows of all (the first ticked before the others wrote)
+        balancer.tick(split[found.index(balancer)], 100.0 + CHECK_SECONDS)
+    assert tuple(b.close_one for b in found) == closes
+
+
+def test_one_close_per_check():
+    over, _ = workers(12, 4)
+    over.tick(12, 100.0 + CHECK_SECONDS)
+    assert over.take_close() and not over.take_close()
+    over.tick(12, 100.0 + CHECK_SECONDS * 1.5)  # before the next check: not weighed again
+    assert not over.take_close()
+    over.tick(12, 100.0 + CHECK_SECONDS * 2)
+    assert over.take_close() and over.closed == 2
+
+
+def test_a_worker_alone_never_closes():
+    (alone,) = workers(500)
+    alone.tick(500, 101.0)
+    assert not alone.close_one
+
+
+def test_a_worker_that_stopped_writing_does_not_count():
+    over, silent = workers(12, 4)
+    over.tick(12, 100.0 + STALE_SECONDS + 0.5)  # the other's row is older than STALE_SECONDS: alone
+    assert not over.close_one
+    silent.tick(4, 100.0 + STALE_SECONDS + 0.6)
+    over.tick(12, 100.0 + STALE_SECONDS + 0.7)
+    assert over.close_one
+
+
+def test_a_stopped_worker_leaves_the_table():
+    over, stopping = workers(12, 4)
+    stopping.forget()
+    over.tick(12, 100.0 + CHECK_SECONDS)
+    assert not over.close_one
+
+
+def test_without_a_table_nothing_happens():
+    balancer = Balancer(None, 3)
+    balancer.tick(1000, 5.0)
+    assert not balancer.take_close()
+
+
+def test_rows_wrap_around_the_table():
+    table = SharedTable()
+    high, low = Balancer(table, balance.SLOTS + 1), Balancer(table, 2)  # gunicorn's ages grow past SLOTS
+    high.tick(12, 50.0)
+    low.tick(4, 50.0)
+    assert table.fair_share(50.0) == (8, 2)
+
+
+@pytest.mark.parametrize("value, on", [(None, True), ("1", True), ("0", False), ("off", False), (" No ", False)])
+def test_it_can_be_turned_off(monkeypatch, value, on):
+    if value is None:
+        monkeypatch.delenv("IMHOOK_BALANCE_CONNECTIONS", raising=False)
+    else:
+        monkeypatch.setenv("IMHOOK_BALANCE_CONNECTIONS", value)
+    assert balance.enabled() is on
+
+
+# --- real gunicorn -------------------------------------------------------------------------------
+
+REQUEST = b"GET /healthz HTTP/1.1\r\nHost: imhook\r\n\r\n"
+
+
+def serving_worker(sock: socket.socket, port: int, pids: list[int]) -> int | None:
+    """Which worker holds the server side of this client socket: /proc/net/tcp gives the socket's
+    inode by its addresses, /proc/PID/fd which worker holds that inode."""
+    client_port = sock.getsockname()[1]
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and int(fields[2].split(":")[1], 16) == client_port:
+            inode = f"socket:[{fields[9]}]"
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == inode:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def exchange(sock: socket.socket) -> tuple[int, bool]:
+    """Send one request; (status, whether the reply said Connection: close)."""
+    sock.sendall(REQUEST)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection without a reply"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(fields.get("content-length", 0)):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), fields.get("connection", "").lower() == "close"
+
+
+def held_unevenly(port: int, pids: list[int], counts: tuple[int, int]) -> tuple[list[socket.socket], int]:
+    """Open connections until the first worker holds counts[0] of them and the other counts[1];
+    (them, how many replies on the way said Connection: close)."""
+    wanted = dict(zip(pids, counts))
+    held: list[socket.socket] = []
+    closes = 0
+    for _ in range(200):
+        if not any(wanted.values()):
+            return held, closes
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        _, closed = exchange(sock)  # accepted and served: the server side exists in some worker
+        closes += closed
+        owner = None if closed else serving_worker(sock, port, pids)
+        if wanted.get(owner):
+            wanted[owner] -= 1
+            held.append(sock)
+        else:
+            sock.close()
+    pytest.fail(f"could not place the connections {counts} over the workers {pids}")
+
+
+@pytest.fixture
+def two_workers(tmp_path, request):
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux's /proc to tell which worker holds a connection")
+    server = start_server(tmp_path, "app_id: null\n", workers=2, threads=2, env=request.param)
+    try:
+        pids = []
+        for _ in range(100):
+            pids = worker_pids(server.process.pid)
+            if len(pids) == 2:
+                break
+            time.sleep(0.05)
+        assert len(pids) == 2, pids
+        yield server, int(server.url.rsplit(":", 1)[1]), pids
+    finally:
+        server.stop()
+
+
+def drive(port: int, pids: list[int], held: list[socket.socket], seconds: float):
+    """Requests round the connections for `seconds`, opening a new one for each that was closed;
+    (closes seen, every status, the split at the end)."""
+    closes, statuses = 0, collections.Counter()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for index, sock in enumerate(held):
+            status, close = exchange(sock)
+            statuses[status] += 1
+            if close:
+                closes += 1
+                sock.close()
+                held[index] = socket.create_connection(("127.0.0.1", port), timeout=5)
+    split = collections.Counter(serving_worker(sock, port, pids) for sock in held)
+    return closes, statuses, split
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("two_workers", [{}], indirect=True)
+def test_an_uneven_split_evens_out_and_every_request_is_answered(two_workers):
+    server, port, pids = two_workers
+    held, placing = held_unevenly(port, pids, (12, 4))
+    try:
+        closes, statuses, split = drive(port, pids, held, 3.0)
+    finally:
+        for sock in held:
+            sock.close()
+    assert set(statuses) == {200} and statuses[200] > 16
+    assert closes >= 4
+    assert sorted(split.values()) in ([8, 8], [7, 9]), split
+    assert total(server.url, "imhook_connections_rebalanced_total") == closes + placing
+    server.stop()
+    assert "connections closed to even out the workers' split" in server.log()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("two_workers", [{"IMHOOK_BALANCE_CONNECTIONS": "0"}], indirect=True)
+def test_switched_off_nothing_is_closed(two_workers):
+    server, port, pids = two_workers
+    held, placing = held_unevenly(port, pids, (12, 4))
+    try:
+        closes, statuses, split = drive(port, pids, held, 1.5)
+    finally:
+        for sock in held:
+            sock.close()
+    assert set(statuses) == {200} and closes == placing == 0
+    assert sorted(split.values()) == [4, 12]
