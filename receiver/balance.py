@@ -10,9 +10,9 @@ woke first took every connection of a burst.
 
 So the workers of one gunicorn master share a small table in memory (made in the master, before the
 fork): each worker's open connections and when it last said so. A worker that holds more than its
-fair share (the total over the live workers, rounded up) answers one request with
-`Connection: close`, at most one every CHECK_SECONDS; the client opens a new connection, which
-the kernel may give to another worker, and the split evens out within a second or so. Nothing is
+fair share (the total over the live workers, rounded up) answers that many requests with
+`Connection: close`, then weighs again CHECK_SECONDS later; the client opens new connections,
+which the kernel spreads over the workers again, and the split evens out within a few checks. Nothing is
 lost: the reply is whole, and HTTP/1.1 clients open a new connection for the next request after
 `Connection: close`. A worker that has not written its row for STALE_SECONDS (stuck, or gone)
 does not count, so the others never wait on it. One worker alone never closes anything.
@@ -29,7 +29,7 @@ import os
 import time
 
 SLOTS = 256  # rows in the table: a worker writes row `age % SLOTS` (gunicorn numbers every worker it starts)
-CHECK_SECONDS = 0.1  # how often a worker writes its row and weighs its share; at most one close per check
+CHECK_SECONDS = 0.1  # how often a worker writes its row and weighs its share
 STALE_SECONDS = 2.0  # a row older than this is not counted (a worker's loop writes at least once a second)
 _ROW = 2  # int64s per row: open connections, then the time written (ms of CLOCK_MONOTONIC, +1; 0: never)
 
@@ -69,7 +69,7 @@ class Balancer:
         self.table = table
         self.slot = slot
         self._next_check = 0.0
-        self.close_one = False  # set by a check that found this worker over its share; a reply takes it
+        self.to_close = 0  # connections over this worker's share at the last check; each reply takes one
         self.closed = 0  # connections closed to even out the split
 
     def tick(self, connections: int, now: float | None = None) -> None:
@@ -83,13 +83,13 @@ class Balancer:
         self._next_check = now + CHECK_SECONDS
         self.table.write(self.slot, connections, now)
         fair, live = self.table.fair_share(now)
-        self.close_one = live > 1 and connections > fair
+        self.to_close = connections - fair if live > 1 and connections > fair else 0
 
     def take_close(self) -> bool:
-        """Whether this reply should carry `Connection: close` (one per check that asked for it)."""
-        if not self.close_one:
+        """Whether this reply should carry `Connection: close` (as many as the last check asked for)."""
+        if self.to_close <= 0:
             return False
-        self.close_one = False  # two request threads may both see True: one close more, harmless
+        self.to_close -= 1  # request threads race here: at worst one close more, which the next check evens
         self.closed += 1
         return True
 

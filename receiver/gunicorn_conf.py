@@ -2,8 +2,10 @@
 
 Every value can be overridden from the environment (IMHOOK_WORKERS, IMHOOK_THREADS, IMHOOK_BIND,
 IMHOOK_WORKER_CLASS, IMHOOK_WORKER_CONNECTIONS, IMHOOK_LOG_LEVEL, IMHOOK_ACCESS_LOG,
-IMHOOK_REUSE_PORT) or on the gunicorn command line; IMHOOK_MALLOC_TRIM_SECONDS (10; 0: never) sets how
-often each worker hands free C heap back to the system (receiver/heap.py).
+IMHOOK_REUSE_PORT) or on the gunicorn command line. IMHOOK_BALANCE_CONNECTIONS=0 stops imhook's
+worker from evening out the connections over the workers (receiver/balance.py);
+IMHOOK_MALLOC_TRIM_SECONDS (10; 0: never) sets how often each worker hands free C heap back to the
+system (receiver/heap.py).
 """
 
 import multiprocessing
@@ -36,6 +38,8 @@ backlog = 256
 # (17 of 86 benchmark runs, issue 16). The price: a stuck worker's queue is not drained by its
 # siblings, and connections still queued when a worker exits are reset unless the host sets
 # net.ipv4.tcp_migrate_req=1 (docs/performance.md weighs it). IMHOOK_REUSE_PORT=0: one shared socket.
+# The hash splits connections unevenly now and then (4/12); imhook's worker evens that out by closing
+# a few on the fuller worker (receiver/balance.py, IMHOOK_BALANCE_CONNECTIONS).
 reuse_port = os.environ.get("IMHOOK_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
 # Open connections per worker, idle ones included: past it the worker stops accepting. With the read
 # stage each costs a few KB plus its buffered request (receiver/read_stage.py bounds the total).

@@ -33,52 +33,52 @@ def workers(*connections: int, now: float = 100.0) -> list[Balancer]:
 
 
 @pytest.mark.parametrize("split, closes", [
-    ((12, 4), (True, False)),  # fair share 8
-    ((9, 7), (True, False)),
-    ((8, 8), (False, False)),
-    ((9, 8), (False, False)),  # 17 over 2: 9 is the share, rounded up
-    ((0, 16), (False, True)),
-    ((5, 5, 6), (False, False, False)),
-    ((1, 1, 10), (False, False, True)),
-    ((0, 0), (False, False)),
+    ((12, 4), (4, 0)),  # fair share 8
+    ((9, 7), (1, 0)),
+    ((8, 8), (0, 0)),
+    ((9, 8), (0, 0)),  # 17 over 2: 9 is the share, rounded up
+    ((0, 16), (0, 8)),
+    ((5, 5, 6), (0, 0, 0)),
+    ((1, 1, 10), (0, 0, 6)),
+    ((0, 0), (0, 0)),
 ])
-def test_a_worker_over_its_share_closes_one(split, closes):
+def test_a_worker_over_its_share_closes_the_excess(split, closes):
     found = workers(*split)
     for balancer in found:  # each weighs the rows of all (the first ticked before the others wrote)
         balancer.tick(split[found.index(balancer)], 100.0 + CHECK_SECONDS)
-    assert tuple(b.close_one for b in found) == closes
+    assert tuple(b.to_close for b in found) == closes
 
 
-def test_one_close_per_check():
-    over, _ = workers(12, 4)
-    over.tick(12, 100.0 + CHECK_SECONDS)
-    assert over.take_close() and not over.take_close()
-    over.tick(12, 100.0 + CHECK_SECONDS * 1.5)  # before the next check: not weighed again
+def test_closes_are_weighed_once_per_check():
+    over, _ = workers(11, 5)
+    over.tick(11, 100.0 + CHECK_SECONDS)
+    assert [over.take_close() for _ in range(4)] == [True, True, True, False]
+    over.tick(11, 100.0 + CHECK_SECONDS * 1.5)  # before the next check: not weighed again
     assert not over.take_close()
-    over.tick(12, 100.0 + CHECK_SECONDS * 2)
-    assert over.take_close() and over.closed == 2
+    over.tick(8, 100.0 + CHECK_SECONDS * 2)  # fewer now (13 in all: 7 is the share): one over
+    assert over.take_close() and not over.take_close() and over.closed == 4
 
 
 def test_a_worker_alone_never_closes():
     (alone,) = workers(500)
     alone.tick(500, 101.0)
-    assert not alone.close_one
+    assert not alone.to_close
 
 
 def test_a_worker_that_stopped_writing_does_not_count():
     over, silent = workers(12, 4)
     over.tick(12, 100.0 + STALE_SECONDS + 0.5)  # the other's row is older than STALE_SECONDS: alone
-    assert not over.close_one
+    assert not over.to_close
     silent.tick(4, 100.0 + STALE_SECONDS + 0.6)
     over.tick(12, 100.0 + STALE_SECONDS + 0.7)
-    assert over.close_one
+    assert over.to_close == 4
 
 
 def test_a_stopped_worker_leaves_the_table():
     over, stopping = workers(12, 4)
     stopping.forget()
     over.tick(12, 100.0 + CHECK_SECONDS)
-    assert not over.close_one
+    assert not over.to_close
 
 
 def test_without_a_table_nothing_happens():
