@@ -205,8 +205,37 @@ static int build_jumps(Searcher *self) {
     return 0;
 }
 
-/* Building: a trie with linked children (kept in label order) first, then the records. */
-typedef struct { int32_t child, sibling, key; uint16_t count; uint8_t label; } BuildNode;
+/* Building: a trie with linked children (kept in label order) first, then the records. The
+ * engine hands the keys over in byte order (rules/text/wordbuild.py sorts them for the automaton):
+ * then each key shares its first bytes with the one before and adds its own as the last children,
+ * with no look along the siblings (a third of the build for 384,000 keys). */
+typedef struct { int32_t child, sibling, last, key; uint16_t count; uint8_t label; } BuildNode;
+
+/* Whether each key is at least the one before it, byte by byte (a shorter prefix first). */
+static int in_byte_order(PyObject *keys, Py_ssize_t n_keys) {
+    for (Py_ssize_t k = 1; k < n_keys; k++) {
+        PyObject *a = PySequence_Fast_GET_ITEM(keys, k - 1), *b = PySequence_Fast_GET_ITEM(keys, k);
+        Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b);
+        int order = memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), (size_t)(la < lb ? la : lb));
+        if (order > 0 || (order == 0 && la > lb)) return 0;
+    }
+    return 1;
+}
+
+static inline int32_t new_child(BuildNode *tmp, int32_t *used, int32_t parent, int32_t after, uint8_t label) {
+    int32_t c = (*used)++;
+    tmp[c].child = tmp[c].last = -1; tmp[c].key = -1; tmp[c].label = label;
+    if (after < 0) {  /* the first child */
+        tmp[c].sibling = tmp[parent].child;
+        tmp[parent].child = c;
+    } else {
+        tmp[c].sibling = tmp[after].sibling;
+        tmp[after].sibling = c;
+    }
+    if (tmp[c].sibling < 0) tmp[parent].last = c;
+    tmp[parent].count++;
+    return c;
+}
 
 static int build(Searcher *self, PyObject *keys) {
     Py_ssize_t n_keys = PySequence_Fast_GET_SIZE(keys), total = 1, shorts = 0;
@@ -230,24 +259,34 @@ static int build(Searcher *self, PyObject *keys) {
     if (!tmp || !offset || !stack) { PyErr_NoMemory(); goto done; }
     if (bloom_init(&self->short_bloom, shorts) < 0) goto done;
     int32_t used = 1;
-    tmp[0].child = tmp[0].sibling = tmp[0].key = -1;
+    tmp[0].child = tmp[0].sibling = tmp[0].last = tmp[0].key = -1;
+    int sorted = in_byte_order(keys, n_keys);
+    int32_t *path = stack;  /* sorted: the nodes of the key before, by depth (the stack is free yet) */
+    const uint8_t *before = NULL;
+    Py_ssize_t before_len = 0;
+    path[0] = 0;
     for (Py_ssize_t k = 0; k < n_keys; k++) {
         PyObject *key = PySequence_Fast_GET_ITEM(keys, k);
         const uint8_t *s = (const uint8_t *)PyBytes_AS_STRING(key);
-        Py_ssize_t len = PyBytes_GET_SIZE(key);
+        Py_ssize_t len = PyBytes_GET_SIZE(key), j = 0;
         int32_t node = 0;
-        for (Py_ssize_t j = 0; j < len; j++) {
-            int32_t *link = &tmp[node].child;  /* where the child would go, in label order */
-            while (*link >= 0 && tmp[*link].label < s[j]) link = &tmp[*link].sibling;
-            if (*link < 0 || tmp[*link].label != s[j]) {
-                int32_t c = used++;
-                tmp[c].child = -1; tmp[c].key = -1; tmp[c].label = s[j];
-                tmp[c].sibling = *link;
-                *link = c;
-                tmp[node].count++;
+        if (sorted) {  /* the bytes it shares with the key before lead to nodes made already */
+            while (j < len && j < before_len && s[j] == before[j]) j++;
+            node = path[j];
+            for (; j < len; j++) {
+                node = path[j + 1] = new_child(tmp, &used, node, tmp[node].last, s[j]);
                 self->n_jumps += j + 1 == JUMP;
             }
-            node = *link;
+            before = s; before_len = len;
+        }
+        for (; j < len; j++) {
+            int32_t after = -1, c = tmp[node].child;  /* the child in label order, or where it goes */
+            while (c >= 0 && tmp[c].label < s[j]) { after = c; c = tmp[c].sibling; }
+            if (c < 0 || tmp[c].label != s[j]) {
+                c = new_child(tmp, &used, node, after, s[j]);
+                self->n_jumps += j + 1 == JUMP;
+            }
+            node = c;
         }
         if (tmp[node].key < 0) tmp[node].key = (int32_t)k;  /* the first of equal keys */
         if (len == 1) {
