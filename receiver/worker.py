@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -83,6 +84,24 @@ def client_left(sock) -> bool:
         return False
     except OSError:
         return True
+
+
+def more_to_read(conn) -> bool:
+    """Whether bytes after the current request wait on this connection (read or not yet read).
+
+    A poll with no wait first: the thread has given the socket a timeout for the reply's send, and
+    a recv on such a socket waits up to that timeout for bytes, MSG_DONTWAIT or not."""
+    framer = getattr(conn, "framer", None)
+    if framer is not None and framer.buffer:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(conn.sock, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        return bool(conn.sock.recv(1, socket.MSG_PEEK))  # readable: bytes, or b"" when the client left
+    except OSError:  # the connection failed: closing takes nothing from it
+        return False
 
 
 def count_rebalanced() -> None:
@@ -185,9 +204,15 @@ class ImhookWorker(ReadStage, ThreadWorker):
         super().notify()  # the loop calls it every turn, at least once a second
         self.balancer.tick(self.nr_conns)
 
-    def close_to_balance(self) -> bool:
+    def close_to_balance(self, conn) -> bool:
         """Whether this reply closes its connection, so the client's next one may go to a worker
-        with fewer (receiver/balance.py); counted when it does."""
+        with fewer (receiver/balance.py); counted when it does.
+
+        Never a connection with more bytes after this request (a pipelined request, in the read
+        stage's buffer or still in the kernel's): after "Connection: close" it would go unanswered.
+        Nor without the read stage (TLS, PROXY protocol), whose parser may hold such bytes unseen."""
+        if self.balancer.to_close <= 0 or not self.preread or more_to_read(conn):
+            return False
         if not self.balancer.take_close():
             return False
         count_rebalanced()
@@ -256,7 +281,7 @@ class ImhookWorker(ReadStage, ThreadWorker):
             self.nr += 1
             self.shed_early_count += 1
         keep = (self.alive and bool(self.cfg.keepalive) and len(self.keepalived_conns) < self.max_keepalived
-                and not self.close_to_balance())
+                and not self.close_to_balance(conn))
         if self.nr >= self.max_requests and self.alive:  # as gunicorn counts its requests
             self.log.info("Autorestarting worker after current request.")
             self.alive = keep = False
@@ -284,7 +309,7 @@ class ImhookWorker(ReadStage, ThreadWorker):
         conn.sock.settimeout(WRITE_TIMEOUT_SECONDS)  # the reply's send, to a client that may not read
         if getattr(conn, "sent_continue", False):
             req._expected_100_continue = False  # the read stage sent it already, before the body
-        if self.close_to_balance():
+        if self.close_to_balance(conn):
             req.must_close = True  # gunicorn then answers with "Connection: close" and closes it
         waits = self.shedder.waits
         waits.seconds = getattr(conn, "queue_wait", 0.0)

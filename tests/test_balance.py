@@ -2,7 +2,8 @@
 
 The table and the decision in-process (several Balancers on one table stand for the workers), then
 real gunicorn with two workers: 12 connections held on one worker and 4 on the other even out to
-8/8 while every request is answered, and with IMHOOK_BALANCE_CONNECTIONS=0 nothing is closed.
+8/8 while every request is answered, a pipelined request is never left unanswered by a close, and
+with IMHOOK_BALANCE_CONNECTIONS=0 nothing is closed.
 """
 
 from __future__ import annotations
@@ -128,20 +129,26 @@ def serving_worker(sock: socket.socket, port: int, pids: list[int]) -> int | Non
     return None
 
 
-def exchange(sock: socket.socket) -> tuple[int, bool]:
-    """Send one request; (status, whether the reply said Connection: close)."""
-    sock.sendall(REQUEST)
+def exchange(sock: socket.socket, pipelined: int = 1) -> tuple[int, bool]:
+    """Send `pipelined` requests at once and read their replies; (the last status, whether the last
+    reply said Connection: close). No reply before the last may say it."""
+    sock.sendall(REQUEST * pipelined)
     data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed the connection without a reply"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    fields = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
-    while len(body) < int(fields.get("content-length", 0)):
-        body += sock.recv(65536)
-    return int(lines[0].split()[1]), fields.get("connection", "").lower() == "close"
+    for index in range(pipelined):
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed the connection without reply {index + 1} of {pipelined}"
+            data += chunk
+        head, _, data = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        fields = {name.strip().lower(): value.strip()
+                  for name, _, value in (line.partition(":") for line in lines[1:])}
+        while len(data) < int(fields.get("content-length", 0)):
+            data += sock.recv(65536)
+        data = data[int(fields.get("content-length", 0)):]
+        close = fields.get("connection", "").lower() == "close"
+        assert not close or index == pipelined - 1, "a reply said close with a pipelined request after it"
+    return int(lines[0].split()[1]), close
 
 
 def held_unevenly(port: int, pids: list[int], counts: tuple[int, int]) -> tuple[list[socket.socket], int]:
@@ -183,14 +190,16 @@ def two_workers(tmp_path, request):
         server.stop()
 
 
-def drive(port: int, pids: list[int], held: list[socket.socket], seconds: float):
+def drive(port: int, pids: list[int], held: list[socket.socket], seconds: float, pipelined: int = 1):
     """Requests round the connections for `seconds`, opening a new one for each that was closed;
-    (closes seen, every status, the split at the end)."""
+    (closes seen, every status, the split at the end). No exchange may stall: the IM waits 2 s."""
     closes, statuses = 0, collections.Counter()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for index, sock in enumerate(held):
-            status, close = exchange(sock)
+            started = time.monotonic()
+            status, close = exchange(sock, pipelined)
+            assert time.monotonic() - started < 1.0, "a reply stalled"
             statuses[status] += 1
             if close:
                 closes += 1
@@ -200,16 +209,22 @@ def drive(port: int, pids: list[int], held: list[socket.socket], seconds: float)
     return closes, statuses, split
 
 
+def from_uneven(port: int, pids: list[int], seconds: float, pipelined: int = 1):
+    """Hold 12 connections on one worker and 4 on the other, then drive them (see drive());
+    (closes while placing them, closes while driving, every status, the split at the end)."""
+    held, placing = held_unevenly(port, pids, (12, 4))
+    try:
+        return (placing, *drive(port, pids, held, seconds, pipelined))
+    finally:
+        for sock in held:
+            sock.close()
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("two_workers", [{}], indirect=True)
 def test_an_uneven_split_evens_out_and_every_request_is_answered(two_workers):
     server, port, pids = two_workers
-    held, placing = held_unevenly(port, pids, (12, 4))
-    try:
-        closes, statuses, split = drive(port, pids, held, 3.0)
-    finally:
-        for sock in held:
-            sock.close()
+    placing, closes, statuses, split = from_uneven(port, pids, 3.0)
     assert set(statuses) == {200} and statuses[200] > 16
     assert closes >= 4
     assert sorted(split.values()) in ([8, 8], [7, 9]), split
@@ -219,14 +234,18 @@ def test_an_uneven_split_evens_out_and_every_request_is_answered(two_workers):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("two_workers", [{}], indirect=True)
+def test_a_pipelined_request_is_answered_before_any_close(two_workers):
+    _, port, pids = two_workers
+    _, closes, statuses, split = from_uneven(port, pids, 3.0, pipelined=3)  # exchange() checks the order
+    assert set(statuses) == {200} and closes >= 4
+    assert sorted(split.values()) in ([8, 8], [7, 9]), split
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("two_workers", [{"IMHOOK_BALANCE_CONNECTIONS": "0"}], indirect=True)
 def test_switched_off_nothing_is_closed(two_workers):
-    server, port, pids = two_workers
-    held, placing = held_unevenly(port, pids, (12, 4))
-    try:
-        closes, statuses, split = drive(port, pids, held, 1.5)
-    finally:
-        for sock in held:
-            sock.close()
+    _, port, pids = two_workers
+    placing, closes, statuses, split = from_uneven(port, pids, 1.5)
     assert set(statuses) == {200} and closes == placing == 0
     assert sorted(split.values()) == [4, 12]
