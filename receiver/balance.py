@@ -2,10 +2,10 @@
 
 The IM holds a few keep-alive connections to the callback URL and sends every callback over them.
 Which worker serves a connection is settled once, when it is accepted: with `reuse_port` the kernel
-picks by a hash of its addresses, so 16 connections split 8/8 only now and then, and 4/12 or worse in
-about one run of five (benchmarks/http.py reports the split). The worker with 12 then queues three
-times as long as the other while both are busy, and its callbacks make the p99 (issue 16: the rounds
-that missed p99 < 25 ms were mostly 4/12 splits). Without `reuse_port` it is worse: whichever worker
+picks by a hash of its addresses, so 16 connections split 8/8 in one run of five, and 5/11 or worse
+in another (benchmarks/http.py reports the split). The worker with 11 or 12 then queues over twice
+as long as the other while both are busy, and its callbacks make the p99 (issue 16: the rounds that
+missed p99 < 25 ms were mostly such splits). Without `reuse_port` it is worse: whichever worker
 woke first took every connection of a burst.
 
 So the workers of one gunicorn master share a small table in memory (made in the master, before the
