@@ -1,4 +1,4 @@
-"""Keep-alive connections spread evenly over the workers: an over-full worker closes one now and then.
+"""Keep-alive connections spread evenly over the workers: an over-full worker closes its excess.
 
 The IM holds a few keep-alive connections to the callback URL and sends every callback over them.
 Which worker serves a connection is settled once, when it is accepted: with `reuse_port` the kernel

@@ -17,9 +17,9 @@ most one request (head limit + server.max_body_bytes), and past MAX_BUFFERED_BYT
 connection holding more than SMALL_REQUEST_BYTES is not read until the total falls again. A full
 worker closes its longest-idle connection to accept a new one, so idle sockets cannot lock it out.
 
-A worker that holds more than its share of the keep-alive connections closes one now and then
-(`Connection: close` on a reply), so the kernel can hand the client's next one to another worker
-(receiver/balance.py).
+A worker that holds more than its share of the keep-alive connections closes the excess
+(`Connection: close` on a reply each), so the kernel can hand the client's next ones to another
+worker (receiver/balance.py).
 
 A thread that takes a request asks the Shedder (receiver/shedding.py) whether it waited too long:
 counted from the kernel's stamp of its arrival (receiver/arrival.py), since the event loop may have
