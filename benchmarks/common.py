@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from receiver.handover import ACCEPTING
+
 ROOT = Path(__file__).resolve().parent.parent
 # imhook's worker (gthread plus load shedding past saturation), for every server alike;
 # IMHOOK_WORKER_CLASS=gthread prices the worker itself.
@@ -131,7 +133,11 @@ def start_server(spec: ServerSpec, workdir: Path, *, workers: int, threads: int,
             raise RuntimeError(f"{spec.name}: gunicorn exited with {process.returncode}:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(server.url + "/healthz", timeout=1) as reply:
-                if reply.status == 200:
+                # and every worker accepts: imhook's binds once it has loaded the app and says so
+                # (receiver/handover.py); a worker that never says it (gthread, an older tree's) took
+                # connections from its fork, so the first answer is enough.
+                accepting = server.log_tail(10**6).count(ACCEPTING)
+                if reply.status == 200 and (accepting == 0 or accepting >= workers):
                     return server
         except OSError:
             pass

@@ -93,6 +93,12 @@ class Balancer:
         self.closed += 1
         return True
 
+    def stop(self) -> None:
+        """A worker that stops serving: its row is forgotten and no longer written."""
+        self.forget()
+        self.table = None
+        self.to_close = 0
+
     def forget(self) -> None:
         """A worker that stops: its row no longer counts."""
         if self.table is not None:

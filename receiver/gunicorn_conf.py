@@ -36,8 +36,9 @@ backlog = 256
 # their addresses. With one inherited socket, whichever worker woke first took every connection
 # of a burst: the IM's keep-alive connections then stayed on one worker while the others idled
 # (17 of 86 benchmark runs, issue 16). The price: a stuck worker's queue is not drained by its
-# siblings, and connections still queued when a worker exits are reset unless the host sets
-# net.ipv4.tcp_migrate_req=1 (docs/performance.md weighs it). IMHOOK_REUSE_PORT=0: one shared socket.
+# siblings. imhook's worker binds only once it has loaded the app, and a stopping one closes its
+# socket at once, after a successor listens (receiver/handover.py; docs/performance.md weighs it all).
+# IMHOOK_REUSE_PORT=0: one shared socket.
 # The hash splits connections unevenly now and then (4/12); imhook's worker evens that out by closing
 # a few on the fuller worker (receiver/balance.py, IMHOOK_BALANCE_CONNECTIONS).
 reuse_port = os.environ.get("IMHOOK_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")

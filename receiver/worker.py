@@ -19,7 +19,8 @@ worker closes its longest-idle connection to accept a new one, so idle sockets c
 
 A worker that holds more than its share of the keep-alive connections closes the excess
 (`Connection: close` on a reply each), so the kernel can hand the client's next ones to another
-worker (receiver/balance.py).
+worker (receiver/balance.py). A worker listens only once it has loaded the app, and an old one stops
+listening only once its successor listens (receiver/handover.py).
 
 A thread that takes a request asks the Shedder (receiver/shedding.py) whether it waited too long:
 counted from the kernel's stamp of its arrival (receiver/arrival.py), since the event loop may have
@@ -52,6 +53,7 @@ from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import balance, early_shed, edge
+from .handover import Handover
 from .framing import Limits
 from .read_stage import (  # noqa: F401  (the read stage's limits, as the tests and benchmarks know them)
     MAX_BUFFERED_BYTES, MAX_HEAD_BYTES, REQUEST_READ_SECONDS, ReadStage, count_refusal,
@@ -124,7 +126,7 @@ def count_abandoned() -> None:
         log.debug("could not count an abandoned request", exc_info=True)
 
 
-class ImhookWorker(ReadStage, ThreadWorker):
+class ImhookWorker(Handover, ReadStage, ThreadWorker):
     """gunicorn's gthread worker that reads requests in its event loop (ReadStage, receiver/read_stage.py)
     and sheds stale ones."""
 
@@ -202,7 +204,10 @@ class ImhookWorker(ReadStage, ThreadWorker):
 
     def notify(self) -> None:
         super().notify()  # the loop calls it every turn, at least once a second
-        self.balancer.tick(self.nr_conns)
+        if self.alive:
+            self.balancer.tick(self.nr_conns)
+        else:  # stopping: its connections are leaving, the others' shares no longer count them
+            self.balancer.stop()
 
     def close_to_balance(self, conn) -> bool:
         """Whether this reply closes its connection, so the client's next one may go to a worker

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from receiver.handover import ACCEPTING
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "samples"
 APP_ID = "1400000000"
@@ -67,7 +69,8 @@ class Server:
 
 def start_server(tmp_path: Path, config_text: str, *, workers: int = 2, threads: int = 4,
                  env: dict | None = None, ready_path: str = "/healthz", timeout: float = 30) -> Server:
-    """Write the config, start gunicorn exactly as the Procfile does, wait until it answers."""
+    """Write the config, start gunicorn exactly as the Procfile does, wait until it answers and every
+    worker accepts (each binds once it has loaded the app, receiver/handover.py)."""
     config = tmp_path / "imhook.yaml"
     config.write_text(config_text, encoding="utf-8")
     port = free_port()
@@ -90,7 +93,8 @@ def start_server(tmp_path: Path, config_text: str, *, workers: int = 2, threads:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{server.log()}")
         try:
-            if requests.get(server.url + ready_path, timeout=1).status_code == 200:
+            if (requests.get(server.url + ready_path, timeout=1).status_code == 200
+                    and server.log().count(ACCEPTING) >= workers):
                 return server
         except (requests.ConnectionError, requests.Timeout):  # a worker still booting: not yet
             pass

@@ -112,3 +112,18 @@ class WhereRun(rules.Rule):
 
         WhereRun.seen.append(threading.current_thread().name)
         return None
+
+
+class SlowStart(rules.Rule):
+    """Takes `seconds` to build, as a large word list does; decides nothing. For tests of what
+    happens to callbacks while a worker boots."""
+
+    class Config(RuleConfig):
+        seconds = fields.Float(required=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        time.sleep(self.config["seconds"])
+
+    def decide(self, callback):
+        return None

@@ -1,0 +1,246 @@
+"""receiver/handover.py: a worker listens once it can answer, and stops listening once its successor does.
+
+The shared table in-process first, then real gunicorn with a rule that takes 1.5 s to build (as a
+large word list does) while callbacks keep coming, over new connections and over kept-alive ones: a
+worker stopped (the master starts another), a HUP reload, the same without `reuse_port`, and a
+stopping worker that still holds an idle keep-alive connection. Every callback must be answered by
+the rules, and none may wait out a worker's boot; a lone worker's restart still binds at once, so a
+callback then waits for the load rather than being refused (before this, callbacks hashed to a booting worker
+waited 1.6 s, and those queued on a stopping one were reset).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from receiver import handover
+from receiver.client import callback_query
+from receiver.handover import HANDOVER_MAX_SECONDS, WorkerTable
+
+from .helpers import APP_ID, TOKEN, sample, start_server
+from .test_ops_support import wait_until, worker_pids
+
+# --- the table ----------------------------------------------------------------------------------------
+
+
+def test_a_younger_booting_worker_is_waited_for_until_it_listens():
+    table = WorkerTable()
+    table.booting(1, now=100.0)
+    table.started(1, os.getpid())
+    table.listening(1, now=100.5)
+    table.booting(2, now=110.0)  # a HUP: the master creates worker 2 before the fork
+    assert table.successor_booting(1, now=110.0)  # not started yet (pid 0): still waited for
+    table.started(2, os.getpid())
+    assert table.successor_booting(1, now=111.0)
+    assert not table.successor_booting(2, now=111.0)  # only younger workers are successors
+    table.listening(2, now=112.0)
+    assert not table.successor_booting(1, now=112.0)
+
+
+def test_a_successor_is_not_waited_for_forever_nor_when_it_died():
+    table = WorkerTable()
+    table.booting(5, now=100.0)
+    table.started(5, os.getpid())
+    assert table.successor_booting(4, now=100.0 + HANDOVER_MAX_SECONDS - 0.1)
+    assert not table.successor_booting(4, now=100.0 + HANDOVER_MAX_SECONDS + 0.1)
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
+    table.started(5, child)  # a worker that died while loading (its pid is gone)
+    assert not table.successor_booting(4, now=100.5)
+
+
+def test_a_gone_worker_leaves_its_row_and_rows_wrap_around():
+    table = WorkerTable()
+    table.booting(3, now=100.0)
+    table.gone(3)
+    assert not table.successor_booting(1, now=100.0)
+    table.booting(3 + handover.SLOTS, now=100.0)  # the same row, a much later worker
+    table.gone(3)  # the old worker's exit does not wipe its successor's row
+    assert table.successor_booting(3, now=100.0)
+
+
+def test_only_the_fork_time_bind_of_a_reuse_port_worker_is_skipped_and_only_with_a_sibling(monkeypatch):
+    made = []
+    monkeypatch.setattr(handover, "_gunicorn_create_sockets", lambda conf, log, fds=None: made.append(fds) or ["s"])
+    table = WorkerTable()
+    monkeypatch.setattr(handover, "TABLE", table)
+
+    class Conf:
+        reuse_port = True
+
+    monkeypatch.setattr(handover, "_binds_late", True)
+    assert handover._create_sockets(Conf, None) == ["s"]  # nobody accepts yet (the first start): bind now
+    table.booting(1)
+    table.started(1, os.getpid())
+    table.listening(1)  # a sibling accepts
+    monkeypatch.setattr(handover, "_binds_late", True)
+    assert handover._create_sockets(Conf, None) == [] and made == [None]  # the call right after the fork
+    assert handover._create_sockets(Conf, None) == ["s"]  # any later one binds
+    monkeypatch.setattr(handover, "_binds_late", True)
+    Conf.reuse_port = False  # the master's shared socket (say, a daemonized master): always made
+    assert handover._create_sockets(Conf, None) == ["s"]
+    table.gone(1)  # that sibling stopped accepting
+    Conf.reuse_port = True
+    monkeypatch.setattr(handover, "_binds_late", True)
+    assert handover._create_sockets(Conf, None) == ["s"]
+
+
+# --- real gunicorn ------------------------------------------------------------------------------------
+
+LOAD_SECONDS = 1.5
+CONFIG = f"""
+app_id: {APP_ID}
+rules:
+  - use: tests.rulekit:SlowStart
+    config: {{seconds: {LOAD_SECONDS}}}
+  - use: tests.rulekit:Decide
+    scope: {{commands: [C2C.CallbackBeforeSendMsg]}}
+    config: {{outcome: refuse, code: 20006, info: by the rules}}
+"""
+# Well under the boot: a callback that waited for a loading worker takes LOAD_SECONDS or more.
+SLOW_SECONDS = 0.75
+BODY = json.dumps(sample("C2C.CallbackBeforeSendMsg"))
+QUERY = callback_query("C2C.CallbackBeforeSendMsg", APP_ID, token=TOKEN)
+
+
+class Traffic:
+    """Callbacks from a few threads until stopped: half over new connections, half kept alive."""
+
+    def __init__(self, url: str, threads: int = 4):
+        self.url = url
+        self.results: list[tuple[float, float, str]] = []  # (sent at, seconds, what answered)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._send, args=(i % 2 == 0,)) for i in range(threads)]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _send(self, keep_alive: bool) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                if keep_alive:
+                    response = session.post(self.url, params=QUERY, data=BODY, timeout=5)
+                else:
+                    response = requests.post(self.url, params=QUERY, data=BODY, timeout=5,
+                                             headers={"Connection": "close"})
+                reply = response.json()
+                what = "rules" if reply.get("ErrorCode") == 1 else f"{response.status_code} {reply}"
+            except requests.RequestException as exc:
+                what = type(exc).__name__
+            self.results.append((started, time.monotonic() - started, what))
+            time.sleep(0.005)
+
+    def misses(self) -> list[tuple[float, str]]:
+        """Every callback not answered by the rules, or answered after SLOW_SECONDS."""
+        return [(round(seconds, 3), what) for _, seconds, what in self.results
+                if what != "rules" or seconds > SLOW_SECONDS]
+
+
+@pytest.fixture
+def slow_loading(tmp_path, request):
+    servers = []
+
+    def start(**env):
+        server = start_server(tmp_path, CONFIG, workers=2, threads=2, timeout=60, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def serving_pids(server, count: int = 2) -> list[int]:
+    """The workers, once all have loaded (they boot side by side; the first answered already)."""
+    pids = wait_until(lambda: len(worker_pids(server.process.pid)) == count, 30)
+    time.sleep(LOAD_SECONDS / 2 + 0.25)
+    return worker_pids(server.process.pid) if pids else []
+
+
+def new_worker_serves(server, old: set[int], count: int = 2) -> bool:
+    """The master has `count` workers none of which is in `old`, and the newest answers."""
+    def done():
+        pids = set(worker_pids(server.process.pid))
+        return len(pids) == count and not pids & old
+    return bool(wait_until(done, 30))
+
+
+@pytest.mark.parametrize("reuse_port", ["1", "0"])
+def test_a_hup_reload_answers_every_callback_by_the_rules(slow_loading, reuse_port):
+    server = slow_loading(IMHOOK_REUSE_PORT=reuse_port)
+    old = set(serving_pids(server))
+    with Traffic(server.callback_url) as traffic:
+        time.sleep(0.5)
+        server.process.send_signal(signal.SIGHUP)
+        assert new_worker_serves(server, old)
+        time.sleep(1.0)
+    assert len(traffic.results) > 100
+    assert traffic.misses() == [], Counter(what for _, what in traffic.misses())
+    assert "serving on until the new worker listens" in server.log()
+
+
+def test_a_stopped_worker_is_replaced_without_a_callback_waiting_for_its_boot(slow_loading):
+    server = slow_loading()
+    first, second = serving_pids(server)
+    with Traffic(server.callback_url) as traffic:
+        time.sleep(0.5)
+        os.kill(first, signal.SIGTERM)  # as max_requests or an operator would: the master starts another
+        assert new_worker_serves(server, {first})
+        time.sleep(1.0)
+    assert len(traffic.results) > 100
+    assert traffic.misses() == [], Counter(what for _, what in traffic.misses())
+
+
+def test_a_stopping_worker_with_an_idle_connection_stops_listening_at_once(slow_loading):
+    """gunicorn keeps a stopping worker's kept-alive connections up to 2 s; its listening socket
+    must not stay open meanwhile, or the connections the kernel queues there are reset at the end."""
+    server = slow_loading()
+    port = int(server.url.rsplit(":", 1)[1])
+    idle = []
+    for _ in range(16):  # idle keep-alive connections, on both workers
+        held = socket.create_connection(("127.0.0.1", port))
+        held.sendall(b"GET /healthz HTTP/1.1\r\nHost: imhook\r\n\r\n")
+        held.recv(4096)
+        idle.append(held)
+    first, _ = serving_pids(server)
+    with Traffic(server.callback_url) as traffic:
+        time.sleep(0.3)
+        os.kill(first, signal.SIGTERM)
+        time.sleep(2.5)  # the stopping worker's linger, and then some
+    for held in idle:
+        held.close()
+    assert len(traffic.results) > 100
+    assert traffic.misses() == [], Counter(what for _, what in traffic.misses())
+
+
+def test_a_lone_worker_restarting_binds_at_once_so_a_callback_waits_rather_than_being_refused(tmp_path):
+    server = start_server(tmp_path, CONFIG, workers=1, threads=2, timeout=60)
+    try:
+        [victim] = worker_pids(server.process.pid)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: [p for p in worker_pids(server.process.pid) if p != victim], 20)
+        # The new worker is loading (1.5 s): with no sibling to take it, the connection waits for it.
+        response = requests.post(server.callback_url, params=QUERY, data=BODY, timeout=10)
+        assert response.status_code == 200 and response.json()["ActionStatus"] == "OK"
+    finally:
+        server.stop()
