@@ -82,6 +82,17 @@ def test_a_stopped_worker_leaves_the_table():
     assert not over.to_close
 
 
+def test_a_worker_that_stops_serving_leaves_the_table_for_good():
+    stopping, other = workers(12, 4)
+    stopping.tick(12, 100.0 + CHECK_SECONDS)
+    assert stopping.to_close == 4
+    stopping.stop()  # its connections are leaving; it no longer closes any to even things out
+    assert not stopping.take_close()
+    stopping.tick(12, 100.0 + CHECK_SECONDS * 3)  # its loop still calls tick: nothing is written
+    other.tick(4, 100.0 + CHECK_SECONDS * 3)
+    assert not other.to_close and not stopping.to_close
+
+
 def test_without_a_table_nothing_happens():
     balancer = Balancer(None, 3)
     balancer.tick(1000, 5.0)
