@@ -63,3 +63,14 @@ def test_served_threads_smoke_run_splits_each_servers_cpu_by_thread():
         assert requests > loop, line.group(0)
         if name == "bare":  # no recording: no writer thread (imhook's may use under a tick in a 1 s run)
             assert recorder == 0, line.group(0)
+
+
+@pytest.mark.integration
+def test_restarts_benchmark_smoke_run_reports_errors_and_lateness_through_a_hup_and_a_stop():
+    output = smoke_run("restarts.py")
+    line = re.search(r"RESULT production\s+round 1: ([\d,]+) callbacks, errors (\d+) .*over 2 s (\d+), "
+                     r"p99 [\d.]+ ms, max [\d.]+ ms, shed \d+; workers loaded in (.*) s; HUP at .*SIGTERM worker",
+                     output)
+    assert line, output
+    assert int(line.group(1).replace(",", "")) > 100 and line.group(2) == "0" and line.group(3) == "0", line.group(0)
+    assert len(line.group(4).split(", ")) >= 5, line.group(0)  # 2 at the start, 2 after the HUP, 1 after the stop

@@ -111,7 +111,11 @@ rules:
 # Well under the boot: a callback that waited for a loading worker takes LOAD_SECONDS or more.
 SLOW_SECONDS = 0.75
 BODY = json.dumps(sample("C2C.CallbackBeforeSendMsg"))
-QUERY = callback_query("C2C.CallbackBeforeSendMsg", APP_ID, token=TOKEN)
+
+
+def query() -> dict:
+    """Signed now: imhook refuses a RequestTime outside its 60 s window."""
+    return callback_query("C2C.CallbackBeforeSendMsg", APP_ID, token=TOKEN)
 
 
 class Traffic:
@@ -139,9 +143,9 @@ class Traffic:
             started = time.monotonic()
             try:
                 if keep_alive:
-                    response = session.post(self.url, params=QUERY, data=BODY, timeout=5)
+                    response = session.post(self.url, params=query(), data=BODY, timeout=5)
                 else:
-                    response = requests.post(self.url, params=QUERY, data=BODY, timeout=5,
+                    response = requests.post(self.url, params=query(), data=BODY, timeout=5,
                                              headers={"Connection": "close"})
                 reply = response.json()
                 what = "rules" if reply.get("ErrorCode") == 1 else f"{response.status_code} {reply}"
@@ -240,7 +244,7 @@ def test_a_lone_worker_restarting_binds_at_once_so_a_callback_waits_rather_than_
         os.kill(victim, signal.SIGKILL)
         assert wait_until(lambda: [p for p in worker_pids(server.process.pid) if p != victim], 20)
         # The new worker is loading (1.5 s): with no sibling to take it, the connection waits for it.
-        response = requests.post(server.callback_url, params=QUERY, data=BODY, timeout=10)
+        response = requests.post(server.callback_url, params=query(), data=BODY, timeout=10)
         assert response.status_code == 200 and response.json()["ActionStatus"] == "OK"
     finally:
         server.stop()
