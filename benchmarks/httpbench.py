@@ -66,6 +66,16 @@ def production_config(overrides: dict) -> str:
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
+def production_setup(workdir: Path, words: int, callbacks: int) -> tuple[Path, traffic.Traffic]:
+    """The production config and its word list written into `workdir`, and the mix to send it:
+    what soak.py and restarts.py serve (config path, bodies)."""
+    word_list = traffic.make_words(SEED, words)
+    traffic.write_word_file(workdir / "bench-words.txt", word_list)
+    config = workdir / "production.yaml"
+    config.write_text(production_config({}), encoding="utf-8")
+    return config, traffic.Traffic.build(SEED, word_list, callbacks, loadgen.wall_clock())
+
+
 def imhook_spec(name: str, config: Path, *args: str) -> ServerSpec:
     return ServerSpec(name, "python:receiver.gunicorn_conf", {
         "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN}, args)

@@ -28,9 +28,8 @@ import time
 from pathlib import Path
 
 import loadgen
-import traffic
 from common import start_server
-from httpbench import SEED, fresh, imhook_spec, production_config, tree_b_spec
+from httpbench import fresh, imhook_spec, production_setup, tree_b_spec
 
 SHED_LINE = re.compile(r"imhook worker \d+: (\d+) requests shed")
 LOADED_LINE = re.compile(r"accepting connections, ([\d.]+) s after it started")
@@ -94,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="imhook-restarts-"))
     try:
-        words = traffic.make_words(SEED, args.words)
-        traffic.write_word_file(workdir / "bench-words.txt", words)
-        config = workdir / "production.yaml"
-        config.write_text(production_config({}), encoding="utf-8")
-        bodies = traffic.Traffic.build(SEED, words, args.callbacks, loadgen.wall_clock())
+        config, bodies = production_setup(workdir, args.words, args.callbacks)
         specs = {"production": imhook_spec("production", config)}
         if args.tree_b is not None:
             specs["production-b"] = tree_b_spec("production-b", args.tree_b, config)

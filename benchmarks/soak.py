@@ -29,9 +29,8 @@ from pathlib import Path
 
 import heaptrace
 import loadgen
-import traffic
 from common import CpuMeter, start_server
-from httpbench import SEED, fresh, imhook_spec, production_config
+from httpbench import fresh, imhook_spec, production_setup
 
 MB = 1024 * 1024
 
@@ -126,11 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="imhook-soak-"))
     try:
-        words = traffic.make_words(SEED, args.words)
-        traffic.write_word_file(workdir / "bench-words.txt", words)
-        config = workdir / "production.yaml"
-        config.write_text(production_config({}), encoding="utf-8")
-        bodies = traffic.Traffic.build(SEED, words, args.callbacks, loadgen.wall_clock())
+        config, bodies = production_setup(workdir, args.words, args.callbacks)
         spec = imhook_spec("production", config)
         if args.trace:
             spec.gunicorn_config = "python:benchmarks.configs.gunicorn_traced"
