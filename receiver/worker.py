@@ -53,8 +53,8 @@ from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from . import balance, early_shed, edge
-from .handover import Handover
 from .framing import Limits
+from .handover import Handover
 from .read_stage import (  # noqa: F401  (the read stage's limits, as the tests and benchmarks know them)
     MAX_BUFFERED_BYTES, MAX_HEAD_BYTES, REQUEST_READ_SECONDS, ReadStage, count_refusal,
 )
