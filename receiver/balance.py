@@ -8,9 +8,10 @@ as long as the other while both are busy, and its callbacks make the p99 (issue 
 missed p99 < 25 ms were mostly such splits). Without `reuse_port` it is worse: whichever worker
 woke first took every connection of a burst.
 
-So the workers of one gunicorn master share a small table in memory (made in the master, before the
-fork): each worker's open connections and when it last said so. A worker that holds more than its
-fair share (the total over the live workers, rounded up) answers that many requests with
+So the workers of one gunicorn master share a small table in memory (receiver/worker_table.py, made
+in the master before the fork): each worker's open connections and when it last said so. A worker
+that holds more than its fair share (the total over the live workers, rounded up) answers that many
+requests with
 `Connection: close`, then weighs again CHECK_SECONDS later; the client opens new connections,
 which the kernel spreads over the workers again, and the split evens out within a few checks. Nothing is
 lost: the reply is whole, and HTTP/1.1 clients open a new connection for the next request after
@@ -24,48 +25,23 @@ Standard library only: gunicorn imports this module in the master (receiver/work
 
 from __future__ import annotations
 
-import mmap
 import os
 import time
 
-SLOTS = 256  # rows in the table: a worker writes row `age % SLOTS` (gunicorn numbers every worker it starts)
+from .worker_table import SLOTS, WorkerTable  # noqa: F401  (SLOTS: the rows a worker's age wraps around)
+
 CHECK_SECONDS = 0.1  # how often a worker writes its row and weighs its share
 STALE_SECONDS = 2.0  # a row older than this is not counted (a worker's loop writes at least once a second)
-_ROW = 2  # int64s per row: open connections, then the time written (ms of CLOCK_MONOTONIC, +1; 0: never)
 
 
 def enabled() -> bool:
     return os.environ.get("IMHOOK_BALANCE_CONNECTIONS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-class SharedTable:
-    """The table itself: an anonymous shared mapping, inherited by the workers a master forks."""
-
-    def __init__(self) -> None:
-        self._map = mmap.mmap(-1, SLOTS * _ROW * 8)  # MAP_SHARED | MAP_ANONYMOUS, zeroed
-        self.cells = memoryview(self._map).cast("q")
-
-    def write(self, slot: int, connections: int, now: float) -> None:
-        base = (slot % SLOTS) * _ROW
-        self.cells[base] = connections
-        self.cells[base + 1] = int(now * 1000) + 1
-
-    def fair_share(self, now: float) -> tuple[int, int]:
-        """(connections over the live workers, rounded up; live workers) from every fresh row."""
-        cells = self.cells.tolist()
-        oldest = int((now - STALE_SECONDS) * 1000) + 1
-        total = live = 0
-        for index in range(0, len(cells), _ROW):
-            if cells[index + 1] >= oldest:
-                total += cells[index]
-                live += 1
-        return (-(-total // live) if live else 0), live
-
-
 class Balancer:
     """One worker's side: write its row, and say when a reply should close its connection."""
 
-    def __init__(self, table: SharedTable | None, slot: int) -> None:
+    def __init__(self, table: WorkerTable | None, slot: int) -> None:
         self.table = table
         self.slot = slot
         self._next_check = 0.0
@@ -81,8 +57,8 @@ class Balancer:
         if now < self._next_check:
             return
         self._next_check = now + CHECK_SECONDS
-        self.table.write(self.slot, connections, now)
-        fair, live = self.table.fair_share(now)
+        self.table.write_connections(self.slot, connections, now)
+        fair, live = self.table.fair_share(now, STALE_SECONDS)
         self.to_close = connections - fair if live > 1 and connections > fair else 0
 
     def take_close(self) -> bool:
@@ -102,4 +78,4 @@ class Balancer:
     def forget(self) -> None:
         """A worker that stops: its row no longer counts."""
         if self.table is not None:
-            self.table.write(self.slot, 0, -STALE_SECONDS * 10)
+            self.table.forget_connections(self.slot)

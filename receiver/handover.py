@@ -17,9 +17,9 @@ So here:
 - **A stopping worker waits for its successor.** On a HUP gunicorn forks the new workers and at
   once tells the old ones to stop: with the new ones still loading, nobody would accept. An old
   worker told to stop (SIGTERM) while a younger one is still booting keeps serving until that one
-  listens (at most HANDOVER_MAX_SECONDS). The workers know each other's state from a small table in
-  shared memory, made in the master before any fork: a row is written by the master when it creates
-  a worker (booting), then by the worker itself (listening, gone).
+  listens (at most HANDOVER_MAX_SECONDS). The workers know each other's state from the table they
+  share (receiver/worker_table.py): a row is written by the master when it creates a worker
+  (booting), then by the worker itself (listening, gone).
 - **A stopping worker closes its listening socket at once**, not after its last connection ended:
   while the socket stays open the kernel keeps queueing new connections on it, and closing it later
   resets them. What is queued when it stops is accepted first and answered (`Connection: close`).
@@ -35,7 +35,6 @@ Standard library and gunicorn only: gunicorn imports this module in the master (
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import select
 import time
@@ -43,77 +42,18 @@ import time
 from gunicorn import sock as gunicorn_sock
 from gunicorn import util
 
+from .worker_table import TABLE
+
 log = logging.getLogger("imhook.worker")
 
 HANDOVER_MAX_SECONDS = 10.0  # how long a stopping worker waits for a booting successor to listen
 CHECK_SECONDS = 0.05  # how often a waiting worker looks at the table
 QUEUED_MAX = 4096  # connections accepted from a closing listener's queue, at most
-SLOTS = 256  # a worker's row is `age % SLOTS` (gunicorn numbers every worker it starts)
-_ROW = 4  # int64s a row: age, pid (0 until the worker writes it), booting since, listening since (ms)
 
 ACCEPTING = "accepting connections"  # in the log line a worker writes when it starts to accept
 
 _gunicorn_create_sockets = gunicorn_sock.create_sockets
 _binds_late = False  # true in a freshly forked worker, until gunicorn's fork-time bind has been skipped
-
-
-def _ms(now: float) -> int:
-    return int(now * 1000) + 1  # 0 stays "never"
-
-
-class WorkerTable:
-    """Which workers are booting and which listen: an anonymous shared mapping the workers inherit."""
-
-    def __init__(self) -> None:
-        self._map = mmap.mmap(-1, SLOTS * _ROW * 8)
-        self.cells = memoryview(self._map).cast("q")
-
-    def booting(self, age: int, now: float | None = None) -> None:
-        """The master, creating worker `age` (before the fork: its pid is not known yet)."""
-        base = (age % SLOTS) * _ROW
-        self.cells[base:base + _ROW] = memoryview(bytes(_ROW * 8)).cast("q")
-        self.cells[base] = age
-        self.cells[base + 2] = _ms(time.monotonic() if now is None else now)
-
-    def started(self, age: int, pid: int) -> None:
-        self.cells[(age % SLOTS) * _ROW + 1] = pid
-
-    def listening(self, age: int, now: float | None = None) -> None:
-        self.cells[(age % SLOTS) * _ROW + 3] = _ms(time.monotonic() if now is None else now)
-
-    def gone(self, age: int) -> None:
-        base = (age % SLOTS) * _ROW
-        if self.cells[base] == age:
-            self.cells[base:base + _ROW] = memoryview(bytes(_ROW * 8)).cast("q")
-
-    def anyone_listening(self) -> bool:
-        """Whether some live worker accepts connections now."""
-        cells = self.cells.tolist()
-        return any(cells[base + 3] and cells[base + 1] and _alive(cells[base + 1])
-                   for base in range(0, len(cells), _ROW))
-
-    def successor_booting(self, age: int, now: float | None = None) -> bool:
-        """Whether a worker younger than `age` is still loading: alive, not listening, not for long."""
-        now = time.monotonic() if now is None else now
-        oldest = _ms(now - HANDOVER_MAX_SECONDS)
-        cells = self.cells.tolist()
-        for base in range(0, len(cells), _ROW):
-            other, pid, since, listening = cells[base:base + _ROW]
-            if other > age and since >= oldest and not listening and _alive(pid):
-                return True
-        return False
-
-
-def _alive(pid: int) -> bool:
-    if pid == 0:
-        return True  # forked a moment ago and not yet running: the row's age bounds the wait
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _create_sockets(conf, log, fds=None):
@@ -137,7 +77,6 @@ def _forked() -> None:
 # gunicorn's arbiter calls `sock.create_sockets` by its module attribute, right after the fork.
 gunicorn_sock.create_sockets = _create_sockets
 os.register_at_fork(after_in_child=_forked)
-TABLE = WorkerTable()
 
 
 class Handover:
@@ -180,7 +119,8 @@ class Handover:
     def handle_exit(self, sig, frame) -> None:
         """SIGTERM: stop, but not while a younger worker is still loading (a HUP) and nobody else
         would accept."""
-        if self.alive and self._stop_asked_at is None and TABLE.successor_booting(self.age):
+        if (self.alive and self._stop_asked_at is None
+                and TABLE.successor_booting(self.age, time.monotonic(), HANDOVER_MAX_SECONDS)):
             self._stop_asked_at = time.monotonic()  # notify() says so, outside the signal handler
             return
         super().handle_exit(sig, frame)
@@ -196,7 +136,8 @@ class Handover:
         if not self._next_look:
             self.log.info("imhook worker %s: serving on until the new worker listens", self.pid)
         self._next_look = now + CHECK_SECONDS
-        if now - asked >= HANDOVER_MAX_SECONDS or not TABLE.successor_booting(self.age, now):
+        if now - asked >= HANDOVER_MAX_SECONDS or not TABLE.successor_booting(self.age, now,
+                                                                              HANDOVER_MAX_SECONDS):
             super().handle_exit(None, None)
 
     def set_accept_enabled(self, enabled: bool) -> None:

@@ -55,6 +55,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from . import balance, early_shed, edge
 from .framing import Limits
 from .handover import Handover
+from .worker_table import TABLE
 from .read_stage import (  # noqa: F401  (the read stage's limits, as the tests and benchmarks know them)
     MAX_BUFFERED_BYTES, MAX_HEAD_BYTES, REQUEST_READ_SECONDS, ReadStage, count_refusal,
 )
@@ -67,9 +68,9 @@ WRITE_TIMEOUT_SECONDS = 2.0  # a thread's send to a client that does not read: t
 # How much longer than the read stage's own note a request may have waited, by its kernel stamp:
 # beyond the IM's budget, a stamp says more about the system clock having stepped than about the wait.
 MAX_WAIT_BEFORE_READ_SECONDS = 2.0
-# The workers' shared table of open connections: made here, in the master (which imports this module to
-# find the worker class), so every worker it forks shares it.
-CONNECTION_TABLE = balance.SharedTable() if balance.enabled() else None
+# The balancer writes each worker's open connections into the workers' shared table (made when the
+# master imports this module to find the worker class, so every worker it forks shares it).
+CONNECTION_TABLE = TABLE if balance.enabled() else None
 
 
 def client_left(sock) -> bool:

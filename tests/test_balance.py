@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from receiver import balance
-from receiver.balance import CHECK_SECONDS, STALE_SECONDS, Balancer, SharedTable
+from receiver.balance import CHECK_SECONDS, STALE_SECONDS, Balancer
+from receiver.worker_table import WorkerTable
 
 from .helpers import start_server
 from .test_ops_gunicorn import total
@@ -26,7 +27,7 @@ from .test_ops_support import worker_pids
 
 def workers(*connections: int, now: float = 100.0) -> list[Balancer]:
     """Balancers on one table, each having written its row with these connections at `now`."""
-    table = SharedTable()
+    table = WorkerTable()
     found = [Balancer(table, slot) for slot in range(len(connections))]
     for balancer, count in zip(found, connections):
         balancer.tick(count, now)
@@ -100,11 +101,11 @@ def test_without_a_table_nothing_happens():
 
 
 def test_rows_wrap_around_the_table():
-    table = SharedTable()
+    table = WorkerTable()
     high, low = Balancer(table, balance.SLOTS + 1), Balancer(table, 2)  # gunicorn's ages grow past SLOTS
     high.tick(12, 50.0)
     low.tick(4, 50.0)
-    assert table.fair_share(50.0) == (8, 2)
+    assert table.fair_share(50.0, STALE_SECONDS) == (8, 2)
 
 
 @pytest.mark.parametrize("value, on", [(None, True), ("1", True), ("0", False), ("off", False), (" No ", False)])

@@ -24,7 +24,8 @@ import requests
 
 from receiver import handover
 from receiver.client import callback_query
-from receiver.handover import HANDOVER_MAX_SECONDS, WorkerTable
+from receiver.handover import HANDOVER_MAX_SECONDS
+from receiver.worker_table import SLOTS, WorkerTable
 
 from .helpers import APP_ID, TOKEN, sample, start_server
 from .test_ops_support import wait_until, worker_pids
@@ -38,36 +39,50 @@ def test_a_younger_booting_worker_is_waited_for_until_it_listens():
     table.started(1, os.getpid())
     table.listening(1, now=100.5)
     table.booting(2, now=110.0)  # a HUP: the master creates worker 2 before the fork
-    assert table.successor_booting(1, now=110.0)  # not started yet (pid 0): still waited for
+    assert table.successor_booting(1, 110.0, HANDOVER_MAX_SECONDS)  # not started yet (pid 0): still waited for
     table.started(2, os.getpid())
-    assert table.successor_booting(1, now=111.0)
-    assert not table.successor_booting(2, now=111.0)  # only younger workers are successors
+    assert table.successor_booting(1, 111.0, HANDOVER_MAX_SECONDS)
+    assert not table.successor_booting(2, 111.0, HANDOVER_MAX_SECONDS)  # only younger workers are successors
     table.listening(2, now=112.0)
-    assert not table.successor_booting(1, now=112.0)
+    assert not table.successor_booting(1, 112.0, HANDOVER_MAX_SECONDS)
 
 
 def test_a_successor_is_not_waited_for_forever_nor_when_it_died():
     table = WorkerTable()
     table.booting(5, now=100.0)
     table.started(5, os.getpid())
-    assert table.successor_booting(4, now=100.0 + HANDOVER_MAX_SECONDS - 0.1)
-    assert not table.successor_booting(4, now=100.0 + HANDOVER_MAX_SECONDS + 0.1)
+    assert table.successor_booting(4, 100.0 + HANDOVER_MAX_SECONDS - 0.1, HANDOVER_MAX_SECONDS)
+    assert not table.successor_booting(4, 100.0 + HANDOVER_MAX_SECONDS + 0.1, HANDOVER_MAX_SECONDS)
     child = os.fork()
     if child == 0:
         os._exit(0)
     os.waitpid(child, 0)
     table.started(5, child)  # a worker that died while loading (its pid is gone)
-    assert not table.successor_booting(4, now=100.5)
+    assert not table.successor_booting(4, 100.5, HANDOVER_MAX_SECONDS)
 
 
 def test_a_gone_worker_leaves_its_row_and_rows_wrap_around():
     table = WorkerTable()
     table.booting(3, now=100.0)
     table.gone(3)
-    assert not table.successor_booting(1, now=100.0)
-    table.booting(3 + handover.SLOTS, now=100.0)  # the same row, a much later worker
+    assert not table.successor_booting(1, 100.0, HANDOVER_MAX_SECONDS)
+    table.booting(3 + SLOTS, now=100.0)  # the same row, a much later worker
     table.gone(3)  # the old worker's exit does not wipe its successor's row
-    assert table.successor_booting(3, now=100.0)
+    assert table.successor_booting(3, 100.0, HANDOVER_MAX_SECONDS)
+
+
+def test_the_balancer_and_the_handover_share_a_row_without_disturbing_each_other():
+    table = WorkerTable()
+    table.booting(7, now=100.0)
+    table.started(7, os.getpid())
+    table.write_connections(7, 5, now=100.2)  # the balancer's columns
+    assert table.successor_booting(6, 100.3, HANDOVER_MAX_SECONDS)  # still booting for the handover
+    table.listening(7, now=100.4)
+    assert table.fair_share(100.5, 2.0) == (5, 1) and table.anyone_listening()
+    table.forget_connections(7)  # a stopping worker's connections no longer count ...
+    assert table.fair_share(100.5, 2.0) == (0, 0) and table.anyone_listening()  # ... it still accepts
+    table.booting(7 + SLOTS, now=200.0)  # a later worker in the same row starts afresh
+    assert table.fair_share(200.0, 2.0) == (0, 0) and not table.anyone_listening()
 
 
 def test_only_the_fork_time_bind_of_a_reuse_port_worker_is_skipped_and_only_with_a_sibling(monkeypatch):
