@@ -34,7 +34,6 @@ Standard library and gunicorn only: gunicorn imports this module in the master (
 
 from __future__ import annotations
 
-import logging
 import os
 import select
 import time
@@ -43,8 +42,6 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn import util
 
 from .worker_table import TABLE
-
-log = logging.getLogger("imhook.worker")
 
 HANDOVER_MAX_SECONDS = 10.0  # how long a stopping worker waits for a booting successor to listen
 CHECK_SECONDS = 0.05  # how often a waiting worker looks at the table
@@ -157,7 +154,7 @@ class Handover:
                         break
                     self.accept(listener)
             except OSError as exc:  # out of descriptors or memory: what is left is reset, say so
-                log.warning("imhook worker %s: could not accept every queued connection before "
+                self.log.warning("imhook worker %s: could not accept every queued connection before "
                             "closing: %s", self.pid, exc)
             listener.close()
         self.sockets = []
