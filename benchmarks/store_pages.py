@@ -10,9 +10,10 @@ counters give per row: bytes passed to write(2), write calls, bytes read, read c
 counts, not timings: on a shared machine they repeat where CPU time does not. The CPU time is
 printed too, for what it is worth.
 
-Variants: the shipped settings (store.py's cache and checkpoint, `batch_size` 1000); SQLite's
-defaults with 200-row batches (before issue 16 step 7); each change alone; and the shipped settings
-without the (user, received_at) index, to show what that one index costs.
+Variants: the shipped settings (store.py's cache and checkpoint, SQLite's 4 KB pages, `batch_size`
+1000); the same on a file of 16 KB pages (such a file is filled too: tried at issue 16 step 15, it
+makes a small file's rows cheaper and a big file's dearer); SQLite's defaults with 200-row batches (before issue 16 step 7); each change alone; and the
+shipped settings without the (user, received_at) index, to show what that one index costs.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ import parts  # noqa: E402
 
 USERS = 5000
 SQLITE_DEFAULTS = ("PRAGMA cache_size = -2000", "PRAGMA wal_autocheckpoint = 1000")
-VARIANTS = {  # name: (batch rows, statements run on the connection first)
-    "shipped (batch 1000, store.py's cache and checkpoint)": (1000, ()),
-    "before: SQLite's defaults, batch 200": (200, SQLITE_DEFAULTS),
-    "SQLite's defaults, batch 1000": (1000, SQLITE_DEFAULTS),
-    "shipped, batch 200": (200, ()),
-    "shipped, without the (user, received_at) index": (1000, ("DROP INDEX recordings_user_time",)),
+VARIANTS = {  # name: (batch rows, statements run on the connection first, page size of the file)
+    "shipped (batch 1000, store.py's cache and checkpoint)": (1000, (), None),
+    "16 KB pages, batch 1000": (1000, ("PRAGMA wal_autocheckpoint = 2560",), 16384),  # the same 40 MB of WAL
+    "before: SQLite's defaults, batch 200": (200, SQLITE_DEFAULTS, None),
+    "SQLite's defaults, batch 1000": (1000, SQLITE_DEFAULTS, None),
+    "shipped, batch 200": (200, (), None),
+    "shipped, without the (user, received_at) index": (1000, ("DROP INDEX recordings_user_time",), None),
 }
 
 
@@ -60,9 +62,15 @@ def io_counters() -> tuple[int, int, int, int]:
     return int(fields["wchar"]), int(fields["syscw"]), int(fields["rchar"]), int(fields["syscr"])
 
 
-def fill(path: Path, rows: int, rng: random.Random) -> None:
+def fill(path: Path, rows: int, rng: random.Random, page_size: int | None) -> None:
+    import sqlite3
+
     from receiver.recording.store import _INSERT, Store
 
+    if page_size is not None:  # set on the empty file before Store turns WAL on (it would pick its own)
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"PRAGMA page_size = {page_size}")
+            conn.execute("VACUUM")
     store = Store(path)
     store.conn.execute("PRAGMA synchronous = OFF")  # the filling is not measured
     store.conn.execute("BEGIN")
@@ -122,14 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(20261206)
     workdir = Path(tempfile.mkdtemp(prefix="imhook-store-pages-"))
     try:
-        source = workdir / "filled.sqlite"
-        started = time.monotonic()
-        fill(source, args.rows, rng)
-        print(f"filled {source.name}: {args.rows:,} rows, {source.stat().st_size / 1e6:,.0f} MB "
-              f"in {time.monotonic() - started:.0f} s; then {args.insert:,} rows per variant", flush=True)
+        sources = {}
+        for page_size in dict.fromkeys(page for _, _, page in VARIANTS.values()):
+            source = sources[page_size] = workdir / f"filled-{page_size or 'shipped'}.sqlite"
+            started = time.monotonic()
+            fill(source, args.rows, random.Random(20261206), page_size)
+            print(f"filled {source.name}: {args.rows:,} rows, {source.stat().st_size / 1e6:,.0f} MB "
+                  f"in {time.monotonic() - started:.0f} s", flush=True)
+        print(f"then {args.insert:,} rows per variant", flush=True)
         rows = mix_rows(args.insert, 1.7e9 + args.rows / 1000 + 1, rng, f"{os.getpid()}-bench")
-        for name, (batch, statements) in VARIANTS.items():
-            wchar, syscw, rchar, syscr, cpu = measure(source, workdir, rows, batch, statements)
+        for name, (batch, statements, page_size) in VARIANTS.items():
+            wchar, syscw, rchar, syscr, cpu = measure(sources[page_size], workdir, rows, batch, statements)
             print(f"RESULT {name:50s} per row: written {wchar:7,.0f} B in {syscw:4.2f} calls, read "
                   f"{rchar:7,.0f} B in {syscr:4.2f} calls; CPU {cpu:5.1f} us", flush=True)
     finally:
