@@ -38,7 +38,7 @@ backlog = 256
 # (17 of 86 benchmark runs, issue 16). The price: a stuck worker's queue is not drained by its
 # siblings. imhook's worker binds only once it has loaded the app, and a stopping one closes its
 # socket at once, after a successor listens (receiver/handover.py; docs/performance.md weighs it all).
-# IMHOOK_REUSE_PORT=0: one shared socket.
+# IMHOOK_REUSE_PORT=0: one shared socket (a Unix socket is always one: see share_sockets_not_made_per_worker).
 # The hash splits connections unevenly now and then (4/12); imhook's worker evens that out by closing
 # a few on the fuller worker (receiver/balance.py, IMHOOK_BALANCE_CONNECTIONS).
 reuse_port = os.environ.get("IMHOOK_REUSE_PORT", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -77,6 +77,26 @@ def on_starting(server):
     except ImhookError as exc:
         print(f"imhook: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # a config error: the same status `imhook check` gives
+    share_sockets_not_made_per_worker(server)
+
+
+def share_sockets_not_made_per_worker(server) -> None:
+    """reuse_port off where a socket of its own per worker cannot be: a Unix socket (Linux refuses
+    SO_REUSEPORT on one, EOPNOTSUPP, and each worker binding the path would unlink its sibling's) and
+    sockets handed over by systemd. With it on there, every worker failed to bind, over and over,
+    and nothing was served. Called in the master before it makes the listening sockets."""
+    from gunicorn import systemd
+    from gunicorn.util import parse_address
+
+    if not server.cfg.reuse_port:
+        return
+    not_tcp = [address for address in server.cfg.bind if not isinstance(parse_address(address), tuple)]
+    inherited = systemd.listen_fds(unset_environment=False)
+    if not_tcp or inherited:
+        server.cfg.set("reuse_port", False)
+        why = (f"{', '.join(not_tcp)} {'is' if len(not_tcp) == 1 else 'are'} not TCP" if not_tcp
+               else f"{inherited} socket(s) come from systemd")
+        server.log.info("reuse_port is off: %s; the workers share one listening socket", why)
 
 
 def on_reload(server):

@@ -11,23 +11,27 @@ waited 1.6 s, and those queued on a stopping one were reset).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from receiver import handover
 from receiver.client import callback_query
-from receiver.handover import HANDOVER_MAX_SECONDS
+from receiver.handover import ACCEPTING, HANDOVER_MAX_SECONDS
 from receiver.worker_table import SLOTS, WorkerTable
 
-from .helpers import APP_ID, TOKEN, sample, start_server
+from .helpers import APP_ID, ROOT, TOKEN, sample, start_server
 from .test_ops_support import wait_until, worker_pids
 
 # --- the table ----------------------------------------------------------------------------------------
@@ -263,3 +267,48 @@ def test_a_lone_worker_restarting_binds_at_once_so_a_callback_waits_rather_than_
         assert response.status_code == 200 and response.json()["ActionStatus"] == "OK"
     finally:
         server.stop()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str):
+        super().__init__("localhost", timeout=10)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.path)
+
+
+@pytest.mark.parametrize("reuse_port", ["1", "0"])
+def test_a_unix_socket_is_served_by_both_workers_whatever_reuse_port_says(tmp_path, reuse_port):
+    # SO_REUSEPORT is TCP's: on a Unix socket Linux refuses it (EOPNOTSUPP). With reuse_port on (the
+    # default) every worker failed to bind, over and over, and not one callback was answered.
+    config = tmp_path / "imhook.yaml"
+    config.write_text(f"app_id: {APP_ID}\nrules:\n  - use: tests.rulekit:Decide\n"
+                      "    config: {outcome: refuse, code: 20006, info: by the rules}\n", encoding="utf-8")
+    path = str(tmp_path / "imhook.sock")
+    log_path = tmp_path / "gunicorn.log"
+    env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
+           "IMHOOK_BIND": f"unix:{path}", "IMHOOK_WORKERS": "2", "IMHOOK_THREADS": "2", "IMHOOK_REUSE_PORT": reuse_port,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:receiver.gunicorn_conf"],
+                                   cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: log_path.read_text().count(ACCEPTING) >= 2, 30), log_path.read_text()
+        replies = []
+        for _ in range(10):
+            connection = UnixHTTPConnection(path)
+            connection.request("POST", "/callback?" + urlencode(query()), body=BODY,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            replies.append((response.status, json.loads(response.read())["ErrorInfo"]))
+            connection.close()
+        assert replies == [(200, "by the rules")] * 10
+        text = log_path.read_text()
+        assert "Operation not supported" not in text and "Traceback" not in text
+        assert ("reuse_port is off: unix:" in text) == (reuse_port == "1")  # said once, in the master
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
