@@ -111,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree-b", type=Path, metavar="DIR",
                         help="also run default and production on another checkout's code (default-b, production-b), "
                              "alternating with the others, as http.py --tree-b does")
+    parser.add_argument("--set-b", metavar="JSON",
+                        help="also run production with this JSON merged into its config as well (production-b), "
+                             "alternating: a setting priced on the same code")
     args = parser.parse_args(argv)
+    if args.set_b is not None and args.tree_b is not None:
+        parser.error("--set-b and --tree-b both name production-b: give one")
     if args.smoke:
         args.rounds, args.seconds, args.words, args.callbacks = 1, 1.0, min(args.words, 2000), min(args.callbacks, 200)
     args.wrk = loadgen.wrk_available() and not args.python_generator
@@ -130,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                  "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
                  "production": httpbench.imhook_spec("production", production)}
         names = args.only.split(",")
+        if args.set_b is not None and "production" in names:
+            production_b = workdir / "production-b.yaml"
+            production_b.write_text(httpbench.production_config({**json.loads(args.set), **json.loads(args.set_b)}),
+                                    encoding="utf-8")
+            names.append("production-b")
+            specs["production-b"] = httpbench.imhook_spec("production-b", production_b)
         for name in ("default", "production") if args.tree_b is not None else ():
             if name in names:
                 names.append(f"{name}-b")
@@ -162,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                           sum(r[g][3] for g in GROUPS) if group == "kernel" else r[group][0] for r in figures[name]]
                 cells.append(f"{group} {statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})")
             print(f"  {name:10s} " + "  ".join(cells))
+        if figures.get("production") and figures.get("production-b"):  # paired round by round
+            differences = [sum(b[g][0] for g in GROUPS) - sum(a[g][0] for g in GROUPS)
+                           for a, b in zip(figures["production"], figures["production-b"])]
+            print(f"  production-b minus production, paired by round: median {statistics.median(differences):+.0f} us "
+                  f"({min(differences):+.0f} to {max(differences):+.0f})")
     finally:
         for server in servers.values():
             server.stop()

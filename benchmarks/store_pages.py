@@ -41,6 +41,8 @@ VARIANTS = {  # name: (batch rows, statements run on the connection first, page 
     "before: SQLite's defaults, batch 200": (200, SQLITE_DEFAULTS, None),
     "SQLite's defaults, batch 1000": (1000, SQLITE_DEFAULTS, None),
     "shipped, batch 200": (200, (), None),
+    "shipped, batch 2500": (2500, (), None),
+    "shipped, batch 5000": (5000, (), None),
     "shipped, without the (user, received_at) index": (1000, ("DROP INDEX recordings_user_time",), None),
 }
 
