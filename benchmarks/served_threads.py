@@ -1,6 +1,7 @@
 """Where a served worker's CPU goes, thread by thread: what in-process timing cannot see.
 
     python benchmarks/served_threads.py [--only bare,default,production] [--rounds 3] [--seconds 10]
+                                        [--tree-b DIR | --set-b JSON]
 
 Starts the servers of benchmarks/http.py (same gunicorn settings, same mix, wrk at 16 connections,
 the Python generator without wrk), then loads them in turn, round after round. Over each run it
