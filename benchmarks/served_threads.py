@@ -98,6 +98,24 @@ def load(server, requests, workdir: Path, args) -> tuple[int, float]:
     return result.requests, result.rps
 
 
+def prefill(path: Path, rows: int) -> None:
+    """`rows` records of the mix in the recording file, as store_pages.py fills one (users spread
+    over 5,000 accounts), before any server opens it. Every production server of the run shares it."""
+    import random
+    import time as clock
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import store_pages  # noqa: E402  (this checkout's benchmark helpers)
+
+    started = clock.monotonic()
+    store_pages.load_records()
+    # Received in the last rows/1000 seconds: older rows would fall to the recorder's retention
+    # pass (7 days by default) as it starts, and the run would measure that deletion instead.
+    store_pages.fill(path, rows, random.Random(20261207), None, first=clock.time() - rows / 1000 - 60)
+    print(f"prefilled {path.name}: {rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB in "
+          f"{clock.monotonic() - started:.0f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="bare,default,production", help="servers, of bare, default, production")
@@ -115,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set-b", metavar="JSON",
                         help="also run production with this JSON merged into its config as well (production-b), "
                              "alternating: a setting priced on the same code")
+    parser.add_argument("--prefill", type=int, default=0, metavar="ROWS",
+                        help="fill the production servers' recording file with this many rows of the mix first "
+                             "(this checkout's schema), so the run measures a long-lived file, not a new one")
     args = parser.parse_args(argv)
     if args.set_b is not None and args.tree_b is not None:
         parser.error("--set-b and --tree-b both name production-b: give one")
@@ -132,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         production = workdir / "production.yaml"
         production.write_text(httpbench.production_config(json.loads(args.set)), encoding="utf-8")
         bodies = traffic.Traffic.build(httpbench.SEED, words, args.callbacks, loadgen.wall_clock())
+        if args.prefill:
+            prefill(workdir / "bench-recordings.sqlite", args.prefill)  # configs/production.yaml's path
         specs = {"bare": ServerSpec("bare", "python:benchmarks.configs.gunicorn_bare"),
                  "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
                  "production": httpbench.imhook_spec("production", production)}

@@ -64,7 +64,8 @@ def io_counters() -> tuple[int, int, int, int]:
     return int(fields["wchar"]), int(fields["syscw"]), int(fields["rchar"]), int(fields["syscr"])
 
 
-def fill(path: Path, rows: int, rng: random.Random, page_size: int | None) -> None:
+def fill(path: Path, rows: int, rng: random.Random, page_size: int | None, first: float = 1.7e9) -> None:
+    """`rows` rows of the mix, received one ms apart from `first`."""
     import sqlite3
 
     from receiver.recording.store import _INSERT, Store
@@ -77,7 +78,7 @@ def fill(path: Path, rows: int, rng: random.Random, page_size: int | None) -> No
     store.conn.execute("PRAGMA synchronous = OFF")  # the filling is not measured
     store.conn.execute("BEGIN")
     for start in range(0, rows, 10_000):
-        store.conn.executemany(_INSERT, mix_rows(min(10_000, rows - start), 1.7e9 + start / 1000, rng,
+        store.conn.executemany(_INSERT, mix_rows(min(10_000, rows - start), first + start / 1000, rng,
                                                  f"fill-{start}"))
     store.conn.execute("COMMIT")
     store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -108,17 +109,12 @@ def measure(source: Path, workdir: Path, rows: list[tuple], batch: int, statemen
     return tuple((a - b) / len(rows) for a, b in zip(after, before)) + (cpu / len(rows) * 1e6,)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_500_000, help="rows in the file before measuring")
-    parser.add_argument("--insert", type=int, default=9000, help="rows inserted per variant")
-    parser.add_argument("--smoke", action="store_true", help="a small file, a few batches (the CI run)")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.rows, args.insert = 3000, 2000
-
+def load_records() -> None:
+    """RECORDS: the production mix's records, built as the reply path builds them."""
     global RECORDS
-    app, _, environs, appdir = parts.build_app("production", {"recording": {"enabled": False}}, 3000)
+    cwd, environ = os.getcwd(), dict(os.environ)  # build_app works in a directory of its own, with its env
+    app, _, environs, appdir = parts.build_app("production", {"recording": {"enabled": False},
+                                                              "logging": {"callbacks": False}}, 3000)
     from receiver.recording.capture import record_from_outcome
     from receiver.recording.privacy import Policy
 
@@ -128,6 +124,21 @@ def main(argv: list[str] | None = None) -> int:
         parts.send(app, item)
     RECORDS = [record_from_outcome(o, Policy(), max_rejected_body=4096) for o in outcomes]
     parts.clean_up(app, appdir)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_500_000, help="rows in the file before measuring")
+    parser.add_argument("--insert", type=int, default=9000, help="rows inserted per variant")
+    parser.add_argument("--smoke", action="store_true", help="a small file, a few batches (the CI run)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows, args.insert = 3000, 2000
+
+    load_records()
 
     rng = random.Random(20261206)
     workdir = Path(tempfile.mkdtemp(prefix="imhook-store-pages-"))

@@ -17,9 +17,9 @@ from tests.helpers import ROOT
 SERVERS = ("bare", "default", "production")
 
 
-def smoke_run(script: str) -> str:
+def smoke_run(script: str, *args: str) -> str:
     """Run benchmarks/<script> --smoke; its output, once it has exited 0."""
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--smoke", *args],
                          cwd=ROOT, capture_output=True, text=True, timeout=180)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
@@ -63,6 +63,19 @@ def test_served_threads_smoke_run_splits_each_servers_cpu_by_thread():
         assert requests > loop, line.group(0)
         if name == "bare":  # no recording: no writer thread (imhook's may use under a tick in a 1 s run)
             assert recorder == 0, line.group(0)
+
+
+@pytest.mark.integration
+def test_served_threads_prices_a_setting_on_a_prefilled_recording_file():
+    # --prefill: the run measures a long-lived recording file (its rows recent enough to survive the
+    # recorder's retention pass); --set-b: the same code with recording off, paired round by round.
+    output = smoke_run("served_threads.py", "--only", "production", "--prefill", "3000",
+                       "--set-b", '{"recording": {"enabled": false}}')
+    assert re.search(r"^prefilled bench-recordings.sqlite: 3,000 rows", output, re.MULTILINE), output
+    recorders = dict(re.findall(r"^  (production(?:-b)?)\s+event loop .* recorder (\d+) ", output, re.MULTILINE))
+    assert set(recorders) == {"production", "production-b"}, output
+    assert recorders["production-b"] == "0", output  # no recording, no writer thread at work
+    assert re.search(r"^  production-b minus production, paired by round: median [-+]\d+ us", output, re.MULTILINE), output
 
 
 @pytest.mark.integration
