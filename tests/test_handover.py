@@ -31,7 +31,7 @@ from receiver.client import callback_query
 from receiver.handover import ACCEPTING, HANDOVER_MAX_SECONDS
 from receiver.worker_table import SLOTS, WorkerTable
 
-from .helpers import APP_ID, ROOT, TOKEN, sample, start_server
+from .helpers import APP_ID, ROOT, TOKEN, free_port, sample, start_server
 from .test_ops_support import wait_until, worker_pids
 
 # --- the table ----------------------------------------------------------------------------------------
@@ -309,6 +309,47 @@ def test_a_unix_socket_is_served_by_both_workers_whatever_reuse_port_says(tmp_pa
         text = log_path.read_text()
         assert "Operation not supported" not in text and "Traceback" not in text
         assert ("reuse_port is off: unix:" in text) == (reuse_port == "1")  # said once, in the master
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+SYSTEMD_LAUNCHER = """
+import os, socket, sys
+listener = socket.socket()
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen(64)
+os.dup2(listener.fileno(), 3)  # SD_LISTEN_FDS_START, as systemd hands sockets over
+os.set_inheritable(3, True)
+os.environ.update({"LISTEN_FDS": "1", "LISTEN_PID": str(os.getpid())})  # exec keeps the pid
+os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", "python:receiver.gunicorn_conf"])
+"""
+
+
+def test_a_socket_handed_over_by_systemd_is_the_one_served(tmp_path):
+    # With reuse_port on, gunicorn let each worker bind IMHOOK_BIND itself and never used the socket
+    # systemd passed: the address systemd listens on was never answered.
+    config = tmp_path / "imhook.yaml"
+    config.write_text(f"app_id: {APP_ID}\nrules:\n  - use: tests.rulekit:Decide\n"
+                      "    config: {outcome: refuse, code: 20006, info: by the rules}\n", encoding="utf-8")
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(SYSTEMD_LAUNCHER, encoding="utf-8")
+    port, unused = free_port(), free_port()
+    log_path = tmp_path / "gunicorn.log"
+    env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
+           "IMHOOK_BIND": f"127.0.0.1:{unused}", "IMHOOK_WORKERS": "2", "IMHOOK_THREADS": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, str(launcher), str(port)], cwd=tmp_path, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: log_path.read_text().count(ACCEPTING) >= 2, 30), log_path.read_text()
+        replies = [requests.post(f"http://127.0.0.1:{port}/callback", params=query(), data=BODY, timeout=10)
+                   for _ in range(10)]
+        assert [(r.status_code, r.json()["ErrorInfo"]) for r in replies] == [(200, "by the rules")] * 10
+        assert "reuse_port is off: 1 socket(s) come from systemd" in log_path.read_text()
+        with pytest.raises(requests.ConnectionError):  # IMHOOK_BIND is not bound beside systemd's socket
+            requests.get(f"http://127.0.0.1:{unused}/healthz", timeout=2)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
