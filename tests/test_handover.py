@@ -11,6 +11,7 @@ waited 1.6 s, and those queued on a stopping one were reset).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -280,23 +281,39 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path)
 
 
+DECIDING_CONFIG = (f"app_id: {APP_ID}\nrules:\n  - use: tests.rulekit:Decide\n"
+                   "    config: {outcome: refuse, code: 20006, info: by the rules}\n")
+
+
+@contextlib.contextmanager
+def gunicorn_listening(tmp_path, argv: list[str], **env: str):
+    """gunicorn (or a launcher that execs it) started with imhook's config and `env`, once both workers
+    accept; yields its log file. For binds start_server cannot wait on (a Unix socket, systemd's)."""
+    config = tmp_path / "imhook.yaml"
+    config.write_text(DECIDING_CONFIG, encoding="utf-8")
+    log_path = tmp_path / "gunicorn.log"
+    full_env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
+                "IMHOOK_WORKERS": "2", "IMHOOK_THREADS": "2",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), **env}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, cwd=tmp_path, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: log_path.read_text().count(ACCEPTING) >= 2, 30), log_path.read_text()
+        yield log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "--config", "python:receiver.gunicorn_conf"]
+
+
 @pytest.mark.parametrize("reuse_port", ["1", "0"])
 def test_a_unix_socket_is_served_by_both_workers_whatever_reuse_port_says(tmp_path, reuse_port):
     # SO_REUSEPORT is TCP's: on a Unix socket Linux refuses it (EOPNOTSUPP). With reuse_port on (the
     # default) every worker failed to bind, over and over, and not one callback was answered.
-    config = tmp_path / "imhook.yaml"
-    config.write_text(f"app_id: {APP_ID}\nrules:\n  - use: tests.rulekit:Decide\n"
-                      "    config: {outcome: refuse, code: 20006, info: by the rules}\n", encoding="utf-8")
     path = str(tmp_path / "imhook.sock")
-    log_path = tmp_path / "gunicorn.log"
-    env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
-           "IMHOOK_BIND": f"unix:{path}", "IMHOOK_WORKERS": "2", "IMHOOK_THREADS": "2", "IMHOOK_REUSE_PORT": reuse_port,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "python:receiver.gunicorn_conf"],
-                                   cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        assert wait_until(lambda: log_path.read_text().count(ACCEPTING) >= 2, 30), log_path.read_text()
+    with gunicorn_listening(tmp_path, GUNICORN, IMHOOK_BIND=f"unix:{path}", IMHOOK_REUSE_PORT=reuse_port) as log_path:
         replies = []
         for _ in range(10):
             connection = UnixHTTPConnection(path)
@@ -309,9 +326,6 @@ def test_a_unix_socket_is_served_by_both_workers_whatever_reuse_port_says(tmp_pa
         text = log_path.read_text()
         assert "Operation not supported" not in text and "Traceback" not in text
         assert ("reuse_port is off: unix:" in text) == (reuse_port == "1")  # said once, in the master
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
 
 
 SYSTEMD_LAUNCHER = """
@@ -329,27 +343,14 @@ os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "--config", "python:
 def test_a_socket_handed_over_by_systemd_is_the_one_served(tmp_path):
     # With reuse_port on, gunicorn let each worker bind IMHOOK_BIND itself and never used the socket
     # systemd passed: the address systemd listens on was never answered.
-    config = tmp_path / "imhook.yaml"
-    config.write_text(f"app_id: {APP_ID}\nrules:\n  - use: tests.rulekit:Decide\n"
-                      "    config: {outcome: refuse, code: 20006, info: by the rules}\n", encoding="utf-8")
     launcher = tmp_path / "launch.py"
     launcher.write_text(SYSTEMD_LAUNCHER, encoding="utf-8")
     port, unused = free_port(), free_port()
-    log_path = tmp_path / "gunicorn.log"
-    env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
-           "IMHOOK_BIND": f"127.0.0.1:{unused}", "IMHOOK_WORKERS": "2", "IMHOOK_THREADS": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, str(launcher), str(port)], cwd=tmp_path, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        assert wait_until(lambda: log_path.read_text().count(ACCEPTING) >= 2, 30), log_path.read_text()
+    with gunicorn_listening(tmp_path, [sys.executable, str(launcher), str(port)],
+                            IMHOOK_BIND=f"127.0.0.1:{unused}") as log_path:
         replies = [requests.post(f"http://127.0.0.1:{port}/callback", params=query(), data=BODY, timeout=10)
                    for _ in range(10)]
         assert [(r.status_code, r.json()["ErrorInfo"]) for r in replies] == [(200, "by the rules")] * 10
         assert "reuse_port is off: 1 socket(s) come from systemd" in log_path.read_text()
         with pytest.raises(requests.ConnectionError):  # IMHOOK_BIND is not bound beside systemd's socket
             requests.get(f"http://127.0.0.1:{unused}/healthz", timeout=2)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
