@@ -82,15 +82,22 @@ def on_starting(server):
 
 def share_sockets_not_made_per_worker(server) -> None:
     """reuse_port off where a socket of its own per worker cannot be: a Unix socket (Linux refuses
-    SO_REUSEPORT on one, EOPNOTSUPP, and each worker binding the path would unlink its sibling's) and
-    sockets handed over by systemd. With it on there, every worker failed to bind, over and over,
-    and nothing was served. Called in the master before it makes the listening sockets."""
+    SO_REUSEPORT on one: EOPNOTSUPP) and sockets handed over by systemd (gunicorn would leave them
+    unused and have each worker bind the address itself). With it on there, every worker failed to
+    bind, over and over, and nothing was served. Called in the master before it makes the listening
+    sockets."""
     from gunicorn import systemd
     from gunicorn.util import parse_address
 
+    def tcp(address: str) -> bool:
+        try:
+            return isinstance(parse_address(address), tuple)
+        except RuntimeError:  # not an address at all: gunicorn says so itself when it binds
+            return True
+
     if not server.cfg.reuse_port:
         return
-    not_tcp = [address for address in server.cfg.bind if not isinstance(parse_address(address), tuple)]
+    not_tcp = [address for address in server.cfg.bind if not tcp(address)]
     inherited = systemd.listen_fds(unset_environment=False)
     if not_tcp or inherited:
         server.cfg.set("reuse_port", False)
