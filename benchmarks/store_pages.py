@@ -12,8 +12,9 @@ printed too, for what it is worth.
 
 Variants: the shipped settings (store.py's cache and checkpoint, SQLite's 4 KB pages, `batch_size`
 1000); the same on a file of 16 KB pages (such a file is filled too: tried at issue 16 step 15, it
-makes a small file's rows cheaper and a big file's dearer); SQLite's defaults with 200-row batches (before issue 16 step 7); each change alone; and the
-shipped settings without the (user, received_at) index, to show what that one index costs.
+makes a small file's rows cheaper and a big file's dearer); SQLite's defaults with 200-row batches
+(before issue 16 step 7); each change alone, batches of 2,500 and 5,000 among them; and the shipped
+settings without the (user, received_at) index, to show what that one index costs.
 """
 
 from __future__ import annotations

@@ -55,12 +55,12 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from . import balance, early_shed, edge
 from .framing import Limits
 from .handover import Handover
-from .worker_table import TABLE
 from .read_stage import (  # noqa: F401  (the read stage's limits, as the tests and benchmarks know them)
     MAX_BUFFERED_BYTES, MAX_HEAD_BYTES, REQUEST_READ_SECONDS, ReadStage, count_refusal,
 )
 from .shedding import Shedder
 from .threadnames import name_this_thread
+from .worker_table import TABLE
 
 log = logging.getLogger("imhook.worker")
 
