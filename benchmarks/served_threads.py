@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                              "alternating: a setting priced on the same code")
     parser.add_argument("--prefill", type=int, default=0, metavar="ROWS",
                         help="fill the production servers' recording file with this many rows of the mix first "
-                             "(this checkout's schema), so the run measures a long-lived file, not a new one")
+                             "(this checkout's schema), so the run measures a long-lived file, not a new one; "
+                             "production-b gets a copy of its own")
     args = parser.parse_args(argv)
     if args.set_b is not None and args.tree_b is not None:
         parser.error("--set-b and --tree-b both name production-b: give one")
@@ -159,16 +160,28 @@ def main(argv: list[str] | None = None) -> int:
                  "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
                  "production": httpbench.imhook_spec("production", production)}
         names = args.only.split(",")
+        # production-b records into a file of its own (a copy of the prefilled one): two servers on
+        # one file would each pay for the other's rows, and another tree may keep another schema.
+        own_file = {"recording": {**json.loads(args.set).get("recording", {}),
+                                  "path": str(workdir / "bench-recordings-b.sqlite")}}
+        if args.prefill and "production" in names and (args.set_b is not None or args.tree_b is not None):
+            shutil.copyfile(workdir / "bench-recordings.sqlite", workdir / "bench-recordings-b.sqlite")
         if args.set_b is not None and "production" in names:
+            set_b = json.loads(args.set_b)
+            overrides = {**json.loads(args.set), **set_b,
+                         "recording": {**own_file["recording"], **set_b.get("recording", {})}}
             production_b = workdir / "production-b.yaml"
-            production_b.write_text(httpbench.production_config({**json.loads(args.set), **json.loads(args.set_b)}),
-                                    encoding="utf-8")
+            production_b.write_text(httpbench.production_config(overrides), encoding="utf-8")
             names.append("production-b")
             specs["production-b"] = httpbench.imhook_spec("production-b", production_b)
+        if args.tree_b is not None:
+            production_b = workdir / "production-b.yaml"
+            production_b.write_text(httpbench.production_config({**json.loads(args.set), **own_file}),
+                                    encoding="utf-8")
         for name in ("default", "production") if args.tree_b is not None else ():
             if name in names:
                 names.append(f"{name}-b")
-                specs[f"{name}-b"] = httpbench.tree_b_spec(f"{name}-b", args.tree_b, production)
+                specs[f"{name}-b"] = httpbench.tree_b_spec(f"{name}-b", args.tree_b, production_b)
         from receiver.gunicorn_conf import threads, workers
 
         for name in names:

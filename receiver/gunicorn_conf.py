@@ -65,18 +65,23 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Validate the config once in the master: a bad file stops start-up with a clear message."""
+    """Validate the config once in the master: a bad file stops start-up with a clear message. Then
+    bring the recordings file to this imhook's schema, once, before the workers open it."""
     import sys
 
     from receiver.errors import EXIT_USAGE, ImhookError
+    from receiver.recording.hooks import migrate_before_workers
     from receiver.reload import check_start_up
 
     try:
-        _, chain = check_start_up()
+        config, chain = check_start_up()
         chain.close()
+        migrated = migrate_before_workers(config)
     except ImhookError as exc:
         print(f"imhook: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None  # a config error: the same status `imhook check` gives
+    if migrated:
+        server.log.info("%s", migrated)
     share_sockets_not_made_per_worker(server)
 
 

@@ -61,7 +61,7 @@ def test_store_pages_prints_every_variant_and_the_shipped_settings_write_less():
     output = run_script("store_pages.py", "--smoke")
     written = {}
     for name in ("shipped (batch 1000", "before: SQLite's defaults, batch 200", "SQLite's defaults, batch 1000",
-                 "shipped, batch 200", "shipped, without the (user, received_at) index"):
+                 "shipped, batch 200", "schema 3: the user index kept per row", "shipped, without any user index"):
         line = re.search(rf"RESULT {re.escape(name)}.* per row: written +([\d,]+) B in [\d.]+ calls, "
                          rf"read +[\d,]+ B in [\d.]+ calls; CPU +[\d.]+ us", output)
         assert line, (name, output)

@@ -130,20 +130,39 @@ def test_no_recording_yet_is_said_on_the_page(tmp_path):
 
 @pytest.mark.parametrize("query, index", [
     ("", "recordings_time"), ("outcome=refuse", "recordings_outcome_time"), ("rule=r", "recordings_rule_time"),
-    ("user=u", "recordings_user_time"), ("command=c", "recordings_command"),
-    ("user=u&outcome=refuse&rule=r", "recordings_user_time"), ("rule=r&outcome=shed", "recordings_rule_time"),
+    ("command=c", "recordings_command"), ("rule=r&outcome=shed", "recordings_rule_time"),
     ("text=t&outcome=refuse", "recordings_outcome_time"),
 ])
 def test_every_search_is_served_by_an_index_without_sorting(recorded, query, index):
     from urllib.parse import parse_qsl
 
-    from receiver.console.queries import SQLITE, Search, search_query
+    from receiver.console.queries import SQLITE_USER_TABLES, Search, search_query
 
     search = Search(**dict(parse_qsl(query)))
-    q = search_query(search, SQLITE, limit=51, scan_rows=1000)
+    q = search_query(search, SQLITE_USER_TABLES, limit=51, scan_rows=1000)
     plan = " | ".join(row[3] for row in sqlite3.connect(recorded / "rec.sqlite").execute(
         "EXPLAIN QUERY PLAN " + q.sql, q.args))
     assert f"INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize("query, time_range", [
+    ("user=u", ""), ("user=u&outcome=refuse&rule=r", ""), ("user=u&since=1&until=2", " AND received_at>? AND received_at<?"),
+    ("user=u&text=t", ""),
+])
+def test_a_user_search_streams_the_sorted_user_table_and_sorts_only_the_newest_rows(recorded, query, time_range):
+    """Schema 4 (recording/user_index.py): the sorted table's key yields the rows newest first; only
+    the unsorted newest minute is sorted, and no search reads every record."""
+    from urllib.parse import parse_qsl
+
+    from receiver.console.queries import SQLITE_USER_TABLES, Search, search_query
+
+    q = search_query(Search(**dict(parse_qsl(query))), SQLITE_USER_TABLES, limit=51, scan_rows=1000)
+    rows = sqlite3.connect(recorded / "rec.sqlite").execute("EXPLAIN QUERY PLAN " + q.sql, q.args).fetchall()
+    plan = " | ".join(row[3] for row in rows)
+    newest_arm = next(row[0] for row in rows if row[3] == "RIGHT")
+    assert f"SEARCH u USING PRIMARY KEY (user=?{time_range})" in plan, plan
+    assert "SCAN r" not in plan and "recordings_time" not in plan, plan
+    assert all(row[1] == newest_arm for row in rows if "TEMP B-TREE" in row[3]), plan
 
 
 # --- playground ----------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ index. The other filters are checked on the rows that index yields. SQLite choos
 without statistics, so the chosen one is made explicit by writing the others as `+column` (which no
 index serves); PostgreSQL's planner has statistics and is left alone.
 
+A SQLite file of schema 4 keeps its users in two tables of their own (recording/user_index.py): the
+rows sorted by (user, received_at) and the newest minute's, not sorted yet. A search by user is then
+a UNION ALL of the two, each joined to its records, merged newest first: SQLite merges the sorted
+table's rows as its key yields them and stops at the page's last row.
+
 A text is not indexed (a message body is a blob, maybe hashed): a text search reads at most
 `console.text_search_rows` of the newest rows the other filters select, and says so when it stopped
 there. Pages go back in time with `until`, the time of the last row shown.
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from ..errors import ImhookError
 from ..recording.privacy import hash_id, hash_text
+from ..recording import user_index
 from ..recording.record import Problem, Record
 from ..recording.store import _COLUMNS, _decode, _text
 
@@ -74,9 +80,14 @@ class Dialect:
     reorder_outer: bool
 
 
+    user_tables: bool = False  # users found through user_index.py's two tables (SQLite, schema 4)
+
+
 SQLITE = Dialect("?", "user", True, "CAST(received_at / 60 AS INTEGER)", "instr(body, ?) > 0", False)
+SQLITE_USER_TABLES = replace(SQLITE, user_tables=True)
 POSTGRES = Dialect("%s", '"user"', False, "floor(received_at / 60)::bigint", "position(%s::bytea in body) > 0",
                    True)
+_RECORD_COLUMNS = ("id",) + _COLUMNS
 
 
 @dataclass
@@ -85,10 +96,13 @@ class Query:
     args: list = field(default_factory=list)
 
 
-def where(search: Search, dialect: Dialect, *, user_salt: bytes | None = None) -> Query:
-    """The WHERE clause (with its leading " WHERE ") of every filter but the text."""
+def where(search: Search, dialect: Dialect, *, user_salt: bytes | None = None, users: str = "") -> Query:
+    """The WHERE clause (with its leading " WHERE ") of every filter but the text. `users`: the alias
+    of a user table joined to the records as `r` (then the user and the time are its columns)."""
     m, clauses, args = dialect.mark, [], []
-    columns = {"user": dialect.user_column, "rule": "rule", "command": "command", "outcome": "outcome"}
+    record = "r." if users else ""
+    columns = {"user": f"{users}.user" if users else dialect.user_column, "rule": f"{record}rule",
+               "command": f"{record}command", "outcome": f"{record}outcome"}
     values = {"user": search.user, "rule": search.rule, "command": search.command, "outcome": search.outcome}
     indexed = next((name for name in _INDEX_ORDER if values[name]), None)
     for name in _INDEX_ORDER:
@@ -101,13 +115,36 @@ def where(search: Search, dialect: Dialect, *, user_salt: bytes | None = None) -
         else:
             clauses.append(f"{column} = {m}")
             args.append(values[name])
+    time_column = f"{users}.received_at" if users else "received_at"
     if search.since is not None:
-        clauses.append(f"received_at >= {m}")
+        clauses.append(f"{time_column} >= {m}")
         args.append(search.since)
     if search.until is not None:
-        clauses.append(f"received_at < {m}")
+        clauses.append(f"{time_column} < {m}")
         args.append(search.until)
     return Query(" WHERE " + " AND ".join(clauses) if clauses else "", args)
+
+
+def select(search: Search, dialect: Dialect, columns: str | None, *, user_salt: bytes | None = None,
+           tail: str = "") -> Query:
+    """SELECT `columns` (None: a record's) of the records `search` selects but for its text, then `tail`
+    (ORDER BY, LIMIT...): from the records table, or on schema 4 with a user, from both user tables."""
+    if not (search.user and dialect.user_tables):
+        cols = columns or ", ".join(f'"{c}"' if c == "user" else c for c in _RECORD_COLUMNS)
+        q = where(search, dialect, user_salt=user_salt)
+        return Query(f"SELECT {cols} FROM recordings{q.sql}{tail}", q.args)
+    # Named as in the records table: a compound's ORDER BY matches its columns by name, so it needs
+    # the ones it orders by among them.
+    names = [c.strip() for c in columns.split(",")] if columns else list(_RECORD_COLUMNS)
+    names += [c for c in ("received_at", "id") if c not in names]
+    # The user table's own time and id (the same values): the order its key yields, so no sort. A
+    # CROSS JOIN, which SQLite never reorders, starts from the user table: else the newest rows'
+    # arm was planned as a scan of every record in time order.
+    cols = ", ".join(f"{'u' if c in ('received_at', 'id', 'user') else 'r'}.{c} AS {c}" for c in names)
+    q = where(search, dialect, user_salt=user_salt, users="u")
+    arms = [f"SELECT {cols} FROM {table} AS u CROSS JOIN recordings AS r ON r.id = u.id{q.sql}"
+            for table in (user_index.SORTED, user_index.NEW)]
+    return Query(" UNION ALL ".join(arms) + tail, q.args * 2)
 
 
 def text_needles(text: str) -> list[bytes]:
@@ -124,25 +161,24 @@ def text_needles(text: str) -> list[bytes]:
 def search_query(search: Search, dialect: Dialect, *, limit: int, scan_rows: int,
                  user_salt: bytes | None = None, columns: str | None = None) -> Query:
     """The SELECT of one page (`limit` rows) of `search`."""
-    cols = columns or "id, " + ", ".join(f'"{c}"' if c == "user" else c for c in _COLUMNS)
-    q = where(search, dialect, user_salt=user_salt)
     order = " ORDER BY received_at DESC, id DESC"
     if not search.text:
-        return Query(f"SELECT {cols} FROM recordings{q.sql}{order} LIMIT {int(limit)}", q.args)
+        return select(search, dialect, columns, user_salt=user_salt, tail=f"{order} LIMIT {int(limit)}")
     needles = text_needles(search.text)
     match = " OR ".join([dialect.contains] * len(needles))
     # The inner LIMIT bounds the rows whose body is read, whatever the text.
-    inner = f"SELECT {cols} FROM recordings{q.sql}{order} LIMIT {int(scan_rows)}"
+    inner = select(search, dialect, columns, user_salt=user_salt, tail=f"{order} LIMIT {int(scan_rows)}")
     outer_order = order if dialect.reorder_outer else ""
-    return Query(f"SELECT * FROM ({inner}) AS newest WHERE {match}{outer_order} LIMIT {int(limit)}",
-                 q.args + needles)
+    return Query(f"SELECT * FROM ({inner.sql}) AS newest WHERE {match}{outer_order} LIMIT {int(limit)}",
+                 inner.args + needles)
 
 
 def chart_query(search: Search, dialect: Dialect, *, since: float, user_salt: bytes | None = None) -> Query:
     """(minute, outcome, count) since `since`, under the filters but the text and time range."""
-    q = where(replace(search, text="", since=since, until=None), dialect, user_salt=user_salt)
-    return Query(f"SELECT {dialect.minute} AS minute, outcome, COUNT(*) FROM recordings{q.sql} "
-                 f"GROUP BY minute, outcome ORDER BY minute", q.args)
+    rows = select(replace(search, text="", since=since, until=None), dialect, "received_at, outcome",
+                  user_salt=user_salt)
+    return Query(f"SELECT {dialect.minute} AS minute, outcome, COUNT(*) FROM ({rows.sql}) AS chosen "
+                 f"GROUP BY minute, outcome ORDER BY minute", rows.args)
 
 
 class Reader:
@@ -212,15 +248,25 @@ class Reader:
             except sqlite3.Error as exc:
                 raise StoreMissing(f"cannot read {self.path}: {exc}") from None
 
+    def _dialect(self) -> Dialect:
+        """The SQLite file's schema is asked each time: a writer may migrate it while the console runs."""
+        if self.url:
+            return POSTGRES
+        try:
+            return SQLITE_USER_TABLES if user_index.has_tables(self._sqlite()) else SQLITE
+        except sqlite3.Error as exc:
+            raise StoreMissing(f"cannot read {self.path}: {exc}") from None
+
     def search(self, search: Search, *, limit: int = PAGE_SIZE, scan_rows: int = 100_000,
                user_salt: bytes | None = None) -> Page:
-        rows = self._run(search_query(search, self.dialect, limit=limit + 1, scan_rows=scan_rows,
+        dialect = self._dialect()
+        rows = self._run(search_query(search, dialect, limit=limit + 1, scan_rows=scan_rows,
                                       user_salt=user_salt))
         records = [_decode(tuple(row)) for row in rows[:limit]]
         scanned_limit = False
         if search.text and len(rows) <= limit:
             # Fewer matches than a page: did the text search stop at its bound, with older rows unread?
-            probe = search_query(replace(search, text=""), self.dialect, limit=1, scan_rows=0, columns="id",
+            probe = search_query(replace(search, text=""), dialect, limit=1, scan_rows=0, columns="id",
                                  user_salt=user_salt)
             probe.sql = probe.sql.replace(" LIMIT 1", f" LIMIT 1 OFFSET {int(scan_rows)}")
             scanned_limit = bool(self._run(probe))
@@ -240,7 +286,7 @@ class Reader:
         """{minute: {outcome: count}} for the last `minutes` minutes."""
         start = (int(now // 60) - minutes + 1) * 60
         counts: dict[int, dict[str, int]] = {}
-        for minute, outcome, n in self._run(chart_query(search, self.dialect, since=start, user_salt=user_salt)):
+        for minute, outcome, n in self._run(chart_query(search, self._dialect(), since=start, user_salt=user_salt)):
             counts.setdefault(int(minute), {})[outcome or "?"] = n
         return counts
 

@@ -9,6 +9,40 @@ from . import writer
 log = logging.getLogger("imhook.recording")
 
 
+def migrate_before_workers(config, env=None) -> str | None:
+    """Master, before any worker starts: bring a SQLite recordings file to this imhook's schema once.
+    Else every worker tries at the same moment, and while one migrates a big file (schema 4 sorts
+    its users, ~1 s a million rows) the others wait on its lock. Returns what it did, for the master's
+log (imhook's own loggers are set up in the workers); raises ConfigError as Store does."""
+    import os
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    from .locations import store_url
+    from .store import SCHEMA_VERSION, Store, is_sqlite_file
+
+    settings = config.sections.get("recording")
+    if not settings or not settings["enabled"] or store_url(settings, os.environ if env is None else env):
+        return None
+    path = settings["path"]
+    before = None
+    if is_sqlite_file(path):  # only to say what happened: Store reports what goes wrong
+        try:
+            conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                before = conn.execute("PRAGMA user_version").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+    started = time.monotonic()
+    Store(path).close()
+    if before is not None and before < SCHEMA_VERSION:
+        return f"recording: {path} brought from schema {before} to {SCHEMA_VERSION} in {time.monotonic() - started:.1f} s"
+    return None
+
+
 def post_fork(server, worker) -> None:
     # Only matters with a preloaded app: threads, SQLite connections and the journal's files are
     # the parent's, not the worker's.

@@ -245,6 +245,10 @@ class PgStore:
                 cur.execute(INSERT_STAGED)
                 return cur.rowcount  # those not skipped as already stored
 
+    def index_users(self, max_rows: int = 0) -> int:
+        """Nothing to do: PostgreSQL keeps its (user, received_at) index per row (pgschema.py)."""
+        return 0
+
     def count(self, filters: Filters = Filters()) -> int:
         where, args = filters.sql(mark="%s", user_column='"user"')
         with self._connection() as conn, conn.cursor() as cur:

@@ -182,6 +182,8 @@ def import_records(items: Iterator[Record | Problem], db: str | Path, *, batch: 
             if len(pending) >= batch:
                 flush()
         flush()
+        while store.index_users():  # a file no server writes is not sorted by anyone else
+            pass
     finally:
         store.close()
     return result

@@ -23,15 +23,17 @@ from pathlib import Path
 
 from .. import jsonout
 from ..errors import ConfigError
+from . import user_index
 from .record import Problem, Record
 
-SCHEMA_VERSION = 3  # 2: the `key` column; 3: the console's search indexes
-READABLE_VERSIONS = (1, 2, 3)  # readers need no `key`: an older file is read as it is
+SCHEMA_VERSION = 4  # 2: the `key` column; 3: the console's search indexes; 4: user_index.py
+READABLE_VERSIONS = (1, 2, 3, 4)  # readers need no `key`: an older file is read as it is
 BUSY_TIMEOUT_MS = 5000
-# The writer's per-row cost is mostly pages: rows go in time order, but the (user, received_at) index
-# takes each row on another page once the file is big, and every page a commit touched is written to
-# the WAL, then copied into the file by a checkpoint. Measured on a 1.5M-row file (benchmarks/RESULTS.md,
-# issue 16 step 7), with the 1000-row batches the writer now makes:
+# The writer's per-row cost is mostly pages: every page a commit touched is written to the WAL, then
+# copied into the file by a checkpoint. Rows go in time order; the user index, which took each row
+# on another page once the file was big, is now filled a minute at a time (user_index.py). Measured
+# on a 1.5M-row file (benchmarks/RESULTS.md, issue 16 step 7), with the 1000-row batches the writer
+# now makes, and that index still per row:
 # - CACHE_KIB: SQLite's default 2 MB cache is smaller than one batch's dirty pages, so it spilled
 #   them to the WAL mid-transaction and read them back; 8 MB per connection holds them.
 # - WAL_AUTOCHECKPOINT_PAGES: a page changed by several commits between two checkpoints is copied
@@ -72,15 +74,16 @@ CREATE INDEX IF NOT EXISTS recordings_command ON recordings (command, received_a
 _KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS recordings_key ON recordings (key)"
 # The web console (receiver/console/queries.py) lists records newest first under one equality filter:
 # each of these serves one filter in that order without a sort (and the time index the rest).
+# The user: user_index.py's tables (schema 4), whose migration from 3 reads the index 3 made.
 _SEARCH_INDEXES = (
     "CREATE INDEX IF NOT EXISTS recordings_outcome_time ON recordings (outcome, received_at)",
     "CREATE INDEX IF NOT EXISTS recordings_rule_time ON recordings (rule, received_at)",
-    "CREATE INDEX IF NOT EXISTS recordings_user_time ON recordings (user, received_at)",
-    # (user, received_at) serves every lookup the old (user) index did: one index less to keep per insert.
-    "DROP INDEX IF EXISTS recordings_user",
 )
-_MIGRATIONS = {1: ("ALTER TABLE recordings ADD COLUMN key TEXT", _KEY_INDEX) + _SEARCH_INDEXES, 2: _SEARCH_INDEXES}
-_CREATE = tuple(statement for statement in _DDL.split(";") if statement.strip()) + (_KEY_INDEX,) + _SEARCH_INDEXES
+_SCHEMA_3 = _SEARCH_INDEXES + ("CREATE INDEX IF NOT EXISTS recordings_user_time ON recordings (user, received_at)",)
+_MIGRATIONS = {1: ("ALTER TABLE recordings ADD COLUMN key TEXT", _KEY_INDEX) + _SCHEMA_3 + user_index.MIGRATE,
+               2: _SCHEMA_3 + user_index.MIGRATE, 3: user_index.MIGRATE}
+_CREATE = (tuple(statement for statement in _DDL.split(";") if statement.strip()) + (_KEY_INDEX,) + _SEARCH_INDEXES
+           + user_index.CREATE)
 _COLUMNS = ("received_at", "command", "user", "outcome", "rule", "reason", "status", "rejected", "elapsed_ms",
             "query", "body", "body_truncated", "reply", "trace", "error", "request_id", "source", "redacted")
 # OR IGNORE: a record whose key is already stored (written before, now re-read from a journal).
@@ -256,19 +259,24 @@ class Store:
             return 0
         keys = [None] * len(records) if keys is None else list(keys)
         rows = [_row(record, key) for record, key in zip(records, keys, strict=True)]
-        before = self.conn.total_changes
+        inserted = 0  # each statement's own rows: total_changes would count the triggers' rows too
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             start = 0
             for size in statement_sizes(len(rows)):
                 chunk = rows[start:start + size]
                 start += size
-                self.conn.execute(_insert_rows(size), list(chain.from_iterable(chunk)))
+                inserted += self.conn.execute(_insert_rows(size), list(chain.from_iterable(chunk))).rowcount
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-        return self.conn.total_changes - before
+        return inserted
+
+    def index_users(self, max_rows: int = user_index.CATCH_UP_ROWS) -> int:
+        """Sort the rows recorded since the last call into the user index (user_index.py); return how
+        many. A writer calls it every minute or so; a count of `max_rows` means more are waiting."""
+        return user_index.catch_up(self.conn, max_rows)
 
     def count(self, filters: Filters = Filters()) -> int:
         where, args = filters.sql()

@@ -33,6 +33,7 @@ from ..core import Outcome
 from ..errors import ConfigError
 from ..jsonout import storable
 from ..threadnames import name_this_thread
+from . import user_index
 from .accounting import Accounting
 from .capture import record_from_outcome
 from .health import Supervised
@@ -49,6 +50,9 @@ from .store import Store
 log = logging.getLogger("imhook.recording")
 
 RETENTION_EVERY_SECONDS = 3600.0
+# The user index (user_index.py): a minute of rows sorted at once shares its pages among each user's
+# rows; with several workers each writer's turn comes at its own time, so rows wait less than this.
+INDEX_USERS_EVERY_SECONDS = 60.0
 ROTATE_EVERY_SECONDS = 5.0  # journal rotation, and the search for journals of dead processes
 WRITE_RETRIES = (0.2, 0.5, 1.0)
 STALL_SECONDS = 30.0  # default of recording.stall_seconds: undrained this long, /readyz says 503
@@ -67,6 +71,7 @@ class Recorder(Accounting, Supervised):
                  rotate_seconds: float = ROTATE_EVERY_SECONDS, stall_seconds: float = STALL_SECONDS,
                  quarantine_max_bytes: int | None = None, store: str | None = None,
                  journal_max_bytes: int | None = JOURNAL_MAX_BYTES,
+                 index_users_seconds: float = INDEX_USERS_EVERY_SECONDS,
                  clock: Callable[[], float] = time.time, start: bool = True):
         self.path = Path(path)
         self.store_url = store  # a postgresql:// URL (pgstore.py), or None: the SQLite file at `path`
@@ -113,6 +118,8 @@ class Recorder(Accounting, Supervised):
         self._unlogged_full, self._full_logged_at = 0, float("-inf")
         self._down_logged_at = float("-inf")
         self._next_prune = 0.0
+        self.index_users_seconds = index_users_seconds
+        self._next_index_users = 0.0  # set when the writer starts
         self._closed = False
         if start:
             self.start()
@@ -294,6 +301,8 @@ class Recorder(Accounting, Supervised):
         name_this_thread()
         self._recover()  # journals left by workers that died, before this one adds its own rows
         self._next_rotation = time.monotonic() + self.rotate_seconds
+        # Spread over the first interval: workers started together take turns at the index.
+        self._next_index_users = time.monotonic() + self.index_users_seconds * (0.5 + (os.getpid() % 100) / 200)
         while True:
             self._beat = time.monotonic()
             try:
@@ -316,6 +325,7 @@ class Recorder(Accounting, Supervised):
             self._write(batch)
         if self.journal is not None:
             self._tend_journal()
+        self._index_users_if_due()
         return not batch and self._stop.is_set() and not self._queue
 
     def _next_batch(self) -> list[Queued]:
@@ -427,6 +437,20 @@ class Recorder(Accounting, Supervised):
             log.error("recording: the journal in %s is kept (stored at the next start): %s", self.journal_dir, exc)
         except Exception:
             log.exception("recording: the journal in %s is kept (stored at the next start)", self.journal_dir)
+
+    def _index_users_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_index_users or self._stop.is_set():
+            return
+        try:
+            moved = self.store.index_users()
+        except sqlite3.Error as exc:  # rows stay where a search still finds them; tried again next time
+            self._next_index_users = now + self.index_users_seconds
+            log.warning("recording: sorting new rows into the user index of %s failed: %s", self.where, exc)
+            return
+        # A full chunk: more wait (a file from before schema 4, a long stop): the next turn goes on.
+        full = moved >= user_index.CATCH_UP_ROWS
+        self._next_index_users = now + (0 if full else self.index_users_seconds)
 
     def _prune_if_due(self) -> None:
         now = time.monotonic()
