@@ -139,11 +139,14 @@ def select(search: Search, dialect: Dialect, columns: str | None, *, user_salt: 
     names += [c for c in ("received_at", "id") if c not in names]
     # The user table's own time and id (the same values): the order its key yields, so no sort. A
     # CROSS JOIN, which SQLite never reorders, starts from the user table: else the newest rows'
-    # arm was planned as a scan of every record in time order.
-    cols = ", ".join(f"{'u' if c in ('received_at', 'id', 'user') else 'r'}.{c} AS {c}" for c in names)
+    # arm was planned as a scan of every record in time order. No join when nothing of the record
+    # is asked for or filtered on.
+    own = ("received_at", "id", "user")
+    cols = ", ".join(f"{'u' if c in own else 'r'}.{c} AS {c}" for c in names)
+    joined = (search.rule or search.command or search.outcome or any(c not in own for c in names))
+    join = " CROSS JOIN recordings AS r ON r.id = u.id" if joined else ""
     q = where(search, dialect, user_salt=user_salt, users="u")
-    arms = [f"SELECT {cols} FROM {table} AS u CROSS JOIN recordings AS r ON r.id = u.id{q.sql}"
-            for table in (user_index.SORTED, user_index.NEW)]
+    arms = [f"SELECT {cols} FROM {table} AS u{join}{q.sql}" for table in (user_index.SORTED, user_index.NEW)]
     return Query(" UNION ALL ".join(arms) + tail, q.args * 2)
 
 
@@ -162,6 +165,9 @@ def search_query(search: Search, dialect: Dialect, *, limit: int, scan_rows: int
                  user_salt: bytes | None = None, columns: str | None = None) -> Query:
     """The SELECT of one page (`limit` rows) of `search`."""
     order = " ORDER BY received_at DESC, id DESC"
+    if search.user and dialect.user_tables:
+        return _user_search_query(search, dialect, limit=limit, scan_rows=scan_rows, user_salt=user_salt,
+                                  columns=columns)
     if not search.text:
         return select(search, dialect, columns, user_salt=user_salt, tail=f"{order} LIMIT {int(limit)}")
     needles = text_needles(search.text)
@@ -171,6 +177,24 @@ def search_query(search: Search, dialect: Dialect, *, limit: int, scan_rows: int
     outer_order = order if dialect.reorder_outer else ""
     return Query(f"SELECT * FROM ({inner.sql}) AS newest WHERE {match}{outer_order} LIMIT {int(limit)}",
                  inner.args + needles)
+
+
+def _user_search_query(search: Search, dialect: Dialect, *, limit: int, scan_rows: int,
+                       user_salt: bytes | None, columns: str | None) -> Query:
+    """A page by user on schema 4: the newest keys (id, time) of both user tables, merged, and only
+    then the page's records. The newest minute's rows are sorted by SQLite; sorting keys, not whole
+    records (a busy user's minute may be thousands of rows), keeps that cheap. The page comes out in
+    the keys' order (the CROSS JOIN keeps them outermost), as the text search below relies on too."""
+    bound = scan_rows if search.text else limit
+    keys = select(replace(search, text=""), dialect, "id, received_at", user_salt=user_salt,
+                  tail=f" ORDER BY received_at DESC, id DESC LIMIT {int(bound)}")
+    cols = ", ".join(f"r.{c}" for c in ([c.strip() for c in columns.split(",")] if columns else _RECORD_COLUMNS))
+    page = f"SELECT {cols} FROM ({keys.sql}) AS page CROSS JOIN recordings AS r ON r.id = page.id"
+    if not search.text:
+        return Query(page, keys.args)
+    needles = text_needles(search.text)
+    match = " OR ".join([dialect.contains.replace("body", "r.body")] * len(needles))
+    return Query(f"{page} WHERE {match} LIMIT {int(limit)}", keys.args + needles)
 
 
 def chart_query(search: Search, dialect: Dialect, *, since: float, user_salt: bytes | None = None) -> Query:
