@@ -76,6 +76,17 @@ def production_setup(workdir: Path, words: int, callbacks: int) -> tuple[Path, t
     return config, traffic.Traffic.build(SEED, word_list, callbacks, loadgen.wall_clock())
 
 
+def production_b_config(workdir: Path, overrides: dict) -> Path:
+    """`production-b.yaml` in `workdir`: the production config with `overrides`, recording into a file
+    of its own (`bench-recordings-b.sqlite`). Another tree may keep another schema, and two servers on
+    one file would each pay for the other's rows."""
+    recording = {**overrides.get("recording", {})}
+    recording.setdefault("path", str(workdir / "bench-recordings-b.sqlite"))
+    config = workdir / "production-b.yaml"
+    config.write_text(production_config({**overrides, "recording": recording}), encoding="utf-8")
+    return config
+
+
 def imhook_spec(name: str, config: Path, *args: str) -> ServerSpec:
     return ServerSpec(name, "python:receiver.gunicorn_conf", {
         "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": traffic.APP_ID, "IMHOOK_TOKEN": traffic.TOKEN}, args)
@@ -377,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
                        imhook_spec("pooled", production, "benchmarks.configs.pooled_chain:app"), production),
         }
         if args.tree_b is not None:
+            production_b = production_b_config(workdir, json.loads(args.set))
             for name in ("default", "production"):
-                spec = tree_b_spec(f"{name}-b", args.tree_b, production)
+                spec = tree_b_spec(f"{name}-b", args.tree_b, production_b)
                 servers[f"{name}-b"] = (f"{servers[name][0]}, code of {args.tree_b}", spec,
                                         Path(spec.env["IMHOOK_CONFIG"]))
             args.only += "".join(f",{name}-b" for name in ("default", "production") if name in args.only.split(","))

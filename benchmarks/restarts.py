@@ -29,7 +29,7 @@ from pathlib import Path
 
 import loadgen
 from common import start_server
-from httpbench import fresh, imhook_spec, production_setup, tree_b_spec
+from httpbench import fresh, imhook_spec, production_b_config, production_setup, tree_b_spec
 
 SHED_LINE = re.compile(r"imhook worker \d+: (\d+) requests shed")
 LOADED_LINE = re.compile(r"accepting connections, ([\d.]+) s after it started")
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         config, bodies = production_setup(workdir, args.words, args.callbacks)
         specs = {"production": imhook_spec("production", config)}
         if args.tree_b is not None:
-            specs["production-b"] = tree_b_spec("production-b", args.tree_b, config)
+            specs["production-b"] = tree_b_spec("production-b", args.tree_b, production_b_config(workdir, {}))
         print(f"restarts: {args.rate:,.0f} callbacks/s for {args.seconds:g} s, a HUP at 1/6, a worker's "
               f"SIGTERM at 1/2; {workers} workers x {threads} threads, production config", flush=True)
         for round_number in range(1, args.rounds + 1):

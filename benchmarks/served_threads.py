@@ -160,24 +160,16 @@ def main(argv: list[str] | None = None) -> int:
                  "default": httpbench.imhook_spec("default", httpbench.DEFAULT_CONFIG),
                  "production": httpbench.imhook_spec("production", production)}
         names = args.only.split(",")
-        # production-b records into a file of its own (a copy of the prefilled one): two servers on
-        # one file would each pay for the other's rows, and another tree may keep another schema.
-        own_file = {"recording": {**json.loads(args.set).get("recording", {}),
-                                  "path": str(workdir / "bench-recordings-b.sqlite")}}
+        # production-b records into a file of its own (httpbench.production_b_config), a copy of
+        # the prefilled one.
         if args.prefill and "production" in names and (args.set_b is not None or args.tree_b is not None):
             shutil.copyfile(workdir / "bench-recordings.sqlite", workdir / "bench-recordings-b.sqlite")
+        overrides, set_b = json.loads(args.set), json.loads(args.set_b or "{}")
+        production_b = httpbench.production_b_config(workdir, {
+            **overrides, **set_b, "recording": {**overrides.get("recording", {}), **set_b.get("recording", {})}})
         if args.set_b is not None and "production" in names:
-            set_b = json.loads(args.set_b)
-            overrides = {**json.loads(args.set), **set_b,
-                         "recording": {**own_file["recording"], **set_b.get("recording", {})}}
-            production_b = workdir / "production-b.yaml"
-            production_b.write_text(httpbench.production_config(overrides), encoding="utf-8")
             names.append("production-b")
             specs["production-b"] = httpbench.imhook_spec("production-b", production_b)
-        if args.tree_b is not None:
-            production_b = workdir / "production-b.yaml"
-            production_b.write_text(httpbench.production_config({**json.loads(args.set), **own_file}),
-                                    encoding="utf-8")
         for name in ("default", "production") if args.tree_b is not None else ():
             if name in names:
                 names.append(f"{name}-b")
