@@ -153,3 +153,17 @@ def test_a_served_instance_migrates_its_file_once_in_the_master_and_finds_old_an
     assert log.index("brought from schema 3 to 4") < log.index("Booting worker"), log
     alice = found(db, Search(user="alice"), limit=50)
     assert alice[1:] == [start + 2, start] and alice[0] > start + 50  # the new one first, then the old
+
+
+def test_replay_and_export_filters_find_a_users_rows_in_both_tables(tmp_path):
+    from receiver.recording.store import Filters
+
+    store = Store(tmp_path / "r.sqlite")
+    store.insert([rec(i, "dan" if i % 3 == 0 else "eve") for i in range(9)])
+    store.index_users(5)  # dan's first two sorted, his third still new
+    plan = " ".join(row[3] for row in store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM recordings" + Filters(user="dan").sql(user_tables=True)[0], ["dan"] * 2))
+    assert "PRIMARY KEY (user=?)" in plan, plan
+    assert [r.received_at for r in store.records(Filters(user="dan"))] == [1000.0, 1003.0, 1006.0]
+    assert store.count(Filters(user="eve", since=1004.0)) == 4  # 1004, 1005, 1007, 1008
+    store.close()

@@ -130,9 +130,10 @@ class Filters:
     user: str = ""
     include_rejected: bool = True
 
-    def sql(self, *, mark: str = "?", user_column: str = "user") -> tuple[str, list]:
+    def sql(self, *, mark: str = "?", user_column: str = "user", user_tables: bool = False) -> tuple[str, list]:
         """The WHERE clause and its arguments; `mark` and `user_column` as the database spells them
-        (PostgreSQL: "%s" and '"user"')."""
+        (PostgreSQL: "%s" and '"user"'); `user_tables`: a SQLite file of schema 4 finds a user's ids
+        in user_index.py's tables (the records table has no index on the user)."""
         clauses, args = [], []
         if self.commands:
             clauses.append(f"command IN ({', '.join([mark] * len(self.commands))})")
@@ -143,7 +144,11 @@ class Filters:
         if self.until is not None:
             clauses.append(f"received_at < {mark}")
             args.append(self.until)
-        if self.user:
+        if self.user and user_tables:
+            clauses.append(f"id IN (SELECT id FROM {user_index.SORTED} WHERE user = ? "
+                           f"UNION ALL SELECT id FROM {user_index.NEW} WHERE user = ?)")
+            args += [jsonout.storable(self.user)] * 2
+        elif self.user:
             clauses.append(f"{user_column} = {mark}")
             args.append(jsonout.storable(self.user).replace("\x00", "\\u0000") if mark != "?"
                         else jsonout.storable(self.user))  # as it was stored
@@ -279,12 +284,12 @@ class Store:
         return user_index.catch_up(self.conn, max_rows)
 
     def count(self, filters: Filters = Filters()) -> int:
-        where, args = filters.sql()
+        where, args = filters.sql(user_tables=user_index.has_tables(self.conn))
         return self.conn.execute(f"SELECT COUNT(*) FROM recordings{where}", args).fetchone()[0]
 
     def records(self, filters: Filters = Filters()) -> Iterator[Record | Problem]:
         """Stream records in id order; a row that cannot be decoded comes out as a Problem."""
-        where, args = filters.sql()
+        where, args = filters.sql(user_tables=user_index.has_tables(self.conn))
         cursor = self.conn.execute(f"SELECT id, {', '.join(_COLUMNS)} FROM recordings{where} ORDER BY id", args)
         while rows := cursor.fetchmany(500):
             for row in rows:
