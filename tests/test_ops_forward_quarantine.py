@@ -151,16 +151,19 @@ def test_supervision_counters_and_the_undrained_gauge_reach_the_metrics():
 
     from .test_ops_metrics import value
 
-    totals = {"quarantined_total": 0, "writer_restarts_total": 0, "undrained_seconds": 0}
+    totals = {"quarantined_total": 0, "writer_restarts_total": 0, "user_index_failures_total": 0,
+              "undrained_seconds": 0}
+    names = ("imhook_recording_quarantined_total", "imhook_recording_writer_restarts_total",
+             "imhook_recording_user_index_failures_total")
     previous = metrics._recording
     metrics.track_recording(lambda: dict(totals))
     try:
         metrics.flush()
-        before = value("imhook_recording_quarantined_total"), value("imhook_recording_writer_restarts_total")
-        totals.update(quarantined_total=2, writer_restarts_total=1, undrained_seconds=42)
+        before = [value(name) for name in names]
+        totals.update(quarantined_total=2, writer_restarts_total=1, user_index_failures_total=3, undrained_seconds=42)
         metrics.flush()
-        after = value("imhook_recording_quarantined_total"), value("imhook_recording_writer_restarts_total")
-        assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+        after = [value(name) for name in names]
+        assert [a - b for a, b in zip(after, before)] == [2, 1, 3]
         assert value("imhook_recording_undrained_seconds") == 42
     finally:
         metrics._recording = previous

@@ -167,3 +167,23 @@ def test_replay_and_export_filters_find_a_users_rows_in_both_tables(tmp_path):
     assert [r.received_at for r in store.records(Filters(user="dan"))] == [1000.0, 1003.0, 1006.0]
     assert store.count(Filters(user="eve", since=1004.0)) == 4  # 1004, 1005, 1007, 1008
     store.close()
+
+
+def test_a_sort_that_fails_is_logged_counted_and_tried_again(tmp_path, caplog):
+    recorder = Recorder(tmp_path / "r.sqlite", flush_interval=0.02, index_users_seconds=0.05, journal=False,
+                        start=False)
+    tries = []
+
+    def locked(max_rows: int = 0) -> int:
+        tries.append(max_rows)
+        raise sqlite3.OperationalError("database is locked")
+
+    recorder.store.index_users = locked
+    with caplog.at_level("WARNING", logger="imhook.recording"):
+        recorder.start()
+        deadline = time.monotonic() + 10
+        while len(tries) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        recorder.close()
+    assert len(tries) >= 2 and recorder.stats()["user_index_failures_total"] == len(tries)
+    assert "sorting new rows into the user index of" in caplog.text and "database is locked" in caplog.text

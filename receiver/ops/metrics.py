@@ -73,6 +73,8 @@ RECORDING_JOURNAL_FULL = Counter("imhook_recording_journal_full",
 RECORDING_QUARANTINED = Counter("imhook_recording_quarantined",
                                 "Records the store refused, kept aside in the quarantine file.")
 RECORDING_WRITER_RESTARTS = Counter("imhook_recording_writer_restarts", "Recording writer threads restarted.")
+RECORDING_USER_INDEX_FAILURES = Counter("imhook_recording_user_index_failures",
+                                        "Minute sorts of new rows into the SQLite user index that failed.")
 RECORDING_UNDRAINED = Gauge("imhook_recording_undrained_seconds",
                             "Age of the oldest answered callback not recorded yet (0: drained).",
                             multiprocess_mode="livemax")
@@ -237,7 +239,8 @@ class RecordingStats:
                "failed_total": RECORDING_FAILED, "journal_spilled_total": RECORDING_SPILLED,
                "journal_recovered_total": RECORDING_RECOVERED, "quarantined_total": RECORDING_QUARANTINED,
                "journal_full_total": RECORDING_JOURNAL_FULL,
-               "writer_restarts_total": RECORDING_WRITER_RESTARTS}
+               "writer_restarts_total": RECORDING_WRITER_RESTARTS,
+               "user_index_failures_total": RECORDING_USER_INDEX_FAILURES}
 
     def __init__(self, stats: Callable[[], dict]):
         self.stats = stats

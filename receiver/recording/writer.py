@@ -120,6 +120,7 @@ class Recorder(Accounting, Supervised):
         self._next_prune = 0.0
         self.index_users_seconds = index_users_seconds
         self._next_index_users = 0.0  # set when the writer starts
+        self.user_index_failures_total = 0
         self._closed = False
         if start:
             self.start()
@@ -286,6 +287,7 @@ class Recorder(Accounting, Supervised):
                 "journal_full_total": self.journal_full_total,
                 "quarantined_total": self.quarantined_total + (self.journal.quarantined_total if self.journal else 0),
                 "writer_restarts_total": self.writer_restarts_total,
+                "user_index_failures_total": self.user_index_failures_total,
                 "undrained_seconds": int(self.undrained_seconds())}
 
     def _open_journal(self) -> Journal:
@@ -446,6 +448,7 @@ class Recorder(Accounting, Supervised):
             moved = self.store.index_users()
         except sqlite3.Error as exc:  # rows stay where a search still finds them; tried again next time
             self._next_index_users = now + self.index_users_seconds
+            self.user_index_failures_total += 1
             log.warning("recording: sorting new rows into the user index of %s failed: %s", self.where, exc)
             return
         # A full chunk: more wait (a file from before schema 4, a long stop): the next turn goes on.
@@ -471,7 +474,8 @@ def stats() -> dict[str, int]:
     total = {"queue_depth": 0, "overflow_total": 0, "written_total": 0, "failed_total": 0,
              "rejected_skipped_total": 0, "journal_spilled_total": 0, "journal_recovered_total": 0,
              "journal_full_total": 0,
-             "quarantined_total": 0, "writer_restarts_total": 0, "undrained_seconds": 0}
+             "quarantined_total": 0, "writer_restarts_total": 0, "user_index_failures_total": 0,
+             "undrained_seconds": 0}
     for recorder in list(ACTIVE):
         for key, value in recorder.stats().items():
             total[key] = max(total[key], value) if key == "undrained_seconds" else total[key] + value
