@@ -89,8 +89,8 @@ def schema_3_file(db: Path, users: list[str], start: float = 1000.0) -> None:
                       f"DROP TABLE {user_index.SORTED}", f"DROP TABLE {user_index.NEW}",
                       "CREATE INDEX recordings_user_time ON recordings (user, received_at)", "PRAGMA user_version = 3"):
         conn.execute(statement)
-    conn.executemany("INSERT INTO recordings (received_at, command, user, query, body) VALUES (?, 'C', ?, '{}', x'7b7d')",
-                     [(start + i, user) for i, user in enumerate(users)])
+    conn.executemany("INSERT INTO recordings (received_at, command, user, query, body) "
+                     "VALUES (?, 'C', ?, '{}', x'7b7d')", [(start + i, user) for i, user in enumerate(users)])
     conn.commit()
     conn.close()
 

@@ -8,8 +8,8 @@ index serves); PostgreSQL's planner has statistics and is left alone.
 
 A SQLite file of schema 4 keeps its users in two tables of their own (recording/user_index.py): the
 rows sorted by (user, received_at) and the newest minute's, not sorted yet. A search by user is then
-a UNION ALL of the two, each joined to its records, merged newest first: SQLite merges the sorted
-table's rows as its key yields them and stops at the page's last row.
+a UNION ALL of the two, merged newest first (SQLite takes the sorted table's rows as its key yields
+them and stops at the page's last row), and only the page's records are read whole.
 
 A text is not indexed (a message body is a blob, maybe hashed): a text search reads at most
 `console.text_search_rows` of the newest rows the other filters select, and says so when it stopped
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ImhookError
-from ..recording.privacy import hash_id, hash_text
 from ..recording import user_index
+from ..recording.privacy import hash_id, hash_text
 from ..recording.record import Problem, Record
 from ..recording.store import _COLUMNS, _decode, _text
 
@@ -78,8 +78,6 @@ class Dialect:
     # outer ORDER BY would make it read the whole bound before the first row even when the text is
     # common; PostgreSQL knows the order is kept and streams either way.
     reorder_outer: bool
-
-
     user_tables: bool = False  # users found through user_index.py's two tables (SQLite, schema 4)
 
 

@@ -12,8 +12,8 @@ log = logging.getLogger("imhook.recording")
 def migrate_before_workers(config, env=None) -> str | None:
     """Master, before any worker starts: bring a SQLite recordings file to this imhook's schema once.
     Else every worker tries at the same moment, and while one migrates a big file (schema 4 sorts
-    its users, ~1 s a million rows) the others wait on its lock. Returns what it did, for the master's
-log (imhook's own loggers are set up in the workers); raises ConfigError as Store does."""
+    its users, ~1 s a million rows) the others wait on its lock. Returns what it did, for the
+    master's log (imhook's own loggers are set up in the workers); raises ConfigError as Store does."""
     import os
     import sqlite3
     import time
@@ -38,9 +38,9 @@ log (imhook's own loggers are set up in the workers); raises ConfigError as Stor
             pass
     started = time.monotonic()
     Store(path).close()
-    if before is not None and before < SCHEMA_VERSION:
-        return f"recording: {path} brought from schema {before} to {SCHEMA_VERSION} in {time.monotonic() - started:.1f} s"
-    return None
+    if before is None or before >= SCHEMA_VERSION:
+        return None
+    return f"recording: {path} brought from schema {before} to {SCHEMA_VERSION} in {time.monotonic() - started:.1f} s"
 
 
 def post_fork(server, worker) -> None:
