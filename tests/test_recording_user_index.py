@@ -187,3 +187,33 @@ def test_a_sort_that_fails_is_logged_counted_and_tried_again(tmp_path, caplog):
         recorder.close()
     assert len(tries) >= 2 and recorder.stats()["user_index_failures_total"] == len(tries)
     assert "sorting new rows into the user index of" in caplog.text and "database is locked" in caplog.text
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("newer, says", [(False, "file is not a database"), (True, "schema version 9 is newer")])
+def test_a_recordings_file_imhook_cannot_use_stops_the_master_in_one_line(tmp_path, newer, says):
+    import os
+    import subprocess
+    import sys
+
+    from .helpers import APP_ID, ROOT, TOKEN, free_port
+    from .test_recording_rules import rules_yaml
+
+    db = tmp_path / "rec.sqlite"
+    if newer:
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA user_version = 9")
+        conn.close()
+    else:
+        db.write_bytes(b"not a database at all " * 100)
+    config = tmp_path / "imhook.yaml"
+    config.write_text(rules_yaml(recording=f"recording:\n  path: {str(db)!r}\n"), encoding="utf-8")
+    env = {**os.environ, "IMHOOK_CONFIG": str(config), "IMHOOK_APP_ID": APP_ID, "IMHOOK_TOKEN": TOKEN,
+           "IMHOOK_BIND": f"127.0.0.1:{free_port()}", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "gunicorn", "--config", "python:receiver.gunicorn_conf"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    line = config.read_text(encoding="utf-8").splitlines().index(f"  path: {str(db)!r}") + 1
+    assert f"imhook: {config}:{line}: recording.path: cannot open recordings database {db}" in run.stderr, run.stderr
+    assert says in run.stderr, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr and "Booting worker" not in run.stdout + run.stderr

@@ -19,6 +19,7 @@ def migrate_before_workers(config, env=None) -> str | None:
     import time
     from pathlib import Path
 
+    from ..errors import ConfigError
     from .locations import store_url
     from .store import SCHEMA_VERSION, Store, is_sqlite_file
 
@@ -37,7 +38,11 @@ def migrate_before_workers(config, env=None) -> str | None:
         except sqlite3.Error:
             pass
     started = time.monotonic()
-    Store(path).close()
+    try:
+        Store(path).close()
+    except ConfigError as exc:  # say which setting names the file (the default one's when unset)
+        raise ConfigError(exc.detail, file=config.file, path="recording.path",
+                          line=config.document.line_of(("recording", "path"))) from None
     if before is None or before >= SCHEMA_VERSION:
         return None
     return f"recording: {path} brought from schema {before} to {SCHEMA_VERSION} in {time.monotonic() - started:.1f} s"
