@@ -15,37 +15,27 @@ def migrate_before_workers(config, env=None) -> str | None:
     its users, ~1 s a million rows) the others wait on its lock. Returns what it did, for the
     master's log (imhook's own loggers are set up in the workers); raises ConfigError as Store does."""
     import os
-    import sqlite3
     import time
-    from pathlib import Path
 
     from ..errors import ConfigError
     from .locations import store_url
-    from .store import SCHEMA_VERSION, Store, is_sqlite_file
+    from .store import SCHEMA_VERSION, Store
 
     settings = config.sections.get("recording")
     if not settings or not settings["enabled"] or store_url(settings, os.environ if env is None else env):
         return None
     path = settings["path"]
-    before = None
-    if is_sqlite_file(path):  # only to say what happened: Store reports what goes wrong
-        try:
-            conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                before = conn.execute("PRAGMA user_version").fetchone()[0]
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            pass
     started = time.monotonic()
     try:
-        Store(path).close()
+        store = Store(path)
     except ConfigError as exc:  # say which setting names the file (the default one's when unset)
         raise ConfigError(exc.detail, file=config.file, path="recording.path",
                           line=config.document.line_of(("recording", "path"))) from None
-    if before is None or before >= SCHEMA_VERSION:
+    store.close()
+    if store.migrated_from is None:
         return None
-    return f"recording: {path} brought from schema {before} to {SCHEMA_VERSION} in {time.monotonic() - started:.1f} s"
+    return (f"recording: {path} brought from schema {store.migrated_from} to {SCHEMA_VERSION} "
+            f"in {time.monotonic() - started:.1f} s")
 
 
 def post_fork(server, worker) -> None:

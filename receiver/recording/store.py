@@ -145,8 +145,8 @@ class Filters:
             clauses.append(f"received_at < {mark}")
             args.append(self.until)
         if self.user and user_tables:
-            clauses.append(f"id IN (SELECT id FROM {user_index.SORTED} WHERE user = ? "
-                           f"UNION ALL SELECT id FROM {user_index.NEW} WHERE user = ?)")
+            clauses.append(f"id IN (SELECT id FROM {user_index.SORTED} WHERE user = {mark} "
+                           f"UNION ALL SELECT id FROM {user_index.NEW} WHERE user = {mark})")
             args += [jsonout.storable(self.user)] * 2
         elif self.user:
             clauses.append(f"{user_column} = {mark}")
@@ -178,6 +178,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
+        self.migrated_from: int | None = None  # the schema version this open brought to SCHEMA_VERSION
         if not create and not self.path.exists():
             raise ConfigError(f"no recordings database at {self.path}")
         try:
@@ -236,6 +237,8 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        if 0 < version < SCHEMA_VERSION:
+            self.migrated_from = version
 
     def close(self) -> None:
         self.conn.close()
