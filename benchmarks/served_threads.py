@@ -100,7 +100,7 @@ def load(server, requests, workdir: Path, args) -> tuple[int, float]:
 
 def prefill(path: Path, rows: int) -> None:
     """`rows` records of the mix in the recording file, as store_pages.py fills one (users spread
-    over 5,000 accounts), before any server opens it. Every production server of the run shares it."""
+    over 5,000 accounts), before any server opens it: production's file (production-b gets a copy)."""
     import random
     import time as clock
 
