@@ -1,4 +1,4 @@
-"""Smoke runs of the in-process benchmarks (parts.py, wsgi_cpu.py, gc_time.py, store_pages.py): they build the app from a config,
+"""Smoke runs of the in-process benchmarks (parts.py, wsgi_cpu.py, gc_time.py, store_pages.py, rate_limit_store.py): they build the app from a config,
 send a small mix through it and print their figures. The figures are not judged here."""
 
 from __future__ import annotations
@@ -79,3 +79,10 @@ def test_gc_time_prints_the_collections_per_callback_at_the_thresholds_in_force(
                        r"collections per callback by generation \[[\d., ]+\]; us in them per callback "
                        r"\[[\d., ]+\] \(sum ([\d.]+)\)", output)
     assert figure and int(figure.group(1)) == young and float(figure.group(2)) > 0, output
+
+
+def test_rate_limit_store_prints_both_loads():
+    output = run_script("rate_limit_store.py", "--hits", "200", "--rounds", "1")
+    for load, hits in (("steady", 200), ("flood", 20)):
+        figure = re.search(rf": {load}: ([\d.]+)-([\d.]+) us of CPU per hit \(1 rounds of {hits} hits\)", output)
+        assert figure and 0 < float(figure.group(1)) <= float(figure.group(2)), output
