@@ -59,6 +59,13 @@ class MemoryStore:
 
     Under gunicorn every worker process holds its own counters, so with N workers a sender may get
     up to N times the limit; use the Redis store where the limit must hold across workers.
+
+    Keys are kept in one least-recently-hit order per window length. A key keeps its window
+    (RateLimit puts the window in each key), so within one order keys go idle in the order they
+    were last hit: the idle ones are always at its front, and forgetting them costs what it
+    removes. One order for all windows, as before, needed a pass over every key to find them: once
+    the store was full, a pass over 100,000 keys for each new one (~20 ms a hit in a flood of new
+    senders, ~3 µs now: benchmarks/rate_limit_store.py, RESULTS.md issue 16 step 17).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = 64,
@@ -66,8 +73,10 @@ class MemoryStore:
         self.clock = clock
         self.max_keys = max_keys
         self._evicted = 0
-        # Least recently hit first: the order eviction follows.
-        self._logs: OrderedDict[str, tuple[float, deque[float]]] = OrderedDict()
+        # window -> key -> the times of its hits in that window; least recently hit first. Windows
+        # come from the configured limits, so there are few of them, and an emptied order is kept.
+        self._windows: dict[float, OrderedDict[str, deque[float]]] = {}
+        self._count = 0
         self._lock = threading.Lock()
         self._sweep_every = sweep_every
         self._calls = 0
@@ -75,71 +84,68 @@ class MemoryStore:
     def hit(self, hits: Sequence[Hit]) -> Result:
         now = self.clock()
         with self._lock:
+            windows = self._windows
             for h in hits:
-                entry = self._logs.get(h.key)
-                if entry is None:
+                logs = windows.get(h.window)
+                log = None if logs is None else logs.get(h.key)
+                if log is None:
                     continue
-                log = entry[1]
                 _trim(log, now - h.window)
                 if len(log) >= h.limit:
                     return Result(False, h, max(0.0, log[0] + h.window - now))
             for h in hits:
-                entry = self._logs.get(h.key)
-                if entry is None:
-                    if len(self._logs) >= self.max_keys:
+                logs = windows.get(h.window)
+                if logs is None:
+                    logs = windows[h.window] = OrderedDict()
+                log = logs.get(h.key)
+                if log is None:
+                    if self._count >= self.max_keys:
                         self._make_room(now)
-                    entry = self._logs[h.key] = (h.window, deque())
+                    log = logs[h.key] = deque()
+                    self._count += 1
                 else:
-                    self._logs.move_to_end(h.key)
-                entry[1].append(now)
+                    logs.move_to_end(h.key)
+                log.append(now)
             self._calls += 1
             if self._calls % self._sweep_every == 0:
-                self._sweep_idle_front(now)
+                self._sweep(now)
         return ALLOWED
 
     def __len__(self) -> int:
-        return len(self._logs)
+        return self._count
 
     def sweep(self) -> None:
-        """Forget every key with nothing left in its window (every `sweep_every` hits, the idle keys
-        at the front of the least-recently-hit order are forgotten anyway)."""
+        """Forget keys with nothing left in their window (done every `sweep_every` hits anyway)."""
         with self._lock:
             self._sweep(self.clock())
 
     def _make_room(self, now: float) -> None:
-        self._sweep_idle_front(now)
-        while len(self._logs) >= self.max_keys:
-            self._logs.popitem(last=False)
+        self._sweep(now)
+        while self._count >= self.max_keys:
+            # The least recently hit key of all is at the front of one of the orders.
+            fronts = [logs for logs in self._windows.values() if logs]
+            min(fronts, key=lambda logs: next(iter(logs.values()))[-1]).popitem(last=False)
+            self._count -= 1
             self._evicted += 1
             if self._evicted == 1:
                 log.warning("rate limit memory store is full (%d keys): the least recently used counters "
                             "are forgotten, and their limits start over", self.max_keys)
 
     def _sweep(self, now: float) -> None:
-        # Every key: for `sweep`, called rarely. The reply path sweeps the front only.
-        for key in [k for k, (window, log) in self._logs.items() if not log or log[-1] <= now - window]:
-            del self._logs[key]
-
-    def _sweep_idle_front(self, now: float) -> None:
-        """Forget the least recently hit keys while they are idle; stop at the first one that is not.
-
-        Keys are in the order of their last hit, so the idle ones gather at the front, and this
-        costs what it removes. Scanning every key instead, as this did, cost each new key a pass
-        over all 100,000 once the store was full: ~20 ms a hit in a flood of new senders, against
-        ~3 µs now (benchmarks/rate_limit_store.py; RESULTS.md, issue 16 step 17). An idle key with a short
-        window behind a live one with a long window waits for that one to go (at most the longest
-        window): memory only, its log is trimmed whenever it is hit, and max_keys bounds them all.
-        """
-        logs = self._logs
-        while logs:
-            key, (window, log) = next(iter(logs.items()))
-            if log and log[-1] > now - window:
-                return
-            del logs[key]
+        # Without this a process would keep one entry for every sender it ever saw.
+        for window, logs in self._windows.items():
+            horizon = now - window
+            while logs:
+                key, times = next(iter(logs.items()))
+                if times and times[-1] > horizon:
+                    break
+                del logs[key]
+                self._count -= 1
 
     def close(self) -> None:
         with self._lock:
-            self._logs.clear()
+            self._windows.clear()
+            self._count = 0
 
 
 def _trim(log: deque[float], horizon: float) -> None:
