@@ -60,7 +60,8 @@ def test_wsgi_cpu_times_the_shed_path_with_every_callback_shed():
 def test_store_pages_prints_every_variant_and_the_shipped_settings_write_less():
     output = run_script("store_pages.py", "--smoke")
     written = {}
-    for name in ("shipped (batch 1000", "before: SQLite's defaults, batch 200", "SQLite's defaults, batch 1000",
+    for name in ("shipped (16 KB pages, batch 1000", "4 KB pages (before issue 16 step 17)",
+                 "before: SQLite's defaults, batch 200", "SQLite's defaults, batch 1000",
                  "shipped, batch 200", "schema 3: the user index kept per row", "shipped, without any user index"):
         line = re.search(rf"RESULT {re.escape(name)}.* per row: written +([\d,]+) B in [\d.]+ calls, "
                          rf"read +[\d,]+ B in [\d.]+ calls; CPU +[\d.]+ us", output)
@@ -68,7 +69,7 @@ def test_store_pages_prints_every_variant_and_the_shipped_settings_write_less():
         written[name] = int(line.group(1).replace(",", ""))
     # Counted bytes, not timings: the store's cache and checkpoint settings and 1000-row batches
     # write less per row than SQLite's defaults with 200-row batches did (issue 16, step 7).
-    assert written["shipped (batch 1000"] < written["before: SQLite's defaults, batch 200"], output
+    assert written["shipped (16 KB pages, batch 1000"] < written["before: SQLite's defaults, batch 200"], output
 
 
 @pytest.mark.parametrize("threshold, young", [("", 10_000), ("700,10,10", 700)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -389,3 +390,23 @@ def test_batches_of_every_size_are_stored_whole_through_seven_statements(tmp_pat
         stored += store.insert([template] * count, keys=[f"k:{count}:{i}" for i in range(count)])
     assert stored == sum(range(1, 131)) == store.count()
     assert len({sql for sql in statements if sql.startswith("INSERT")}) == 7
+
+
+@pytest.mark.parametrize("existing_page_size, page_size, checkpoint_pages", [
+    (None, 16384, 2500),  # a new file: 16 KB pages (issue 16 step 17), the same ~40 MB of WAL
+    (4096, 4096, 10_000),  # a file made before keeps its pages
+])
+def test_a_new_file_gets_16_kb_pages_an_existing_one_keeps_its_own(tmp_path, existing_page_size, page_size,
+                                                                    checkpoint_pages):
+    path = tmp_path / "r.sqlite"
+    if existing_page_size is not None:  # a file whose page size was fixed before (an older imhook's)
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"PRAGMA page_size = {existing_page_size}")
+            conn.execute("VACUUM")
+    store = Store(path)
+    template = Record(received_at=time.time(), command="C2C.CallbackBeforeSendMsg", query={}, body=b"{}")
+    assert store.insert([template] * 3, keys=["a", "b", "c"]) == 3
+    assert store.conn.execute("PRAGMA page_size").fetchone()[0] == page_size
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == checkpoint_pages
+    store.close()
+    assert Store(path, create=False).count() == 3
