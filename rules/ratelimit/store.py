@@ -65,7 +65,7 @@ class MemoryStore:
     were last hit: the idle ones are always at its front, and forgetting them costs what it
     removes. One order for all windows, as before, needed a pass over every key to find them: once
     the store was full, a pass over 100,000 keys for each new one (~20 ms a hit in a flood of new
-    senders, ~3 µs now: benchmarks/rate_limit_store.py, RESULTS.md issue 16 step 17).
+    senders, ~5 µs now: benchmarks/rate_limit_store.py, RESULTS.md issue 16 step 17).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_every: int = 64,
