@@ -160,6 +160,8 @@ def test_a_refusal_seen_live_searched_opened_and_tried_in_the_playground(serve, 
     browser.find_element(By.LINK_TEXT, "Recordings").click()
     text_box = _wait(browser, seen.presence_of_element_located((By.NAME, "text")), "the search form")
     text_box.send_keys("badword", Keys.ENTER)
+    # The unfiltered list holds that row too: wait for the search's own page before reading rows.
+    _wait(browser, seen.url_contains("text=badword"), "the search's page")
     _wait(browser, seen.presence_of_element_located((By.XPATH, "//tr[contains(., 'buy cheap badword')]")),
           "the search result")
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.records tbody tr")) == 1
