@@ -1,6 +1,6 @@
 """Where a served worker's CPU goes, thread by thread: what in-process timing cannot see.
 
-    python benchmarks/served_threads.py [--only bare,default,production] [--rounds 3] [--seconds 10]
+    python benchmarks/served_threads.py [--only bare,default,production] [--rounds 3] [--seconds 10] [--syscalls]
                                         [--tree-b DIR | --set-b JSON]
 
 Starts the servers of benchmarks/http.py (same gunicorn settings, same mix, wrk at 16 connections,
@@ -17,6 +17,12 @@ network stack); the rest is user space. `vcsw` are voluntary context switches (a
 involuntary ones (the kernel took the core away). The bare app runs on the same worker class, so
 "requests" minus bare's "requests" is imhook's own work on the request threads when served; compare
 it with benchmarks/wsgi_cpu.py's in-process figure to see what only serving adds (issue 16).
+
+`--syscalls` then loads each server once more with `strace -c -f` attached to every worker and
+prints the system calls per answered request, by name, side by side: which calls a server makes
+that another does not (a journal write, SQLite's page writes, GIL hand-offs as `futex`). strace
+stops the traced threads at every call, so that run's CPU is not reported, and the `futex` count
+runs high (slowed threads wait for the GIL more often); the other counts are the calls the code makes.
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -98,6 +108,37 @@ def load(server, requests, workdir: Path, args) -> tuple[int, float]:
     return result.requests, result.rps
 
 
+# A row of `strace -c`'s table: % time, seconds, usecs/call, calls, [errors,] syscall.
+STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$", re.MULTILINE)
+
+
+def syscalls(server, requests, workdir: Path, args) -> dict[str, float]:
+    """System call name -> calls per answered request over one load run, every worker traced."""
+    out = workdir / f"strace-{server.spec.name}.txt"
+    command = ["strace", "-c", "-f", "-o", str(out)]
+    for pid in child_pids(server.process.pid):
+        command += ["-p", str(pid)]
+    tracer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached to every thread before the load starts
+    try:
+        answered, _ = load(server, requests, workdir, args)
+    finally:
+        tracer.send_signal(signal.SIGINT)  # detach and write the table
+        tracer.wait(30)
+    return {name: int(calls) / answered for calls, name in STRACE_ROW.findall(out.read_text()) if name != "total"}
+
+
+def print_syscalls(counts: dict[str, dict[str, float]]) -> None:
+    names = list(counts)
+    calls = sorted({call for table in counts.values() for call in table},
+                   key=lambda call: -max(table.get(call, 0.0) for table in counts.values()))
+    print("SYSCALLS per answered request (strace -c -f on every worker; futex runs high under strace)")
+    print("  " + " " * 16 + "".join(f"{name:>14s}" for name in names))
+    for call in calls:
+        if max(table.get(call, 0.0) for table in counts.values()) >= 0.01:
+            print(f"  {call:16s}" + "".join(f"{counts[name].get(call, 0.0):14.2f}" for name in names))
+
+
 def prefill(path: Path, rows: int) -> None:
     """`rows` records of the mix in the recording file, as store_pages.py fills one (users spread
     over 5,000 accounts), before any server opens it: production's file (production-b gets a copy)."""
@@ -137,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="fill the production servers' recording file with this many rows of the mix first "
                              "(this checkout's schema), so the run measures a long-lived file, not a new one; "
                              "production-b gets a copy of its own")
+    parser.add_argument("--syscalls", action="store_true",
+                        help="then one more run per server under strace -c -f: system calls per answered request")
     args = parser.parse_args(argv)
+    if args.syscalls and shutil.which("strace") is None:
+        parser.error("--syscalls needs strace (Debian: apt-get install strace)")
     if args.set_b is not None and args.tree_b is not None:
         parser.error("--set-b and --tree-b both name production-b: give one")
     if args.smoke:
@@ -207,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                            for a, b in zip(figures["production"], figures["production-b"])]
             print(f"  production-b minus production, paired by round: median {statistics.median(differences):+.0f} us "
                   f"({min(differences):+.0f} to {max(differences):+.0f})")
+        if args.syscalls:
+            print_syscalls({name: syscalls(servers[name], httpbench.fresh(bodies), workdir, args) for name in names})
     finally:
         for server in servers.values():
             server.stop()

@@ -6,7 +6,9 @@ benchmark runs end to end and prints them.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -76,6 +78,23 @@ def test_served_threads_prices_a_setting_on_a_prefilled_recording_file():
     assert set(recorders) == {"production", "production-b"}, output
     assert recorders["production-b"] == "0", output  # no recording, no writer thread at work
     assert re.search(r"^  production-b minus production, paired by round: median [-+]\d+ us", output, re.MULTILINE), output
+
+
+@pytest.mark.integration
+def test_served_threads_counts_the_system_calls_each_server_makes_per_request():
+    if shutil.which("strace") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("strace is missing: .ci/run installs it")
+        pytest.skip("strace is not installed (Debian: apt-get install strace)")
+    output = smoke_run("served_threads.py", "--only", "bare,production", "--syscalls")
+    table = output.split("SYSCALLS per answered request", 1)[1]
+    rows = {name: (float(bare), float(production))
+            for name, bare, production in re.findall(r"^  (\w+)\s+([\d.]+)\s+([\d.]+)$", table, re.MULTILINE)}
+    # Both answer each request over its connection; only production journals and stores a record:
+    # its write(2) to the journal comes on top of the bare app's writes (gthread's wake-up pipe).
+    assert rows["recvmsg"][0] > 0.5 and rows["recvmsg"][1] > 0.5, table
+    assert rows["write"][1] >= rows["write"][0] + 0.5, table
+    assert "total" not in rows, table
 
 
 @pytest.mark.integration
