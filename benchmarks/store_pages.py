@@ -1,6 +1,6 @@
 """The SQLite recording writer's I/O per row once the file is big: bytes written, write and read calls.
 
-    python benchmarks/store_pages.py [--rows 1500000] [--insert 9000] [--smoke]
+    python benchmarks/store_pages.py [--rows 1500000] [--insert 9000] [--smoke] [--each-index]
 
 The production mix's records (built as the reply path builds them) fill a recordings file of
 `--rows` rows in one bulk transaction, with users spread over 5,000 accounts as the benchmark
@@ -16,7 +16,8 @@ are (such a file is filled too: at step 15, with schema 3's per-row user index, 
 big file's rows dearer; step 17 shipped them); SQLite's defaults with 200-row batches
 (before issue 16 step 7); each change alone, batches of 2,500 and 5,000 among them; schema 3's
 (user, received_at) index on the table, kept row by row (before issue 16 step 16); and no user index
-at all, to show what the index costs. The shipped schema's user index (receiver/recording/user_index.py)
+at all, to show what the index costs. `--each-index` prices the table's other indexes instead: the
+shipped settings, then each index dropped in turn (and the rule index kept only for rows with a rule). The shipped schema's user index (receiver/recording/user_index.py)
 sorts the inserted rows into its table after the last batch, as a writer does every minute; that
 is counted in with the inserts.
 """
@@ -52,6 +53,17 @@ VARIANTS = {  # name: (batch rows, statements run on the connection first, page 
     "shipped, batch 5000": (5000, (), None),
     "schema 3: the user index kept per row": (1000, SCHEMA_3, 4096),
     "shipped, without any user index": (1000, ("DROP TRIGGER recordings_user_new",), None),
+}
+# --each-index: what each of the table's indexes costs a row, priced by dropping it (issue 16 step 18).
+INDEX_VARIANTS = {
+    "shipped": (1000, (), None),
+    **{f"without {index}": (1000, (f"DROP INDEX {index}",), None)
+       for index in ("recordings_time", "recordings_command", "recordings_outcome_time", "recordings_rule_time",
+                     "recordings_key")},
+    "recordings_rule_time only where rule != ''": (1000, (
+        "DROP INDEX recordings_rule_time",
+        "CREATE INDEX recordings_rule_time ON recordings (rule, received_at) WHERE rule != ''"), None),
+    "shipped, again": (1000, (), None),
 }
 
 
@@ -146,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_500_000, help="rows in the file before measuring")
     parser.add_argument("--insert", type=int, default=9000, help="rows inserted per variant")
     parser.add_argument("--smoke", action="store_true", help="a small file, a few batches (the CI run)")
+    parser.add_argument("--each-index", action="store_true",
+                        help="instead of the variants above: the shipped settings with each index of the table dropped")
     args = parser.parse_args(argv)
+    variants = INDEX_VARIANTS if args.each_index else VARIANTS
     if args.smoke:
         args.rows, args.insert = 3000, 2000
 
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="imhook-store-pages-"))
     try:
         sources = {}
-        for page_size in dict.fromkeys(page for _, _, page in VARIANTS.values()):
+        for page_size in dict.fromkeys(page for _, _, page in variants.values()):
             source = sources[page_size] = workdir / f"filled-{page_size or 'shipped'}.sqlite"
             started = time.monotonic()
             fill(source, args.rows, random.Random(20261206), page_size)
@@ -164,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"in {time.monotonic() - started:.0f} s", flush=True)
         print(f"then {args.insert:,} rows per variant", flush=True)
         rows = mix_rows(args.insert, 1.7e9 + args.rows / 1000 + 1, rng, f"{os.getpid()}-bench")
-        for name, (batch, statements, page_size) in VARIANTS.items():
+        for name, (batch, statements, page_size) in variants.items():
             wchar, syscw, rchar, syscr, cpu = measure(sources[page_size], workdir, rows, batch, statements)
             print(f"RESULT {name:50s} per row: written {wchar:7,.0f} B in {syscw:4.2f} calls, read "
                   f"{rchar:7,.0f} B in {syscr:4.2f} calls; CPU {cpu:5.1f} us", flush=True)

@@ -72,6 +72,19 @@ def test_store_pages_prints_every_variant_and_the_shipped_settings_write_less():
     assert written["shipped (16 KB pages, batch 1000"] < written["before: SQLite's defaults, batch 200"], output
 
 
+def test_store_pages_prices_each_index_by_dropping_it():
+    output = run_script("store_pages.py", "--smoke", "--each-index")
+    written = dict((name, int(count.replace(",", ""))) for name, count in re.findall(
+        r"RESULT (.+?)\s+per row: written +([\d,]+) B in", output))
+    indexes = ("recordings_time", "recordings_command", "recordings_outcome_time", "recordings_rule_time",
+               "recordings_key")
+    assert set(written) == {"shipped", "shipped, again", "recordings_rule_time only where rule != ''",
+                            *(f"without {index}" for index in indexes)}, output
+    # Counted bytes: an index dropped is one B-tree fewer to write for each row.
+    assert all(written[f"without {index}"] < written["shipped"] for index in indexes), output
+    assert written["shipped"] == written["shipped, again"], output  # the same file, the same rows
+
+
 @pytest.mark.parametrize("threshold, young", [("", 10_000), ("700,10,10", 700)])
 def test_gc_time_prints_the_collections_per_callback_at_the_thresholds_in_force(threshold, young):
     # Without --threshold: what a worker runs with (receiver/heap.settle, called as post_worker_init does).
