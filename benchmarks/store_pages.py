@@ -16,10 +16,12 @@ are (such a file is filled too: at step 15, with schema 3's per-row user index, 
 big file's rows dearer; step 17 shipped them); SQLite's defaults with 200-row batches
 (before issue 16 step 7); each change alone, batches of 2,500 and 5,000 among them; schema 3's
 (user, received_at) index on the table, kept row by row (before issue 16 step 16); and no user index
-at all, to show what the index costs. `--each-index` prices the table's other indexes instead: the
-shipped settings, then each index dropped in turn (and the rule index kept only for rows with a rule). The shipped schema's user index (receiver/recording/user_index.py)
+at all, to show what the index costs. The shipped schema's user index (receiver/recording/user_index.py)
 sorts the inserted rows into its table after the last batch, as a writer does every minute; that
 is counted in with the inserts.
+
+`--each-index` prices the table's other indexes instead: the shipped settings, then each index
+dropped in turn, and the rule index kept only for rows with a rule.
 """
 
 from __future__ import annotations
