@@ -261,13 +261,34 @@ def test_a_lone_worker_restarting_binds_at_once_so_a_callback_waits_rather_than_
     server = start_server(tmp_path, CONFIG, workers=1, threads=2, timeout=60)
     try:
         [victim] = worker_pids(server.process.pid)
+        accepted_before = server.log().count(ACCEPTING)
         os.kill(victim, signal.SIGKILL)
         assert wait_until(lambda: [p for p in worker_pids(server.process.pid) if p != victim], 20)
-        # The new worker is loading (1.5 s): with no sibling to take it, the connection waits for it.
+        # Between the kill and the new worker's bind nothing listens (no sibling, no master socket
+        # with reuse_port): connections are refused for those milliseconds, longer on a busy host.
+        # The bind comes right after the fork, long before the app is loaded (1.5 s).
+        port = int(server.url.rsplit(":", 1)[1])
+        forked = time.monotonic()
+        assert wait_until(lambda: listening(port), 20)
+        assert time.monotonic() - forked < 1.0, "bound only once the app was loaded"
+        assert server.log().count(ACCEPTING) == accepted_before, "bound only once the app was loaded"
+        # The new worker is loading: with no sibling to take it, the connection waits for it.
         response = requests.post(server.callback_url, params=query(), data=BODY, timeout=10)
         assert response.status_code == 200 and response.json()["ActionStatus"] == "OK"
     finally:
         server.stop()
+
+
+def listening(port: int) -> bool:
+    """Whether a socket listens on this TCP port (/proc/net/tcp, state 0A: LISTEN)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        if any(int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "0A" for f in map(str.split, lines)):
+            return True
+    return False
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
